@@ -59,9 +59,16 @@ class TrainOptions:
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.valsize is not None and self.valsize < 0:
             raise OptionError(f"valsize must be >= 0, got {self.valsize}")
-        for name in ("batch_size", "max_epochs", "threads", "validate_every_epochs",
-                     "validate_every_batches", "validate_every_instances",
-                     "report_every_batches", "report_every_instances"):
+        for name in (
+            "batch_size",
+            "max_epochs",
+            "threads",
+            "validate_every_epochs",
+            "validate_every_batches",
+            "validate_every_instances",
+            "report_every_batches",
+            "report_every_instances",
+        ):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise OptionError(f"{name} must be at least 1, got {value}")

@@ -1,0 +1,302 @@
+"""The codec: how raw LF values become indices and floats for one model.
+
+Built once from the meta file (plus --embs/--maxlens overrides and embedding files) and stored
+with the model as JSON, so application needs neither the training data nor the embedding files
+and always uses exactly the training-time vocabularies (the old wrapper's defect C2).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lfengine.data.batch import CharInfo, EmbeddingInfo, InputLayout
+from lfengine.data.embeddings import initial_matrix, read_embeddings, resolve_embeddings_path
+from lfengine.data.meta import Attribute, FeatureSpec
+from lfengine.data.overrides import parse_embs, parse_maxlens
+from lfengine.data.vocab import Vocabulary, char_vocabulary, dims_heuristic, label_list, sum_counts
+from lfengine.errors import EmbeddingsError, MetaFileError, OptionError
+
+log = logging.getLogger(__name__)
+MAX_CHARS = 24  # words are cut to this many characters for the char encoder
+
+
+@dataclass
+class NominalColumn:
+    index: int
+    name: str
+    emb_id: str
+
+
+@dataclass
+class NumericColumn:
+    index: int
+    name: str
+    mean: float  # z-score parameters from the meta statistics (lf-format.md §9)
+    std: float
+
+
+@dataclass
+class ListColumn:
+    index: int
+    name: str
+    emb_id: str
+    maxlen: int
+    shorten: str
+
+
+@dataclass
+class EmbeddingSetting:
+    """Resolved EMBEDDINGS settings of one emb_id, with where each value came from."""
+
+    emb_id: str
+    mode: str
+    dims: int
+    minfreq: int
+    file: str
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Codec:
+    """Column groups, vocabularies, scalers and labels: everything needed to encode instances."""
+
+    is_sequence: bool
+    task: str  # classification | sequence | regression
+    num_features: int
+    column_names: list[str]
+    nominal: list[NominalColumn]
+    numeric: list[NumericColumn]
+    lists: list[ListColumn]
+    vocabs: dict[str, Vocabulary]
+    embeddings: dict[str, EmbeddingSetting]
+    labels: list[str]
+    target_mean: float = 0.0
+    target_std: float = 1.0
+    char_column: int | None = None
+    char_vocab: Vocabulary | None = None
+
+    @property
+    def label_index(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    def layout(self) -> InputLayout:
+        return InputLayout(
+            is_sequence=self.is_sequence,
+            nominal=tuple((c.name, c.emb_id) for c in self.nominal),
+            numeric=tuple(c.name for c in self.numeric),
+            lists=tuple((c.name, c.emb_id) for c in self.lists),
+            embeddings={
+                e: EmbeddingInfo(e, len(self.vocabs[e]), s.dims, s.mode, bool(s.file))
+                for e, s in self.embeddings.items()
+            },
+            chars=None
+            if self.char_vocab is None
+            else CharInfo(self.column_names[self.char_column], len(self.char_vocab), MAX_CHARS),
+            task=self.task,
+            labels=tuple(self.labels),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k not in ("vocabs", "char_vocab")}
+        d["vocabs"] = {e: {"itos": v.itos, "onehot": v.onehot} for e, v in self.vocabs.items()}
+        d["char_vocab"] = None if self.char_vocab is None else self.char_vocab.itos
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Codec:
+        d = dict(d)
+        d["nominal"] = [NominalColumn(**c) for c in d["nominal"]]
+        d["numeric"] = [NumericColumn(**c) for c in d["numeric"]]
+        d["lists"] = [ListColumn(**c) for c in d["lists"]]
+        d["vocabs"] = {e: Vocabulary(v["itos"], onehot=v["onehot"]) for e, v in d["vocabs"].items()}
+        d["embeddings"] = {e: EmbeddingSetting(**s) for e, s in d["embeddings"].items()}
+        d["char_vocab"] = None if d["char_vocab"] is None else Vocabulary(d["char_vocab"])
+        return cls(**d)
+
+
+def build_codec(
+    spec: FeatureSpec,
+    *,
+    embs: str | None = None,
+    maxlens: str | None = None,
+    seed: int = 1,
+    chars: bool = True,
+) -> tuple[Codec, dict[str, np.ndarray]]:
+    """Codec plus the initial embedding matrix of every emb_id (random rows from ``seed``)."""
+    emb_over = parse_embs(embs)
+    len_over = parse_maxlens(maxlens)
+    for over in len_over:
+        if over.attribute is not None and not (
+            0 <= over.attribute < len(spec.attributes) and spec.attributes[over.attribute].is_list
+        ):
+            raise OptionError(
+                f"--maxlens names attribute {over.attribute}, which is not a list (N) attribute"
+            )
+    nominal, numeric, lists = [], [], []
+    counts_by_id: dict[str, list[dict[str, int]]] = {}
+    first_attr: dict[str, Attribute] = {}
+    for col in spec.columns:
+        attr = spec.attribute_of(col)
+        if col.datatype == "nominal":
+            counts_by_id.setdefault(attr.emb_id, []).append(spec.stats[col.name].string_counts)
+            first_attr.setdefault(attr.emb_id, attr)
+            if attr.is_list:
+                maxlen, shorten = attr.maxlen, attr.shorten
+                for over in len_over:
+                    if over.attribute in (None, attr.index):
+                        maxlen, shorten = over.maxlen, over.shorten
+                lists.append(ListColumn(col.index, col.name, attr.emb_id, maxlen, shorten))
+            else:
+                nominal.append(NominalColumn(col.index, col.name, attr.emb_id))
+        else:
+            stats = spec.stats.get(col.name)
+            mean, std = 0.0, 1.0
+            if col.datatype == "numeric" and stats is not None and stats.variance > 0:
+                mean, std = stats.mean, math.sqrt(stats.variance)
+            numeric.append(NumericColumn(col.index, col.name, mean, std))
+    unknown = set(emb_over) - set(counts_by_id)
+    if unknown:
+        raise OptionError(
+            f"--embs names emb_id(s) {sorted(unknown)} that no nominal attribute uses; "
+            f"known: {sorted(counts_by_id)}"
+        )
+    rng = np.random.default_rng(seed)
+    vocabs, settings, matrices = {}, {}, {}
+    for emb_id, counts_list in counts_by_id.items():
+        setting = _resolve_setting(first_attr[emb_id], emb_over.get(emb_id))
+        vocab, matrix, setting = _vocab_and_matrix(setting, sum_counts(counts_list), spec.path.parent, rng)
+        vocabs[emb_id], settings[emb_id], matrices[emb_id] = vocab, setting, matrix
+    task, labels, t_mean, t_std = _target(spec)
+    char_column, char_vocab = (None, None)
+    if chars and spec.is_sequence:
+        char_column = find_char_source(spec)
+        if char_column is not None:
+            char_vocab = char_vocabulary(spec.stats[spec.columns[char_column].name].string_counts)
+    codec = Codec(
+        is_sequence=spec.is_sequence,
+        task=task,
+        num_features=spec.num_features,
+        column_names=[c.name for c in spec.columns],
+        nominal=nominal,
+        numeric=numeric,
+        lists=lists,
+        vocabs=vocabs,
+        embeddings=settings,
+        labels=labels,
+        target_mean=t_mean,
+        target_std=t_std,
+        char_column=char_column,
+        char_vocab=char_vocab,
+    )
+    return codec, matrices
+
+
+def find_char_source(spec: FeatureSpec) -> int | None:
+    """The documented rule for the char encoder's input: the nominal, non-list column at the
+    token itself (kind A, or L at offset 0) whose feature is ``string``; failing that, one whose
+    feature starts with ``string`` (e.g. ``string_lc``). None: no char encoder."""
+    candidates = []
+    for col in spec.columns:
+        attr = spec.attribute_of(col)
+        at_token = attr.kind == "A" or (attr.kind == "L" and col.offset == 0)
+        if col.datatype == "nominal" and not attr.is_list and at_token:
+            if attr.feature == "string":
+                return col.index
+            if attr.feature.startswith("string"):
+                candidates.append(col.index)
+    return candidates[0] if candidates else None
+
+
+def _resolve_setting(attr: Attribute, over: Any) -> EmbeddingSetting:
+    def pick(name: str, meta_value: Any, over_value: Any) -> Any:
+        if over_value is not None:
+            sources[name] = "option"
+            return over_value
+        sources[name] = "meta"
+        return meta_value
+
+    sources: dict[str, str] = {}
+    file = pick("file", attr.emb_file, over.file if over else None)
+    mode = pick("mode", attr.emb_train, over.train if over else None)
+    if not mode:
+        mode, sources["mode"] = ("no" if file else "yes"), "default"
+    if mode == "mapping" and not file:
+        raise OptionError(f"emb_id {attr.emb_id!r}: mode 'mapping' needs an embeddings file")
+    if mode == "onehot" and file:
+        raise OptionError(f"emb_id {attr.emb_id!r}: mode 'onehot' cannot use an embeddings file")
+    return EmbeddingSetting(
+        emb_id=attr.emb_id,
+        mode=mode,
+        dims=pick("dims", attr.emb_dims, over.dims if over else None),
+        minfreq=max(1, pick("minfreq", attr.emb_minfreq, over.minfreq if over else None)),
+        file=file,
+        sources=sources,
+    )
+
+
+def _vocab_and_matrix(
+    s: EmbeddingSetting, counts: dict[str, int], meta_dir: Path, rng: np.random.Generator
+) -> tuple[Vocabulary, np.ndarray, EmbeddingSetting]:
+    """lf-format.md §8.1-§8.3 with the recommended semantics per emb_train mode."""
+    pretrained = None
+    vocab = Vocabulary.from_counts(counts, minfreq=s.minfreq, onehot=s.mode == "onehot")
+    if s.file:
+        path = resolve_embeddings_path(s.file, meta_dir)
+        wanted = None if s.mode == "mapping" else set(vocab.itos[2:])
+        pretrained = read_embeddings(path, wanted)
+        if s.dims and s.dims != pretrained.dims:
+            raise EmbeddingsError(
+                f"emb_id {s.emb_id!r}: configured dims differ from the embeddings file",
+                file=str(path),
+                expected=str(s.dims),
+                found=f"{pretrained.dims} numbers per vector",
+                hint="remove the DIMS setting or use a matching file",
+            )
+        s.dims, s.sources["dims"], s.file = pretrained.dims, "file", str(path)
+        in_file = set(pretrained.words)
+        if s.mode == "no":  # only words with a vector; the rest map to OOV
+            vocab = Vocabulary(vocab.itos[:2] + [w for w in vocab.itos[2:] if w in in_file])
+        elif s.mode == "mapping":  # all file words, then own words without a vector
+            own = set(vocab.itos)
+            extra = [w for w in dict.fromkeys(pretrained.words) if w not in own]
+            vocab = Vocabulary(vocab.itos + extra)
+        log.info(
+            "emb_id %r: %d of %d words have a vector in %s",
+            s.emb_id,
+            sum(w in in_file for w in vocab.itos),
+            len(vocab),
+            path,
+        )
+    elif s.mode == "no":
+        log.warning("emb_id %r: mode 'no' without an embeddings file freezes random vectors", s.emb_id)
+    if s.mode == "onehot":
+        s.dims, s.sources["dims"] = len(vocab) - 1 if len(vocab) > 1 else 1, "onehot"
+    elif not s.dims:
+        s.dims, s.sources["dims"] = dims_heuristic(len(vocab)), "heuristic"
+    matrix = initial_matrix(vocab.itos, s.dims, onehot=s.mode == "onehot", pretrained=pretrained, rng=rng)
+    return vocab, matrix, s
+
+
+def _target(spec: FeatureSpec) -> tuple[str, list[str], float, float]:
+    kind = spec.target_kind
+    if kind == "nominal":
+        labels = label_list(spec.target.string_counts)
+        if not labels:
+            raise MetaFileError("targetStats has no labels", file=str(spec.path))
+        return ("sequence" if spec.is_sequence else "classification"), labels, 0.0, 1.0
+    if kind == "numeric":
+        if spec.is_sequence:
+            raise MetaFileError("numeric targets are not supported for sequences", file=str(spec.path))
+        std = math.sqrt(spec.target.variance) if spec.target.variance > 0 else 1.0
+        return "regression", [], spec.target.mean, std
+    raise MetaFileError(
+        "the meta file has no targetStats: nothing to train",
+        file=str(spec.path),
+        hint="export with a target (not LF_Export with target type NONE)",
+    )

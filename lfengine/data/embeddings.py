@@ -1,0 +1,135 @@
+"""Pretrained embedding files (lf-format.md §7.5) and initial embedding matrices (§8.2, §8.3).
+
+Fixes of the old library: whitespace splitting, line validation (malformed lines are skipped
+and counted), the whole file is read (D6), dims conflicts are errors (D7), and random rows come
+from a dedicated seeded generator (D5).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lfengine.errors import EmbeddingsError
+
+log = logging.getLogger(__name__)
+_HEADER = re.compile(r"^\s*[0-9]+\s+[0-9]+\s*$")
+
+
+@dataclass
+class EmbeddingFile:
+    """Vectors of an embeddings file, in file order."""
+
+    path: Path
+    words: list[str]
+    vectors: np.ndarray  # (len(words), dims) float32
+    skipped: int  # malformed lines
+
+    @property
+    def dims(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def index(self) -> dict[str, int]:
+        table: dict[str, int] = {}
+        for i, w in enumerate(self.words):
+            table.setdefault(w, i)  # the first vector of a repeated word wins
+        return table
+
+
+def resolve_embeddings_path(name: str, meta_dir: Path) -> Path:
+    """Absolute path, then relative to the meta file's directory, then to the working directory."""
+    candidate = Path(name).expanduser()
+    tried = [candidate] if candidate.is_absolute() else [meta_dir / candidate, Path.cwd() / candidate]
+    for path in tried:
+        if path.is_file():
+            return path.resolve()
+    raise EmbeddingsError(
+        "embeddings file not found",
+        file=name,
+        found="tried " + ", ".join(str(p) for p in tried),
+        hint="give an absolute path or one relative to the meta file's directory",
+    )
+
+
+def read_embeddings(path: Path, wanted: set[str] | None = None) -> EmbeddingFile:
+    """Read ``.txt``, ``.vec`` or ``.txt.gz``; keep only ``wanted`` words when given."""
+    name = path.name
+    if name.endswith(".txt.gz"):
+        opener = gzip.open
+    elif name.endswith((".txt", ".vec")):
+        opener = open
+    else:
+        raise EmbeddingsError(
+            "unsupported embeddings file format", file=str(path), expected=".txt, .vec or .txt.gz"
+        )
+    words: list[str] = []
+    rows: list[np.ndarray] = []
+    dims = None
+    skipped = 0
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if lineno == 1 and _HEADER.match(line):
+                    dims = int(line.split()[1])
+                    continue
+                fields = line.split()
+                if not fields:
+                    continue
+                if dims is None:
+                    dims = len(fields) - 1
+                    if dims < 1:
+                        raise EmbeddingsError("first vector line has no numbers", file=str(path), line=lineno)
+                if len(fields) != dims + 1:
+                    skipped += 1
+                    log.debug("%s:%d: expected %d numbers, found %d", path, lineno, dims, len(fields) - 1)
+                    continue
+                if wanted is not None and fields[0] not in wanted:
+                    continue
+                try:
+                    vector = np.asarray(fields[1:], dtype=np.float32)
+                except ValueError:
+                    skipped += 1
+                    continue
+                if not np.all(np.isfinite(vector)):
+                    skipped += 1
+                    continue
+                words.append(fields[0])
+                rows.append(vector)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise EmbeddingsError("cannot read embeddings file", file=str(path), found=str(exc)) from None
+    if dims is None:
+        raise EmbeddingsError("embeddings file is empty", file=str(path))
+    if skipped:
+        log.warning("%s: skipped %d malformed lines", path, skipped)
+    vectors = np.stack(rows) if rows else np.zeros((0, dims), dtype=np.float32)
+    return EmbeddingFile(path=path, words=words, vectors=vectors, skipped=skipped)
+
+
+def initial_matrix(
+    itos: list[str],
+    dims: int,
+    *,
+    onehot: bool,
+    pretrained: EmbeddingFile | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Rows for a vocabulary: one-hot, file vectors, or N(0,1); the PAD row is always zero."""
+    n = len(itos)
+    if onehot:
+        matrix = np.zeros((n, dims), dtype=np.float32)
+        matrix[np.arange(1, n), np.arange(0, n - 1)] = 1.0
+        return matrix
+    matrix = rng.standard_normal((n, dims)).astype(np.float32)
+    if pretrained is not None:
+        index = pretrained.index()
+        rows = [(i, index[w]) for i, w in enumerate(itos) if w in index]
+        if rows:
+            ours, theirs = np.array(rows).T
+            matrix[ours] = pretrained.vectors[theirs]
+    matrix[0] = 0.0
+    return matrix

@@ -1,0 +1,148 @@
+"""Read an LF data file once into encoded arrays (lf-format.md §2.2, §6.3).
+
+Lines are parsed and encoded in chunks, so the parsed JSON of the whole file never sits in
+memory at once. Every bad line is a DataLineError with the file and 1-based line number; with
+``skip_bad_lines`` it is logged and counted instead, never silently turned into an instance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from lfengine.data.codec import Codec
+from lfengine.data.encoding import Encoded, RecordError, encode_records
+from lfengine.errors import DataLineError
+
+log = logging.getLogger(__name__)
+CHUNK_LINES = 20_000
+
+
+@dataclass
+class ReadResult:
+    data: Encoded
+    lines: int  # non-blank lines read
+    skipped: int  # bad lines skipped (skip_bad_lines only)
+
+
+def read_data(
+    codec: Codec, path: str | Path, *, labeled: bool = True, skip_bad_lines: bool = False
+) -> ReadResult:
+    """Parse, validate and encode every line of ``path``."""
+    path = Path(path)
+    name = str(path)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise DataLineError(
+            "data file not found", file=name, hint="it must sit next to the meta file as <base>.data.json"
+        ) from None
+    except OSError as exc:
+        raise DataLineError("cannot read data file", file=name, found=exc.strerror) from None
+    parts: list[Encoded] = []
+    lines = skipped = 0
+    with handle:
+        chunk: list = []
+        numbers: list[int] = []
+        for lineno, raw in enumerate(handle, 1):
+            record = _parse_line(raw, name, lineno, skip_bad_lines)
+            if record is _BLANK:
+                continue
+            lines += 1
+            if record is _BAD:
+                skipped += 1
+                continue
+            chunk.append(record)
+            numbers.append(lineno)
+            if len(chunk) >= CHUNK_LINES:
+                skipped += _encode_chunk(codec, chunk, numbers, name, labeled, skip_bad_lines, parts)
+                chunk, numbers = [], []
+        if chunk:
+            skipped += _encode_chunk(codec, chunk, numbers, name, labeled, skip_bad_lines, parts)
+    if lines == 0:
+        raise DataLineError("data file is empty", file=name, hint="did the LF export write any instance?")
+    if not parts:
+        raise DataLineError(f"no usable line in the data file ({skipped} bad lines skipped)", file=name)
+    if skipped:
+        log.warning("%s: skipped %d bad lines of %d", name, skipped, lines)
+    return ReadResult(Encoded.concat(parts), lines, skipped)
+
+
+_BLANK = object()
+_BAD = object()
+
+
+def _parse_line(raw: bytes, name: str, lineno: int, skip: bool) -> object:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _bad(
+            DataLineError(
+                "line is not valid UTF-8",
+                file=name,
+                line=lineno,
+                found=f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1}",
+            ),
+            skip,
+        )
+    if not text.strip():
+        return _BLANK  # blank lines are not instances (lf-format.md §2.2)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _bad(
+            DataLineError(
+                "line is not valid JSON",
+                file=name,
+                line=lineno,
+                found=f"{exc.msg} at column {exc.colno}",
+                hint="a truncated or hand-edited file?",
+            ),
+            skip,
+        )
+    except RecursionError:
+        return _bad(DataLineError("line nests too deeply", file=name, line=lineno), skip)
+
+
+def _bad(error: DataLineError, skip: bool) -> object:
+    if not skip:
+        raise error
+    log.warning("skipping: %s", error.message)
+    return _BAD
+
+
+def _encode_chunk(
+    codec: Codec,
+    chunk: list,
+    numbers: list[int],
+    name: str,
+    labeled: bool,
+    skip: bool,
+    parts: list[Encoded],
+) -> int:
+    """Encode a chunk; in skip mode drop each bad record and retry. Returns records skipped."""
+    skipped = 0
+    while chunk:
+        try:
+            parts.append(
+                encode_records(
+                    codec, chunk, labeled=labeled, locate=lambda i: {"file": name, "line": numbers[i]}
+                )
+            )
+            return skipped
+        except RecordError as exc:
+            if not skip:
+                raise
+            log.warning("skipping: %s", exc.message)
+            del chunk[exc.record], numbers[exc.record]
+            skipped += 1
+    return skipped
+
+
+def encode_instances(codec: Codec, instances: list, *, labeled: bool = False) -> Encoded:
+    """Encode a batch sent for application; errors name the instance's index in the batch."""
+    if not isinstance(instances, list):
+        raise DataLineError("instances must be a list", found=type(instances).__name__)
+    return encode_records(codec, instances, labeled=labeled, locate=lambda i: {"index": i})
