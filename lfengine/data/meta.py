@@ -144,7 +144,7 @@ def parse_meta(meta: Any, path: Path) -> FeatureSpec:
     if meta.get("isSequence") is None:
         raise reader.error(
             "isSequence is missing or null",
-            hint="this is the empty first version written when an export starts; wait for the export to finish",
+            hint="this is the empty version written when an export starts; wait for the export to finish",
         )
     is_sequence = reader.typed(meta, "isSequence", bool, "meta")
     raw_attrs = reader.typed(
