@@ -146,3 +146,26 @@ def encode_instances(codec: Codec, instances: list, *, labeled: bool = False) ->
     if not isinstance(instances, list):
         raise DataLineError("instances must be a list", found=type(instances).__name__)
     return encode_records(codec, instances, labeled=labeled, locate=lambda i: {"index": i})
+
+
+def read_records(path: str | Path, *, labeled: bool, chunk_lines: int = 1000):
+    """Yield lists of parsed records of a data file (for applying a model to a file)."""
+    name = str(path)
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise DataLineError("cannot read data file", file=name, found=exc.strerror) from None
+    with handle:
+        chunk: list = []
+        for lineno, raw in enumerate(handle, 1):
+            record = _parse_line(raw, name, lineno, False)
+            if record is _BLANK:
+                continue
+            if labeled and (type(record) is not list or len(record) != 2):
+                raise DataLineError("a labeled record must be [features, target]", file=name, line=lineno)
+            chunk.append(record)
+            if len(chunk) >= chunk_lines:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk

@@ -1,0 +1,155 @@
+"""Batched application and evaluation of a trained network.
+
+``apply`` turns unlabeled LF instances into labels, the probability of each chosen label and,
+on request, the full distribution; ``evaluate`` runs labeled data through the same path and
+scores it. Results never depend on which other instances share the batch: the networks mask
+or pack all padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lfengine import metrics
+from lfengine.builder.base import TaskModel
+from lfengine.data.batching import collate
+from lfengine.data.codec import Codec
+from lfengine.data.encoding import Encoded
+from lfengine.data.reader import encode_instances
+
+#: Instances (or sequence elements) per forward pass when a request or data set is large.
+MAX_ROWS_PER_PASS = 8192
+
+
+@dataclass
+class RowOutputs:
+    """Per row (instance, or sequence element) outputs, in the data's row order."""
+
+    label_ids: np.ndarray | None  # (rows,)
+    confidence: np.ndarray | None  # (rows,)
+    distribution: np.ndarray | None  # (rows, C)
+    values: np.ndarray | None  # (rows,) regression, original units
+
+
+class Predictor:
+    """A network with its codec, ready to apply; keeps no per-request state."""
+
+    def __init__(self, model: TaskModel, codec: Codec, device: torch.device | str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.codec = codec
+        self.device = torch.device(device)
+
+    def run(self, data: Encoded, *, want_distribution: bool = True, with_loss: bool = False
+            ) -> tuple[RowOutputs, float | None]:
+        """Forward the whole of ``data`` in as few passes as memory allows."""
+        lengths = data.lengths()
+        order = np.argsort(-lengths, kind="stable") if data.seq_offsets is not None else np.arange(len(data))
+        chunks, rows, start = [], 0, 0
+        for i, n in enumerate(lengths[order]):
+            rows += max(int(n), 1)
+            if rows >= MAX_ROWS_PER_PASS:
+                chunks.append(order[start : i + 1])
+                start, rows = i + 1, 0
+        if start < len(order):
+            chunks.append(order[start:])
+        parts, loss_sum, loss_weight = [], 0.0, 0
+        with torch.inference_mode():
+            for items in chunks:
+                batch = collate(data, items).to(self.device)
+                if with_loss:
+                    weight = int(lengths[items].sum()) if data.seq_offsets is not None else len(items)
+                    loss_sum += float(self.model.loss(batch)) * weight
+                    loss_weight += weight
+                parts.append((items, self.model.predict(batch)))
+        outputs = self._gather(data, parts, want_distribution)
+        return outputs, (loss_sum / loss_weight if loss_weight else None)
+
+    def _gather(self, data: Encoded, parts: list, want_distribution: bool) -> RowOutputs:
+        """Put per-chunk predictions back into row order (sequences: drop the padding)."""
+        num_rows = len(data.nominal)
+        regression = self.codec.task == "regression"
+        k = len(self.codec.labels)
+        ids = np.zeros(num_rows, np.int64) if not regression else None
+        conf = np.zeros(num_rows, np.float64) if not regression else None
+        dist = np.zeros((num_rows, k), np.float32) if want_distribution and not regression else None
+        values = np.zeros(num_rows, np.float64) if regression else None
+        for items, pred in parts:
+            if data.seq_offsets is None:
+                rows, take = items, slice(None)
+            else:
+                starts = data.seq_offsets[items]
+                lengths = data.seq_offsets[items + 1] - starts
+                valid = np.arange(pred.label_ids.shape[1])[None, :] < lengths[:, None]
+                rows = (starts[:, None] + np.arange(valid.shape[1])[None, :])[valid]
+                take = torch.from_numpy(valid).to(pred.label_ids.device)
+            if regression:
+                values[rows] = pred.values.double().cpu().numpy() * self.codec.target_std + self.codec.target_mean
+                continue
+            ids[rows] = pred.label_ids[take].cpu().numpy()
+            conf[rows] = pred.confidence[take].double().cpu().numpy()
+            if dist is not None:
+                dist[rows] = pred.distribution[take].float().cpu().numpy()
+        return RowOutputs(ids, conf, dist, values)
+
+    def apply(self, instances: list, *, distribution: bool = False) -> list[dict]:
+        """One result per instance: label(s), confidence(s), optionally distribution(s)."""
+        data = encode_instances(self.codec, instances)
+        if len(data) == 0:
+            return []
+        out, _ = self.run(data, want_distribution=distribution)
+        return self._results(data, out, distribution)
+
+    def _results(self, data: Encoded, out: RowOutputs, distribution: bool) -> list[dict]:
+        if out.values is not None:
+            return [{"label": float(v), "confidence": 1.0} for v in out.values.tolist()]
+        labels = self.codec.labels
+        names = [labels[i] for i in out.label_ids.tolist()]
+        conf = out.confidence.tolist()
+        dist = out.distribution.tolist() if distribution else None
+        if data.seq_offsets is None:
+            results = [{"label": names[i], "confidence": conf[i]} for i in range(len(names))]
+            if dist is not None:
+                for r, d in zip(results, dist):
+                    r["distribution"] = d
+            return results
+        results = []
+        bounds = data.seq_offsets.tolist()
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            r = {"label": names[a:b], "confidence": conf[a:b]}
+            if dist is not None:
+                r["distribution"] = dist[a:b]
+            results.append(r)
+        return results
+
+    def evaluate(self, data: Encoded) -> dict:
+        """Metrics of lfengine.metrics for labeled data, plus the mean loss."""
+        out, loss = self.run(data, want_distribution=False, with_loss=True)
+        report = score(self.codec, data, out)
+        report["loss"] = loss if loss is not None else 0.0
+        return report
+
+
+def score(codec: Codec, data: Encoded, out: RowOutputs) -> dict:
+    """Compare predictions with the gold targets of ``data``."""
+    if codec.task == "regression":
+        gold = data.targets.astype(np.float64) * codec.target_std + codec.target_mean
+        return {"task": "regression", **metrics.regression_report(gold, out.values)}
+    if data.seq_offsets is None:
+        return metrics.classification_report(data.targets, out.label_ids, codec.labels)
+    bounds = data.seq_offsets.tolist()
+    gold = [data.targets[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+    pred = [out.label_ids[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+    return metrics.sequence_report(gold, pred, codec.labels)
+
+
+def headline(report: dict) -> dict[str, float]:
+    """The few numbers shown in progress lines and used for early stopping."""
+    if report.get("task") == "regression":
+        return {"mse": report["mse"], "mae": report["mae"], "r2": report["r2"], "loss": report.get("loss", 0.0)}
+    result = {"accuracy": report["accuracy"], "macro_f1": report["macro"]["f1"], "loss": report.get("loss", 0.0)}
+    if "spans" in report:
+        result["span_f1"] = report["spans"]["overall"]["f1"]
+    return result

@@ -1,0 +1,280 @@
+"""The training loop: epochs of shuffled batches, validation, early stopping, checkpoints.
+
+No hidden magic: each epoch draws a new batch order from the seeded generator, each batch is one
+optimizer step, validation runs on schedule, the best weights are written to the model directory
+whenever the early-stopping metric improves, and a checkpoint after every epoch lets ``--resume``
+continue exactly where a killed run stopped (optimizer, scheduler and RNG state included).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lfengine import store
+from lfengine.builder.base import TaskModel
+from lfengine.builder.config import ModelConfig
+from lfengine.data.batching import batch_indices, collate
+from lfengine.data.codec import Codec
+from lfengine.data.encoding import Encoded
+from lfengine.errors import TrainingCancelled
+from lfengine.predictor import Predictor, headline
+
+log = logging.getLogger(__name__)
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Schedule:
+    """When to validate and report, and what decides the best model."""
+
+    es_metric: str  # loss | accuracy | f1 (span F1 for chunk labels, macro F1 otherwise) | mse
+    validate_every_epochs: int = 1
+    validate_every_batches: int | None = None
+    validate_every_instances: int | None = None
+    report_every_batches: int | None = None
+    report_every_instances: int | None = None
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training; saved in the checkpoint for resume."""
+
+    epoch: int = 0  # completed epochs
+    batches: int = 0  # global batch counter
+    instances: int = 0  # global instance counter
+    best_score: float = -math.inf
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StopSignals:
+    """Ways to end training early; each keeps the best model."""
+
+    cancel: threading.Event | None = None
+    stop_file: Path | None = None
+    interrupted: threading.Event = field(default_factory=threading.Event)
+
+    def reason(self) -> str | None:
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        if self.interrupted.is_set():
+            return "interrupted"
+        if self.stop_file is not None and self.stop_file.exists():
+            try:
+                self.stop_file.unlink()
+            except OSError:
+                pass
+            return "stop-file"
+        return None
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: TaskModel,
+        codec: Codec,
+        config: ModelConfig,
+        schedule: Schedule,
+        model_dir: Path,
+        save_model: Callable[[TrainState], None],
+        *,
+        seed: int,
+        device: torch.device,
+        signals: StopSignals,
+        on_progress: Progress | None = None,
+    ) -> None:
+        self.model = model.to(device)
+        self.codec = codec
+        self.config = config
+        self.schedule = schedule
+        self.model_dir = model_dir
+        self.save_model = save_model
+        self.seed = seed
+        self.device = device
+        self.signals = signals
+        self.on_progress = on_progress
+        self.optimizer = model.make_optimizer()
+        self.state = TrainState()
+        self.rng = np.random.default_rng(seed)
+
+    # --- resume ---------------------------------------------------------------------------
+    def checkpoint_payload(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": store.capture_rng_state(),
+            "batch_rng": _bitgen_state(self.rng),
+            "state": {
+                "epoch": s.epoch, "batches": s.batches, "instances": s.instances,
+                "best_score": s.best_score if math.isfinite(s.best_score) else None,
+                "best_loss": s.best_loss if math.isfinite(s.best_loss) else None,
+                "best_epoch": s.best_epoch, "best_metrics": s.best_metrics, "bad_epochs": s.bad_epochs,
+                "history": s.history,
+            },
+        }
+
+    def resume(self, payload: dict[str, Any]) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        store.restore_rng_state(payload["rng"])
+        self.rng.bit_generator.state = _restore_bitgen(payload["batch_rng"])
+        s = payload["state"]
+        self.state = TrainState(
+            epoch=s["epoch"], batches=s["batches"], instances=s["instances"],
+            best_score=-math.inf if s["best_score"] is None else s["best_score"],
+            best_loss=math.inf if s["best_loss"] is None else s["best_loss"],
+            best_epoch=s["best_epoch"], best_metrics=s["best_metrics"], bad_epochs=s["bad_epochs"],
+            history=s["history"],
+        )
+        log.info("resuming after epoch %d (best so far: epoch %d)", self.state.epoch, self.state.best_epoch)
+
+    # --- the loop -------------------------------------------------------------------------
+    def fit(self, train: Encoded, val: Encoded | None) -> str:
+        """Train until max epochs, early stopping or a stop signal; returns why it stopped."""
+        cfg, s = self.config, self.state
+        lengths = train.lengths()
+        bucket = train.seq_offsets is not None
+        started = time.monotonic()
+        epochs_left = cfg.max_epochs - s.epoch
+        total_batches = math.ceil(len(train) / cfg.batch_size) * max(epochs_left, 0)
+        done_batches = 0
+        while s.epoch < cfg.max_epochs:
+            epoch = s.epoch + 1
+            self.model.train()
+            loss_sum, loss_n = 0.0, 0
+            batches = batch_indices(lengths, cfg.batch_size, rng=self.rng, bucket=bucket)
+            for number, items in enumerate(batches, 1):
+                reason = self.signals.reason()
+                if reason:
+                    return self._stop(reason, val)
+                loss = self._step(collate(train, items).to(self.device))
+                loss_sum += loss * len(items)
+                loss_n += len(items)
+                s.batches += 1
+                s.instances += len(items)
+                done_batches += 1
+                if self._due(self.schedule.report_every_batches, s.batches, 1) or self._due(
+                    self.schedule.report_every_instances, s.instances, len(items)
+                ):
+                    log.info("epoch %d batch %d/%d: loss %.4f", epoch, number, len(batches), loss_sum / loss_n)
+                self._progress(epoch, number, len(batches), loss_sum / loss_n, None, started,
+                               done_batches, total_batches)
+                if val is not None and (
+                    self._due(self.schedule.validate_every_batches, s.batches, 1)
+                    or self._due(self.schedule.validate_every_instances, s.instances, len(items))
+                ):
+                    self._validate(val, epoch, loss_sum / loss_n)
+                    self.model.train()
+            s.epoch = epoch
+            train_loss = loss_sum / max(loss_n, 1)
+            if val is None:
+                self._record(epoch, train_loss, {})
+                self.save_model(s)
+            elif epoch % self.schedule.validate_every_epochs == 0 or epoch == cfg.max_epochs:
+                metrics = self._validate(val, epoch, train_loss)
+                self._progress(epoch, len(batches), len(batches), train_loss, metrics, started,
+                               done_batches, total_batches)
+            store.save_checkpoint(self.model_dir, self.checkpoint_payload())
+            if val is not None and s.bad_epochs > cfg.es_patience:
+                log.info("early stopping: no improvement for %d validations; best epoch %d", s.bad_epochs,
+                         s.best_epoch)
+                return "early-stopping"
+        return "max-epochs"
+
+    def _step(self, batch: Any) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.model.loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError("the training loss is not finite; try a lower learning rate")
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return float(loss)
+
+    @staticmethod
+    def _due(every: int | None, counter: int, step: int) -> bool:
+        """True when ``counter`` passed a multiple of ``every`` in its last step of ``step``."""
+        return bool(every) and (counter // every) > ((counter - step) // every)
+
+    def _validate(self, val: Encoded, epoch: int, train_loss: float) -> dict[str, float]:
+        report = Predictor(self.model, self.codec, self.device).evaluate(val)
+        self.model.train()
+        metrics = headline(report)
+        s = self.state
+        score = self._score(metrics)
+        improved = score > s.best_score or (score == s.best_score and metrics["loss"] < s.best_loss)
+        if improved:
+            s.best_score, s.best_loss, s.best_epoch, s.best_metrics = score, metrics["loss"], epoch, metrics
+            s.bad_epochs = 0
+        else:
+            s.bad_epochs += 1
+        self._record(epoch, train_loss, metrics, improved)
+        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        log.info("epoch %d validation: %s%s", epoch, shown, " (best so far, saved)" if improved else "")
+        if improved:
+            self.save_model(s)
+        return metrics
+
+    def _score(self, metrics: dict[str, float]) -> float:
+        metric = self.schedule.es_metric
+        if metric == "loss":
+            return -metrics["loss"]
+        if metric == "mse":
+            return -metrics["mse"]
+        if metric == "f1":
+            return metrics.get("span_f1", metrics.get("macro_f1", 0.0))
+        return metrics["accuracy"]
+
+    def _record(self, epoch: int, train_loss: float, metrics: dict, improved: bool = False) -> None:
+        entry = {"epoch": epoch, "batches": self.state.batches, "train_loss": train_loss,
+                 "validation": metrics, "best": improved, "time": time.time()}
+        self.state.history.append(entry)
+        store.append_metrics(self.model_dir, entry)
+
+    def _stop(self, reason: str, val: Encoded | None) -> str:
+        log.info("training stopped: %s; keeping the best model (epoch %d)", reason, self.state.best_epoch)
+        if val is None or self.state.best_epoch == 0:
+            self.save_model(self.state)  # nothing validated yet: keep what we have
+        store.save_checkpoint(self.model_dir, self.checkpoint_payload())
+        if reason == "cancelled" and self.state.best_epoch == 0 and val is not None:
+            raise TrainingCancelled("training was cancelled before the first validation")
+        return reason
+
+    def _progress(self, epoch: int, batch: int, batches: int, loss: float, metrics: dict | None,
+                  started: float, done: int, total: int) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (total - done) if done and total > done else 0.0
+        self.on_progress({
+            "epoch": epoch, "batch": batch, "batches": batches, "instances": self.state.instances,
+            "loss": loss, "metrics": metrics or {}, "elapsed": elapsed, "eta": eta,
+        })
+
+
+def _bitgen_state(rng: np.random.Generator) -> dict[str, Any]:
+    """numpy's PCG64 state as plain ints (stored as strings: they exceed 64 bits)."""
+    st = rng.bit_generator.state
+    return {"bit_generator": st["bit_generator"], "state": str(st["state"]["state"]),
+            "inc": str(st["state"]["inc"]), "has_uint32": st["has_uint32"], "uinteger": st["uinteger"]}
+
+
+def _restore_bitgen(d: dict[str, Any]) -> dict[str, Any]:
+    return {"bit_generator": d["bit_generator"], "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+            "has_uint32": d["has_uint32"], "uinteger": d["uinteger"]}
