@@ -205,7 +205,7 @@ class Trainer:
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     @staticmethod
     def _due(every: int | None, counter: int, step: int) -> bool:

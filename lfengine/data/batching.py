@@ -30,7 +30,7 @@ def split_indices(
     """Seeded train/validation split. Without shuffling the validation set is the file's tail."""
     size = validation_size(n, valsize)
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-    return np.sort(order[size:]), np.sort(order[:size])
+    return np.sort(order[: n - size]), np.sort(order[n - size :])
 
 
 def batch_indices(

@@ -1,0 +1,92 @@
+"""Accuracy of lfengine's defaults on the shared LF files, seeds 1, 2, 3, against the targets.
+
+    python bench/bench_accuracy.py [--jobs N] [--seeds 1 2 3] [--only NAME ...] [--set KEY=VALUE ...]
+
+Each run is ``lfengine train`` with default settings and a 10 % validation split; the figure is
+the best validation score (the one the saved model has). Runs go in parallel subprocesses, each
+limited to one thread so that they do not fight over cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LFDATA = REPO.parent / "shared" / "lfdata"
+
+# name -> (metric key in the best-validation metrics, old wrapper's figure, target)
+TASKS = {
+    "class-ionosphere": ("accuracy", "0.886-0.971", 0.93),
+    "class-ngram-sp1": ("accuracy", "0.50-0.57", 0.66),
+    "class-window-pos1": ("accuracy", "0.57-0.64", 0.74),
+    "seq-pos1": ("accuracy", "0.73-0.74", 0.87),
+    "seq-pos2": ("span_f1", "0.00", 0.60),
+}
+
+
+def run_one(name: str, seed: int, workdir: Path, extra: list[str]) -> dict:
+    model_dir = workdir / f"{name}-{seed}"
+    cmd = [sys.executable, "-m", "lfengine", "train", str(LFDATA / f"{name}.meta.json"), str(model_dir),
+           "--seed", str(seed), "--threads", "1", "--device", "cpu", *extra]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        return {"name": name, "seed": seed, "error": proc.stderr[-2000:]}
+    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    metric = TASKS[name][0]
+    return {"name": name, "seed": seed, "score": result["best"].get(metric, 0.0), "epochs": result["epochs"],
+            "best_epoch": result["best_epoch"], "seconds": seconds,
+            "sec_per_epoch": result["seconds"] / max(result["epochs"], 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--only", nargs="+", choices=sorted(TASKS))
+    parser.add_argument("--set", action="append", default=[], help="passed to lfengine train as --set")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if not LFDATA.is_dir():
+        print(f"skipped: {LFDATA} not found (the shared LF data sits next to the repository)")
+        return 0
+    names = args.only or list(TASKS)
+    extra = [a for s in args.set for a in ("--set", s)]
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run_one, n, s, Path(tmp), extra) for n in names for s in args.seeds]
+        results = [f.result() for f in futures]
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        print(f"FAILED {r['name']} seed {r['seed']}:\n{r['error']}", file=sys.stderr)
+    print(f"{'data':20} {'metric':9} {'old wrapper':>12} {'target':>7} {'mean':>7} {'min':>7}  scores"
+          f"  {'epochs':>10} {'s/epoch':>8}  ok")
+    summary = {}
+    for name in names:
+        runs = [r for r in results if r["name"] == name and "error" not in r]
+        if not runs:
+            continue
+        metric, old, target = TASKS[name]
+        scores = [r["score"] for r in runs]
+        mean, low = statistics.mean(scores), min(scores)
+        summary[name] = {"metric": metric, "mean": mean, "min": low, "scores": scores, "target": target,
+                         "sec_per_epoch": statistics.mean(r["sec_per_epoch"] for r in runs), "runs": runs}
+        print(f"{name:20} {metric:9} {old:>12} {target:>7.2f} {mean:>7.4f} {low:>7.4f}  "
+              f"{' '.join(f'{s:.3f}' for s in scores)}  {' '.join(str(r['epochs']) for r in runs):>10} "
+              f"{summary[name]['sec_per_epoch']:>8.2f}  {'yes' if mean >= target else 'NO'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

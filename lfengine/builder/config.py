@@ -1,0 +1,123 @@
+"""ModelConfig: every architecture and training setting of one model, in one JSON-able record.
+
+The values are chosen by ``heuristics.choose_config`` (or set by the user) and stored with the
+model, so that loading rebuilds exactly the network that was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from lfengine.errors import ModelError, OptionError
+
+LIST_ENCODERS = ("cnn", "lstm", "mean")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture (first block) and training settings (second block) of one model."""
+
+    # --- architecture ---
+    module: str | None  # None: the auto-built network; else a registry name or "file.py:Class"
+    hidden_size: int  # classifier/regressor hidden layer width
+    hidden_layers: int  # classifier/regressor hidden layers (0: linear model over the features)
+    dropout: float  # between learned layers (see networks.py for where exactly)
+    embedding_dropout: float  # on every embedding lookup (nominal, list tokens, characters)
+    list_encoder: str  # "cnn" | "lstm" | "mean": encoder of token-list (N) columns
+    cnn_kernels: tuple[int, ...]  # kernel widths of the list CNN
+    cnn_channels: int  # filters per kernel width of the list CNN
+    list_lstm_hidden: int  # hidden size per direction of the list BiLSTM
+    char_encoder: bool  # character CNN per token (sequence tagging with a char column)
+    char_dims: int  # character embedding size
+    char_filters: int  # character CNN filters
+    char_kernel: int  # character CNN kernel width
+    crf: bool  # linear-chain CRF output layer (sequence tagging)
+    lstm_hidden: int  # tagger BiLSTM hidden size per direction
+    lstm_layers: int  # tagger BiLSTM layers
+    # --- training ---
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    es_patience: int  # epochs without improvement before early stopping
+    weight_decay: float  # Adam's L2 coefficient (TaskModel.make_optimizer)
+    grad_clip: float  # max gradient norm; 0 disables clipping
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["cnn_kernels"] = list(self.cnn_kernels)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Rebuild from ``to_dict`` output (e.g. model.json); a missing or unknown key is an error."""
+        names = field_names()
+        unknown = sorted(set(values) - set(names))
+        missing = sorted(set(names) - set(values))
+        if unknown or missing:
+            raise ModelError(
+                f"model configuration does not match this lfengine version "
+                f"(unknown keys: {', '.join(unknown) or '-'}; missing keys: {', '.join(missing) or '-'})"
+            )
+        try:
+            return cls(**{name: coerce_value(name, value) for name, value in values.items()})
+        except OptionError as err:
+            raise ModelError(f"invalid stored model configuration: {err.message}") from err
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(ModelConfig))
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in dataclasses.fields(ModelConfig)}
+
+
+def coerce_value(name: str, value: Any) -> Any:
+    """Check one setting's type and range; ints are accepted for floats, nothing else is converted."""
+    annotation = _field_types()[name]
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise OptionError(f"model setting {name} must not be null")
+    if annotation.startswith("bool"):
+        if not isinstance(value, bool):
+            raise OptionError(f"model setting {name} must be true or false, got {value!r}")
+        return value
+    if annotation.startswith("int"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise OptionError(f"model setting {name} must be an integer, got {value!r}")
+        minimum = 0 if name in ("hidden_layers", "es_patience") else 1
+        if value < minimum:
+            raise OptionError(f"model setting {name} must be at least {minimum}, got {value}")
+        return value
+    if annotation.startswith("float"):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise OptionError(f"model setting {name} must be a number, got {value!r}")
+        value = float(value)
+        if name in ("dropout", "embedding_dropout") and not 0.0 <= value < 1.0:
+            raise OptionError(f"model setting {name} must be in [0, 1), got {value}")
+        if name == "learning_rate" and not value > 0:
+            raise OptionError(f"model setting learning_rate must be > 0, got {value}")
+        if value < 0:
+            raise OptionError(f"model setting {name} must be >= 0, got {value}")
+        return value
+    if annotation.startswith("tuple"):
+        if isinstance(value, str):  # the old wrapper's "3,4,5" form
+            value = [int(part) if part.strip().isdigit() else part for part in value.split(",")]
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise OptionError(f"model setting {name} must be a list of integers, got {value!r}")
+        kernels = tuple(value)
+        if not kernels or min(kernels) < 1:
+            raise OptionError(f"model setting {name} must be a non-empty list of positive integers")
+        return kernels
+    if name == "list_encoder" and value not in LIST_ENCODERS:
+        raise OptionError(
+            f"model setting list_encoder must be one of {', '.join(LIST_ENCODERS)}, got {value!r}"
+        )
+    if not isinstance(value, str):
+        raise OptionError(f"model setting {name} must be a string, got {value!r}")
+    return value

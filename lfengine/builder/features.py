@@ -1,0 +1,90 @@
+"""InputFeatures: every column of the layout -> one vector per instance or per sequence element.
+
+Nominal columns are looked up in their shared tables, numeric columns pass through, each list
+column gets its own encoder over its shared table, and (for sequences) a character CNN can add
+a vector per token. The parts are concatenated in that order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from lfengine.builder.config import ModelConfig
+from lfengine.builder.embeddings import FeatureEmbeddings, NominalInput, NumericInput
+from lfengine.builder.encoders import CharEncoder, encode_positions, make_list_encoder
+from lfengine.data.batch import Batch, InputLayout
+from lfengine.errors import ModelError, OptionError
+
+
+class InputFeatures(nn.Module):
+    def __init__(
+        self,
+        layout: InputLayout,
+        config: ModelConfig,
+        init: dict[str, np.ndarray] | None,
+        use_chars: bool = False,
+    ) -> None:
+        super().__init__()
+        self.is_sequence = layout.is_sequence
+        self.list_columns = layout.lists
+        used_ids = [emb_id for _, emb_id in layout.nominal] + [emb_id for _, emb_id in layout.lists]
+        self.embeddings = FeatureEmbeddings(layout.embeddings, used_ids, init, config.embedding_dropout)
+        self.nominal = NominalInput(layout.nominal, self.embeddings)
+        self.numeric = NumericInput(layout.numeric)
+        self.lists = nn.ModuleList(
+            make_list_encoder(
+                config.list_encoder,
+                self.embeddings.dims(emb_id),
+                config.cnn_kernels,
+                config.cnn_channels,
+                config.list_lstm_hidden,
+            )
+            for _, emb_id in layout.lists
+        )
+        self.chars: CharEncoder | None = None
+        if use_chars:
+            if layout.chars is None or not layout.is_sequence:
+                raise OptionError("char_encoder needs sequence data with a character column")
+            self.chars = CharEncoder(
+                layout.chars.vocab_size,
+                config.char_dims,
+                config.char_filters,
+                config.char_kernel,
+                config.embedding_dropout,
+            )
+        self.output_size = (
+            self.nominal.output_size
+            + self.numeric.output_size
+            + sum(encoder.output_size for encoder in self.lists)
+            + (self.chars.output_size if self.chars is not None else 0)
+        )
+        if self.output_size == 0:
+            raise OptionError("the data have no input features: nothing for a network to learn from")
+
+    def describe_labels(self) -> dict[str, str]:
+        """Child path -> label for describe: list encoders by their column."""
+        return {f"lists.{i}": f"list {column!r}" for i, (column, _) in enumerate(self.list_columns)}
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """(B, D) for classification/regression, (B, T, D) for sequences."""
+        if len(batch.lists) != len(self.lists) or len(batch.list_lengths) != len(self.lists):
+            raise ModelError(
+                f"batch has {len(batch.lists)} list columns, the model expects {len(self.lists)}"
+            )
+        mask = batch.mask if self.is_sequence else None
+        parts = [self.nominal(batch.nominal, self.embeddings), self.numeric(batch.numeric)]
+        for (_, emb_id), encoder, ids, lengths in zip(
+            self.list_columns, self.lists, batch.lists, batch.list_lengths, strict=True
+        ):
+            vectors = self.embeddings.lookup(emb_id, ids)
+            if mask is None:
+                parts.append(encoder(vectors, lengths))
+            else:
+                parts.append(encode_positions(encoder, vectors, lengths, mask))
+        if self.chars is not None:
+            if batch.chars is None:
+                raise ModelError("the model uses characters but the batch has none")
+            parts.append(self.chars(batch.chars, mask))
+        return torch.cat(parts, dim=-1)

@@ -1,0 +1,201 @@
+"""The auto-built networks for classification, sequence tagging and regression.
+
+Classifier: features -> [Linear -> ReLU -> Dropout] x hidden_layers -> Linear(C).
+Regressor:  the same trunk -> Linear(1).
+SequenceTagger: per-token features -> Dropout -> packed BiLSTM -> Dropout -> Linear(C) ->
+optional CRF. Packing (enforce_sorted=False) makes every result independent of the padding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lfengine.builder.base import Prediction, TaskModel
+from lfengine.builder.config import ModelConfig
+from lfengine.builder.crf import Crf
+from lfengine.builder.features import InputFeatures
+from lfengine.data.batch import Batch, InputLayout
+from lfengine.errors import OptionError
+
+
+def _require_task(name: str, layout: InputLayout, task: str) -> None:
+    if layout.task != task or layout.is_sequence != (task == "sequence"):
+        kind = "sequence" if layout.is_sequence else "instance"
+        raise OptionError(f"{name} handles {task} data, but the data are {layout.task} ({kind} records)")
+
+
+class FeedForward(nn.Module):
+    """Hidden layers of a classifier or regressor; the ReLU/dropout pair sits after each Linear."""
+
+    def __init__(self, input_size: int, hidden_size: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        size = input_size
+        for _ in range(layers):
+            blocks += [nn.Linear(size, hidden_size), nn.ReLU(), nn.Dropout(dropout)]
+            size = hidden_size
+        self.layers = nn.Sequential(*blocks)
+        self.output_size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Classifier(TaskModel):
+    """All columns -> concatenation -> hidden layer(s) -> label logits (B, C)."""
+
+    def __init__(
+        self, layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
+    ) -> None:
+        super().__init__(layout, config, init)
+        self.features = InputFeatures(layout, config, init)
+        self.hidden = FeedForward(
+            self.features.output_size, config.hidden_size, config.hidden_layers, config.dropout
+        )
+        self.output = nn.Linear(self.hidden.output_size, self._output_size(layout))
+
+    @classmethod
+    def check_layout(cls, layout: InputLayout) -> None:
+        _require_task(cls.__name__, layout, "classification")
+
+    @staticmethod
+    def _output_size(layout: InputLayout) -> int:
+        return layout.num_labels
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.output(self.hidden(self.features(batch)))
+
+
+class Regressor(Classifier):
+    """The classifier's trunk with one output: a standardised value per instance (B,)."""
+
+    @classmethod
+    def check_layout(cls, layout: InputLayout) -> None:
+        _require_task(cls.__name__, layout, "regression")
+
+    @staticmethod
+    def _output_size(layout: InputLayout) -> int:
+        return 1
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return super().forward(batch).squeeze(-1)
+
+
+class SequenceTagger(TaskModel):
+    """Per-token features -> BiLSTM -> emissions (B, T, C), decoded by a CRF when configured."""
+
+    def __init__(
+        self, layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
+    ) -> None:
+        super().__init__(layout, config, init)
+        self.features = InputFeatures(layout, config, init, use_chars=config.char_encoder)
+        self.input_dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            self.features.output_size,
+            config.lstm_hidden,
+            num_layers=config.lstm_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=config.dropout if config.lstm_layers > 1 else 0.0,
+        )
+        self.output_dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(2 * config.lstm_hidden, layout.num_labels)
+        self.crf = Crf(layout.num_labels) if config.crf else None
+
+    @classmethod
+    def check_layout(cls, layout: InputLayout) -> None:
+        _require_task(cls.__name__, layout, "sequence")
+
+    @classmethod
+    def check_config(cls, layout: InputLayout, config: ModelConfig) -> None:
+        if config.char_encoder and layout.chars is None:
+            raise OptionError("char_encoder is on, but the data have no character column")
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        features = self.features(batch)
+        size, steps = features.shape[:2]
+        if size == 0 or steps == 0:
+            return features.new_zeros((size, steps, self.layout.num_labels))
+        # Length-0 sequences are run as length 1 (packing needs >= 1) and masked afterwards.
+        lengths = batch.lengths.clamp(min=1).cpu()
+        packed = pack_padded_sequence(
+            self.input_dropout(features), lengths, batch_first=True, enforce_sorted=False
+        )
+        encoded, _ = self.lstm(packed)
+        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=steps)
+        return self.output(self.output_dropout(encoded))
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        if self.crf is None:
+            return super().loss(batch)
+        if batch.targets is None:
+            raise ValueError("loss needs a batch with targets")
+        mask = batch.mask
+        nll = self.crf.neg_log_likelihood(self(batch), batch.targets, mask)
+        nonempty = int((batch.lengths > 0).sum())
+        return nll.sum() / max(nonempty, 1)
+
+    def predict(self, batch: Batch) -> Prediction:
+        if self.crf is None:
+            return super().predict(batch)
+        mask = batch.mask
+        emissions = self(batch).float()
+        path = self.crf.decode(emissions, mask)
+        marginals = self.crf.marginals(emissions, mask)
+        chosen = marginals.gather(2, path.clamp(min=0).unsqueeze(2)).squeeze(2)
+        return Prediction(
+            label_ids=path,
+            confidence=chosen.masked_fill(~mask, 0.0),
+            distribution=marginals,
+            lengths=batch.lengths,
+        )
+
+
+_AUTO_BY_TASK: dict[str, type[TaskModel]] = {
+    "classification": Classifier,
+    "sequence": SequenceTagger,
+    "regression": Regressor,
+}
+
+
+class AutoNetwork(TaskModel):
+    """The default: constructing it builds the auto network for the layout's task.
+
+    ``AutoNetwork(layout, config, init)`` returns a Classifier, SequenceTagger or Regressor, so
+    that the registry can hand out one class for "auto" like for any other module.
+    """
+
+    def __new__(cls, layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None):
+        return cls.network_for(layout)(layout, config, init)
+
+    @classmethod
+    def network_for(cls, layout: InputLayout) -> type[TaskModel]:
+        if layout.task not in _AUTO_BY_TASK:
+            raise OptionError(f"unknown task {layout.task!r}; expected one of {', '.join(_AUTO_BY_TASK)}")
+        network = _AUTO_BY_TASK[layout.task]
+        network.check_layout(layout)
+        return network
+
+    @classmethod
+    def check_layout(cls, layout: InputLayout) -> None:
+        cls.network_for(layout)
+
+    @classmethod
+    def check_config(cls, layout: InputLayout, config: ModelConfig) -> None:
+        cls.network_for(layout).check_config(layout, config)
+
+
+def build_model(
+    layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
+) -> TaskModel:
+    """The network named by ``config.module`` (None: auto), built for this layout.
+
+    ``init`` holds the initial embedding matrices per emb_id; pass None when a stored state dict
+    will be loaded into the result.
+    """
+    from lfengine.builder.registry import resolve_module
+
+    return resolve_module(config.module)(layout, config, init)

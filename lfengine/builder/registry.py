@@ -1,0 +1,122 @@
+"""Which network a model uses: a predefined name, or a user module named by its file.
+
+Predefined names: ``auto`` (the default; also chosen when no module is given): Classifier,
+SequenceTagger or Regressor by the data's task; ``Classifier``, ``SequenceTagger``,
+``Regressor``: the same networks by name; ``TextCnn``: Kim (2014) CNN text classifier over
+the first token-list column; ``BiLstmCrfTagger``: the tagger with the CRF always on;
+``MlpClassifier``: all columns, token lists averaged, two hidden layers.
+
+User modules
+------------
+Name a module as ``path/to/file.py:ClassName`` (an absolute path, or relative to the working
+directory of the engine). The contract:
+
+* The class subclasses ``lfengine.builder.TaskModel`` (a ``torch.nn.Module``).
+* Its constructor is ``__init__(self, layout, config, init=None)`` and first calls
+  ``super().__init__(layout, config, init)``. ``layout`` (``InputLayout``) describes the
+  columns (``nominal``, ``numeric``, ``lists``, ``chars``), the embedding tables
+  (``embeddings``: vocabulary size, dims, mode per emb_id), the task and the labels: size the
+  layers from it. ``config`` (``ModelConfig``) holds the sizes and training settings chosen by
+  the heuristics or the user. ``init`` maps emb_id to the initial embedding matrix (numpy,
+  vocab_size x dims); it is None when the model is rebuilt to load stored weights. The
+  building blocks ``FeatureEmbeddings`` (shared tables that honour the yes/no/mapping/onehot
+  modes) and ``InputFeatures`` (all columns -> one vector) are there to be reused.
+* ``forward(self, batch)`` receives a ``Batch`` (lfengine/data/batch.py) already on the
+  model's device and returns raw scores: (B, C) logits for classification, (B, T, C) per-token
+  logits for sequences, (B,) values for regression (standardised targets).
+* Optional overrides: ``loss(batch)`` (default: cross-entropy ignoring padding, or MSE),
+  ``predict(batch) -> Prediction`` (default: softmax; ``confidence`` must be the probability
+  of the chosen label), ``make_optimizer()`` (default: Adam on the trainable parameters),
+  ``check_layout(layout)`` / ``check_config(layout, config)`` (raise ``OptionError`` for data
+  or settings the module cannot handle) and the class attribute ``config_defaults`` (settings
+  the module prefers over the general heuristics; the user's explicit settings still win).
+* The engine seeds torch before construction; do not seed inside the module.
+* A trained model stores the module name, its configuration and the state dict, never
+  pickled objects. Loading imports the class again from the same file, builds it with
+  ``init=None`` and loads the weights: the file must still exist at that path, and the
+  constructor must rebuild the same parameters from ``layout`` and ``config`` alone.
+* The file is executed as Python code when (and only when) it is named: name only files you
+  trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+
+from lfengine.builder.base import TaskModel
+from lfengine.builder.modules import BiLstmCrfTagger, MlpClassifier, TextCnn
+from lfengine.builder.networks import AutoNetwork, Classifier, Regressor, SequenceTagger
+from lfengine.errors import OptionError
+
+AUTO = "auto"
+
+PREDEFINED: dict[str, type[TaskModel]] = {
+    AUTO: AutoNetwork,
+    "Classifier": Classifier,
+    "SequenceTagger": SequenceTagger,
+    "Regressor": Regressor,
+    "TextCnn": TextCnn,
+    "BiLstmCrfTagger": BiLstmCrfTagger,
+    "MlpClassifier": MlpClassifier,
+}
+
+
+def resolve_module(name: str | None) -> type[TaskModel]:
+    """The TaskModel class for a module name (None or "auto": the auto-built network)."""
+    if name is None or name == AUTO:
+        return AutoNetwork
+    if name in PREDEFINED:
+        return PREDEFINED[name]
+    path, sep, class_name = name.rpartition(":")
+    if sep and path.endswith(".py") and class_name:
+        return _load_user_class(path, class_name)
+    if name.endswith(".py"):
+        raise OptionError(f"module {name!r}: name the class too, as {name}:ClassName")
+    raise OptionError(
+        f"unknown module {name!r}; predefined modules: {', '.join(PREDEFINED)}; "
+        "or a user module as path/to/file.py:ClassName"
+    )
+
+
+def _load_user_class(path: str, class_name: str) -> type[TaskModel]:
+    full_path = os.path.abspath(path)
+    if not os.path.isfile(full_path):
+        raise OptionError(f"module file not found: {path} (looked for {full_path})")
+    module = _import_file(full_path)
+    candidate = getattr(module, class_name, None)
+    if candidate is None:
+        raise OptionError(f"module file {path} has no class {class_name!r}")
+    if not inspect.isclass(candidate) or not issubclass(candidate, TaskModel):
+        raise OptionError(
+            f"{path}:{class_name} must be a class that subclasses lfengine.builder.TaskModel "
+            f"(got {type(candidate).__name__} {candidate!r})"
+        )
+    return candidate
+
+
+_IMPORTED: dict[tuple[str, float], object] = {}
+
+
+def _import_file(full_path: str) -> object:
+    """Import a Python file once per (path, modification time) under a name of its own."""
+    key = (full_path, os.path.getmtime(full_path))
+    if key in _IMPORTED:
+        return _IMPORTED[key]
+    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+    module_name = f"lfengine_user_module_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, full_path)
+    if spec is None or spec.loader is None:
+        raise OptionError(f"cannot import module file {full_path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the user's code: report any failure as a user error
+        del sys.modules[module_name]
+        raise OptionError(f"importing module file {full_path} failed: {type(err).__name__}: {err}") from err
+    _IMPORTED[key] = module
+    return module

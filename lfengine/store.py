@@ -1,0 +1,402 @@
+"""The model directory: what a trained model is on disk, and how it is written and read safely.
+
+Layout of a model directory::
+
+    model.json      format name and version, lfengine/torch versions, SHA-256 of weights.pt,
+                    and the caller's metadata (feature spec, vocabularies, labels, architecture,
+                    hyperparameters, training history). Strict JSON, ASCII only.
+    weights.pt      the network's state dict: a flat dict of name -> tensor, nothing else.
+    checkpoint.pt   (optional) what resuming needs: weights, optimizer, scheduler, RNG states,
+                    counters; only tensors and plain containers/scalars.
+    metrics.jsonl   one JSON object per validation, appended as training goes.
+    train.log       the training log.
+
+Nothing here is a pickle of Python objects: tensor files are read with
+``torch.load(..., weights_only=True)``, so loading an untrusted model cannot run code (the old
+wrapper's models could: reference-wrapper.md §12.3 S1). Every file is written to a temporary
+name in the same directory, fsynced and renamed over the target, so a crash leaves either the old
+file or the new one, never a half-written one. The weights digest in model.json ties the two
+files together: a weights.pt that does not belong to its model.json is refused, not silently used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lfengine import __version__
+from lfengine.errors import ModelError
+from lfengine.safe_io import (
+    PathLike,
+    atomic_write,
+    check_json,
+    check_state_dict,
+    check_tensor_tree,
+    load_tensor_file,
+    parse_strict_json,
+    reject_json_constant,
+    sha256_file,
+    to_strict_json,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "lfengine-model"
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+CHECKPOINT_FORMAT_NAME = "lfengine-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "train.log"
+
+# GATE passes a file prefix (<dataDir>/FileJsonPyTorch.model); the model directory is prefix + this.
+PREFIX_DIR_SUFFIX = ".d"
+# Files the old PyTorch wrapper wrote next to its prefix (pickles; never loaded, only recognised).
+OLD_WRAPPER_SUFFIXES = (".module.pytorch", ".wrapper.pickle")
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    """The files of one model directory."""
+
+    root: Path
+
+    @property
+    def model_json(self) -> Path:
+        return self.root / MODEL_FILE
+
+    @property
+    def weights(self) -> Path:
+        return self.root / WEIGHTS_FILE
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / CHECKPOINT_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.root / LOG_FILE
+
+
+def model_paths(model_dir: PathLike) -> ModelPaths:
+    """The file paths of ``model_dir``, whether or not they exist yet."""
+    return ModelPaths(Path(model_dir))
+
+
+def model_dir_for_prefix(prefix: PathLike) -> Path:
+    """The model directory for a GATE model prefix: the prefix with ``.d`` appended.
+
+    GATE only ever passes a prefix such as ``/data/FileJsonPyTorch.model`` and never looks at
+    the files; the old wrapper put ``<prefix>.module.pytorch`` and ``<prefix>.wrapper.pickle``
+    there. The drop-in keeps the whole model in ``/data/FileJsonPyTorch.model.d/``, next to
+    (never over) any old files.
+    """
+    text = os.fspath(prefix).rstrip("/" + os.sep)
+    if not text:
+        raise ModelError(f"model prefix {os.fspath(prefix)!r} names no file")
+    return Path(text + PREFIX_DIR_SUFFIX)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model directory
+
+
+@contextlib.contextmanager
+def _file_system_errors(action: str, path: Path) -> Iterator[None]:
+    """A full disk or a missing permission is the user's to fix: say so as a ModelError."""
+    try:
+        yield
+    except OSError as error:
+        raise ModelError(f"cannot {action} {path}: {error.strerror or error}", file=str(path)) from error
+
+
+def _missing(path: Path, what_to_do: str) -> ModelError:
+    return ModelError(f"{path} is missing: {what_to_do}", file=str(path))
+
+
+def _old_wrapper_files(model_dir: Path) -> list[Path]:
+    """Files of the old wrapper next to the GATE prefix this directory stands for, if any."""
+    name = model_dir.name
+    if not name.endswith(PREFIX_DIR_SUFFIX):
+        return []
+    prefix = model_dir.with_name(name[: -len(PREFIX_DIR_SUFFIX)])
+    return [p for p in (Path(str(prefix) + s) for s in OLD_WRAPPER_SUFFIXES) if p.exists()]
+
+
+def _check_format(document: Any, file: Path, name: str, supported: tuple[int, ...]) -> None:
+    if not isinstance(document, dict) or document.get("format") != name:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise ModelError(
+            f"{file} is not an lfengine file of format {name!r} (found format {found!r})", file=str(file)
+        )
+    version = document.get("format_version")
+    if type(version) is not int or version not in supported:
+        newer = type(version) is int and version > max(supported)
+        advice = "upgrade lfengine to load it" if newer else "retrain the model with this lfengine"
+        raise ModelError(
+            f"{file} has format version {version!r}; this lfengine (version {__version__}) supports "
+            f"format version{'s' if len(supported) > 1 else ''} {', '.join(map(str, supported))}: {advice}",
+            file=str(file),
+            found=version,
+            supported=list(supported),
+        )
+
+
+def read_model_json(model_dir: PathLike) -> dict:
+    """The checked content of model.json (format, versions, weights digest, ``metadata``)."""
+    paths = model_paths(model_dir)
+    if not paths.root.is_dir():
+        old = _old_wrapper_files(paths.root)
+        if old:
+            raise ModelError(
+                f"model directory {paths.root} does not exist, but {old[0]} does: that is a model of the "
+                "old PyTorch wrapper, a Python pickle that lfengine never loads (it could run arbitrary "
+                "code). Retrain the model with lfengine.",
+                file=str(paths.root),
+            )
+        raise ModelError(
+            f"model directory {paths.root} does not exist: train a model into it first, or give the "
+            "directory that contains model.json",
+            file=str(paths.root),
+        )
+    if not paths.model_json.is_file():
+        raise _missing(
+            paths.model_json,
+            "this is not an lfengine model directory, or training never saved a model into it; "
+            "train (again) into this directory",
+        )
+    with _file_system_errors("read", paths.model_json):
+        text = paths.model_json.read_text(encoding="utf-8", errors="replace")
+    document = parse_strict_json(text, paths.model_json)
+    _check_format(document, paths.model_json, FORMAT_NAME, SUPPORTED_FORMAT_VERSIONS)
+    if not isinstance(document.get("metadata"), dict) or not isinstance(document.get("weights_sha256"), str):
+        raise ModelError(
+            f"{paths.model_json} lacks 'metadata' or 'weights_sha256'", file=str(paths.model_json)
+        )
+    return document
+
+
+def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, torch.Tensor]) -> Path:
+    """Write (or replace) a model: weights.pt first, then model.json with the weights' digest.
+
+    Everything is checked before anything is written, so a refused model leaves the directory
+    as it was. Tensors are stored on the CPU. Returns the directory.
+    """
+    paths = model_paths(model_dir)
+    check_state_dict(state_dict, "state_dict")
+    if not isinstance(metadata, dict):
+        raise ModelError(f"metadata must be a dict, got {type(metadata).__name__}")
+    check_json(metadata, "metadata")
+    if paths.model_json.exists():
+        _refuse_foreign_model_json(paths.model_json)
+    tensors = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}
+    with _file_system_errors("write the model to", paths.root):
+        paths.root.mkdir(parents=True, exist_ok=True)
+        header = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "lfengine_version": __version__,
+            "torch_version": str(torch.__version__),
+            "weights_sha256": atomic_write(paths.weights, lambda handle: torch.save(tensors, handle)),
+            "metadata": metadata,
+        }
+        text = json.dumps(header, indent=1, ensure_ascii=True, allow_nan=False) + "\n"
+        atomic_write(paths.model_json, lambda handle: handle.write(text.encode("ascii")))
+    log.debug("saved model to %s (%d tensors)", paths.root, len(tensors))
+    return paths.root
+
+
+def _refuse_foreign_model_json(file: Path) -> None:
+    """Never overwrite a model.json that lfengine did not write."""
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        document = None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ModelError(
+            f"{file} exists and is not an lfengine model; refusing to overwrite it: choose another "
+            "model directory",
+            file=str(file),
+        )
+
+
+def load_model_dir(
+    model_dir: PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Read a model directory: its metadata and its state dict (tensors only, weights_only)."""
+    document = read_model_json(model_dir)
+    paths = model_paths(model_dir)
+    if not paths.weights.is_file():
+        raise _missing(
+            paths.weights,
+            "the model directory is incomplete (copied without it?); copy the whole directory, or retrain",
+        )
+    with _file_system_errors("read", paths.weights):
+        digest = sha256_file(paths.weights)
+    if digest != document["weights_sha256"]:
+        raise ModelError(
+            f"{paths.weights} does not belong to {paths.model_json} (SHA-256 differs): the files were "
+            "mixed up, modified, or a save was interrupted between them; retrain, or restore both "
+            "files together",
+            file=str(paths.weights),
+        )
+    state_dict = load_tensor_file(paths.weights, "model weights", map_location)
+    check_state_dict(state_dict, str(paths.weights))
+    return document["metadata"], dict(state_dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_checkpoint(model_dir: PathLike, payload: dict) -> Path:
+    """Atomically write checkpoint.pt for resuming; refuses anything weights_only could not read back.
+
+    ``payload`` is the trainer's: typically model and optimizer/scheduler state dicts,
+    ``capture_rng_state()`` and epoch/batch counters. Returns the checkpoint path.
+    """
+    paths = model_paths(model_dir)
+    if not isinstance(payload, dict):
+        raise ModelError(f"checkpoint payload must be a dict, got {type(payload).__name__}")
+    document = {
+        "format": CHECKPOINT_FORMAT_NAME,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "lfengine_version": __version__,
+        "torch_version": str(torch.__version__),
+        "payload": payload,
+    }
+    check_tensor_tree(payload, "checkpoint")
+    with _file_system_errors("write the checkpoint", paths.checkpoint):
+        paths.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(paths.checkpoint, lambda handle: torch.save(document, handle))
+    return paths.checkpoint
+
+
+def load_checkpoint(model_dir: PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read checkpoint.pt (weights_only) and return the payload given to save_checkpoint."""
+    paths = model_paths(model_dir)
+    if not paths.checkpoint.is_file():
+        raise _missing(
+            paths.checkpoint,
+            "there is nothing to resume in this model directory; train without resume to start afresh",
+        )
+    document = load_tensor_file(paths.checkpoint, "checkpoints", map_location)
+    _check_format(document, paths.checkpoint, CHECKPOINT_FORMAT_NAME, (CHECKPOINT_FORMAT_VERSION,))
+    if not isinstance(document.get("payload"), dict):
+        raise ModelError(f"{paths.checkpoint} has no payload", file=str(paths.checkpoint))
+    return document["payload"]
+
+
+def capture_rng_state() -> dict:
+    """The state of every random generator training uses, as weights_only-loadable values.
+
+    torch's CPU state is a tensor; numpy's legacy global MT19937 state and Python's
+    ``random.getstate()`` (tuples and a numpy array) become plain ints and lists. CUDA states are
+    kept only when CUDA was initialised, i.e. when CUDA random numbers may have been drawn.
+    """
+    name, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
+    cuda = (
+        torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    )
+    return {
+        "torch": torch.get_rng_state(),
+        "torch_cuda": cuda,
+        "numpy": {
+            "name": str(name),
+            "key": [int(k) for k in key],
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": {"version": int(version), "internal": [int(v) for v in internal], "gauss_next": gauss_next},
+    }
+
+
+def restore_rng_state(state: dict) -> None:
+    """Put back what capture_rng_state returned, so a resumed run draws the same numbers."""
+    try:
+        torch.set_rng_state(state["torch"])
+        if state["torch_cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["torch_cuda"])
+        numpy_state = state["numpy"]
+        np.random.set_state(
+            (
+                numpy_state["name"],
+                np.array(numpy_state["key"], dtype=np.uint32),
+                numpy_state["pos"],
+                numpy_state["has_gauss"],
+                numpy_state["cached_gaussian"],
+            )
+        )
+        python_state = state["python"]
+        random.setstate(
+            (python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"])
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ModelError(f"the checkpoint's random generator state is malformed: {error!r}") from error
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics log
+
+
+def append_metrics(model_dir: PathLike, record: dict) -> None:
+    """Append one validation record to metrics.jsonl as a single strict-JSON line, flushed."""
+    paths = model_paths(model_dir)
+    line = to_strict_json(record, "metrics record") + "\n"
+    with _file_system_errors("append to", paths.metrics):
+        paths.root.mkdir(parents=True, exist_ok=True)
+        with open(paths.metrics, "a+b") as handle:
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # an earlier append was cut short: keep its debris apart
+                    line = "\n" + line
+            handle.write(line.encode("ascii"))
+            handle.flush()
+
+
+def read_metrics(model_dir: PathLike) -> list[dict]:
+    """All records of metrics.jsonl ([] if there is none yet).
+
+    A line that is not a JSON object can only be the debris of an append cut short by a crash:
+    it is skipped with a warning, so one bad line never hides the history around it.
+    """
+    paths = model_paths(model_dir)
+    if not paths.metrics.is_file():
+        return []
+    with _file_system_errors("read", paths.metrics):
+        lines = paths.metrics.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line, parse_constant=reject_json_constant) if line.strip() else None
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif line.strip():
+            log.warning(
+                "%s:%d: skipping a line that is not a JSON record (an interrupted append?)",
+                paths.metrics,
+                number,
+            )
+    return records
