@@ -1,0 +1,249 @@
+"""Framing: how protocol messages are cut out of the input byte stream and written back.
+
+Two framings carry the same messages: JSON lines (one UTF-8 JSON object per line) and a plain
+stream of msgpack maps (lfengine/protocol/msgpack_framing.py). A reader yields, for every
+message, either the decoded value or a FramingError instance; it never raises for bad input,
+so one malformed message costs one error reply and nothing else. Only an unrecoverable
+msgpack stream ends the iteration with a fatal error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from lfengine.errors import LfEngineError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("json", "msgpack")
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 2**20
+READ_CHUNK_BYTES = 64 * 1024
+JSON_WHITESPACE = b" \t\r\n"
+UTF8_BOM = b"\xef\xbb\xbf"
+MSGPACK_MAP_STARTS = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
+
+
+class FramingError(LfEngineError):
+    """A message could not be cut out of the stream or decoded. ``fatal``: the stream is lost."""
+
+    fatal = False
+
+
+class MessageParseError(FramingError):
+    """The bytes of one message are not valid JSON / msgpack; the next message is readable."""
+
+
+class MessageTooLarge(FramingError):
+    """One message exceeds the configured size limit; it was skipped without being kept."""
+
+
+class StreamCorrupt(FramingError):
+    """The msgpack stream could not be resynchronised; no further message can be read."""
+
+    fatal = True
+
+
+class ByteSource:
+    """Chunked reads that return as soon as any input is available (no waiting for a full buffer).
+
+    A stream with a file descriptor is read with os.read on that descriptor, bypassing the
+    stream's buffer: a reader thread blocked inside a buffered stream holds its lock, and the
+    interpreter aborts when it finalises sys.stdin under such a thread. Hence nothing may have
+    been read through the stream's own buffer before.
+    """
+
+    def __init__(self, stream: BinaryIO, chunk_bytes: int = READ_CHUNK_BYTES) -> None:
+        try:
+            self._read = functools.partial(os.read, stream.fileno())
+        except (AttributeError, OSError, ValueError):  # no descriptor, e.g. an in-memory stream
+            self._read = getattr(stream, "read1", None) or stream.read
+        self._chunk_bytes = chunk_bytes
+
+    def read(self) -> bytes:
+        """The next chunk of input; b"" at end of input (a read error counts as end of input)."""
+        try:
+            return self._read(self._chunk_bytes)
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed under us
+            log.warning("reading the input failed, treating it as end of input: %s", exc)
+            return b""
+
+
+def detect_format(source: ByteSource, fmt: str = "auto") -> tuple[str | None, bytes]:
+    """Choose the framing from the first significant byte; return it and the bytes already read.
+
+    A leading UTF-8 byte order mark is dropped for JSON. In ``auto`` mode leading JSON whitespace
+    is dropped too, then '{' (or any other ASCII byte) selects JSON and any byte >= 0x80 (a
+    msgpack map starts with 0x80-0x8f, 0xde or 0xdf) selects msgpack. ``None``: the input ended
+    before a significant byte arrived.
+    """
+    if fmt not in (*FORMATS, "auto"):
+        raise ValueError(f"format must be json, msgpack or auto, got {fmt!r}")
+    if fmt == "msgpack":
+        return fmt, b""
+    pending = b""
+    while len(pending) < len(UTF8_BOM) and UTF8_BOM.startswith(pending):
+        chunk = source.read()  # the first bytes might be a byte order mark split across reads
+        if not chunk:
+            break
+        pending += chunk
+    if pending.startswith(UTF8_BOM):
+        pending = pending[len(UTF8_BOM) :]
+    if fmt == "json":
+        return fmt, pending
+    while True:
+        significant = pending.lstrip(JSON_WHITESPACE)
+        if significant:
+            return ("json" if significant[0] < 0x80 else "msgpack"), significant
+        pending = source.read()
+        if not pending:
+            return None, b""
+
+
+class JsonLinesReader:
+    """One JSON value per line; blank lines are skipped, CRLF is accepted, NaN/Infinity are not."""
+
+    format = "json"
+
+    def __init__(self, source: ByteSource, max_message_bytes: int, prefix: bytes = b"") -> None:
+        self._source = source
+        self._limit = max_message_bytes
+        self._prefix = prefix
+
+    def __iter__(self) -> Iterator[Any]:
+        buffer = bytearray(self._prefix)
+        start = 0
+        while True:
+            newline = buffer.find(b"\n", start)
+            if newline >= 0:
+                line = buffer[start:newline]
+                start = newline + 1
+                if len(line) > self._limit:
+                    yield _too_large(len(line), self._limit)
+                elif line.strip():
+                    yield decode_json_line(line)
+                continue
+            del buffer[:start]
+            start = 0
+            if len(buffer) > self._limit:
+                error, remainder = self._skip_rest_of_line(len(buffer))
+                yield error
+                if remainder is None:
+                    return
+                buffer = bytearray(remainder)
+                continue
+            chunk = self._source.read()
+            if not chunk:
+                if buffer.strip():  # a last line without its newline still counts
+                    yield decode_json_line(buffer)
+                return
+            buffer += chunk
+
+    def _skip_rest_of_line(self, seen: int) -> tuple[MessageTooLarge, bytes | None]:
+        """Drop input up to the next newline without keeping it; return what follows it."""
+        while True:
+            chunk = self._source.read()
+            if not chunk:
+                return _too_large(seen, self._limit), None
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                return _too_large(seen + newline, self._limit), chunk[newline + 1 :]
+            seen += len(chunk)
+
+
+def _too_large(size: int, limit: int) -> MessageTooLarge:
+    return MessageTooLarge(
+        f"message of {size} bytes exceeds the limit of {limit} bytes; it was skipped",
+        size=size,
+        limit=limit,
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (only finite numbers are allowed)")
+
+
+def decode_json_line(line: bytes | bytearray) -> Any:
+    """Strict JSON from one line of UTF-8; a MessageParseError instance (returned) when invalid."""
+    try:
+        text = bytes(line).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return MessageParseError(
+            f"message is not valid UTF-8 (byte {exc.start}); send UTF-8 JSON", position=exc.start
+        )
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        return MessageParseError(f"invalid JSON: {exc.msg} at character {exc.pos}", position=exc.pos)
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, huge integers, deep nesting
+        return MessageParseError(f"invalid JSON: {exc}")
+
+
+def open_reader(stream: BinaryIO, fmt: str = "auto", max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+    """Detect the framing (blocking until the first significant byte) and return its reader.
+
+    Returns None when the input ends before any message. The reader's ``format`` attribute
+    names the framing, which replies must use too.
+    """
+    from lfengine.protocol.msgpack_framing import MsgpackReader
+
+    source = ByteSource(stream)
+    chosen, prefix = detect_format(source, fmt)
+    if chosen is None:
+        return None
+    reader_class = JsonLinesReader if chosen == "json" else MsgpackReader
+    return reader_class(source, max_message_bytes, prefix)
+
+
+def _finite_or_null(value: Any) -> Any:
+    """A copy where NaN and infinities are None: JSON has no way to carry them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value
+
+
+def encode_json_line(message: Any) -> bytes:
+    """Compact, ASCII-only, strict JSON plus a newline; non-finite floats become null."""
+    try:
+        text = json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        log.warning("a reply contained NaN or an infinity; sent as null")
+        text = json.dumps(_finite_or_null(message), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return text.encode("ascii") + b"\n"
+
+
+def encode_msgpack(message: Any) -> bytes:
+    import msgpack
+
+    return msgpack.packb(message, use_bin_type=True)
+
+
+class MessageWriter:
+    """Writes framed messages, each whole and flushed, from any thread."""
+
+    def __init__(self, stream: BinaryIO, fmt: str) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be json or msgpack, got {fmt!r}")
+        self.format = fmt
+        self.encode = encode_json_line if fmt == "json" else encode_msgpack
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        """Write one already encoded message; raises OSError when the reader has gone."""
+        with self._lock:
+            self._stream.write(data)
+            self._stream.flush()
+
+    def send(self, message: Any) -> None:
+        self.write(self.encode(message))
