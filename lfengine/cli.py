@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("gate-train", "gate-apply"):  # the old option syntax, parsed there
         _setup_logging("--debug" in argv)
-        from lfengine.gate.options import gate_apply_main, gate_train_main
+        from lfengine.gate import gate_apply_main, gate_train_main
 
         return (gate_train_main if argv[0] == "gate-train" else gate_apply_main)(argv[1:])
     if not argv and not sys.stdin.isatty():

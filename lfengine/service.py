@@ -6,6 +6,7 @@ JSON-able dicts, so every front end runs exactly the same code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -53,6 +54,11 @@ class Plan:
 
 def _plan(spec: FeatureSpec, options: TrainOptions, n_train: int, codec: Codec | None = None,
           init: dict[str, np.ndarray] | None = None) -> Plan:
+    module = options.module
+    if module and ".py:" in module and not Path(module).is_absolute():
+        # Stored with the model and imported again at load time, possibly from another directory.
+        path, _, class_name = module.rpartition(":")
+        options = dataclasses.replace(options, module=f"{Path(path).resolve()}:{class_name}")
     if codec is None:
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     layout = codec.layout()
@@ -164,8 +170,9 @@ def train(
     spec = read_meta(meta_path)
     model_dir_path = Path(model_dir)
     codec = init = None
+    stored_weights: dict[str, torch.Tensor] = {}
     if options.resume:
-        stored, _ = store.load_model_dir(model_dir_path)
+        stored, stored_weights = store.load_model_dir(model_dir_path)
         codec = Codec.from_dict(stored["codec"])  # the same vocabularies as the interrupted run
         options = TrainOptions.from_dict({**stored["training"]["options"], "resume": True,
                                           "device": options.device, "threads": options.threads})
@@ -189,7 +196,9 @@ def train(
                      "instances": len(train_data), "validation": len(val_data) if val_data is not None else 0},
     }
 
-    best_weights: dict[str, torch.Tensor] = {}
+    # The best weights so far; when resuming, those already saved, so that the final model.json
+    # records the whole history even if the resumed epochs never improve on them.
+    best_weights: dict[str, torch.Tensor] = dict(stored_weights)
 
     def save_model(state: Any) -> None:
         """Called when validation improves (or each epoch without validation): write it now."""

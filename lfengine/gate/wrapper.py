@@ -1,0 +1,224 @@
+"""The drop-in wrapper directory ``<dataDir>/FileJsonPyTorch/`` that GATE runs.
+
+GATE copies its own wrapper directory into the data directory only when none exists
+(gate-plugin.md §4), so writing ours there first makes the unchanged plugin train and apply with
+lfengine. The scripts keep the old argument orders (§6.1, §6.2) and exit codes (0, or 127 after
+a Python failure), work from any current directory, and the ``.cmd`` files propagate the exit
+code, which the old ones did not (§8, item 13).
+
+Interpreter: ``$PYTHON_BIN`` as GATE sets it; when it is empty, the interpreter that wrote the
+directory, then ``python3``, then ``python``. ``PYTHONPATH``: when lfengine was imported from a
+source checkout (not from site-packages), the scripts put that checkout first on PYTHONPATH,
+so PYTHON_BIN only needs lfengine's dependencies; ``LFENGINE_HOME`` in the environment
+overrides the recorded checkout. An installed lfengine is never put on PYTHONPATH, because
+its site-packages may belong to another Python version. ``PYTHONSAFEPATH=1`` keeps the data
+directory (the working directory) off ``sys.path`` on Python 3.11+, so files there cannot
+shadow modules. A portable directory (for the LF plugin jar) records nothing and needs
+lfengine installed in PYTHON_BIN's environment.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import lfengine
+
+WRAPPER_NAME = "FileJsonPyTorch"
+
+_SH_PROLOGUE = """\
+#!/bin/sh
+# {script}: lfengine drop-in for the GATE Learning Framework's PyTorch wrapper ({engine}).
+# GATE runs: {usage}
+# Interpreter: $PYTHON_BIN, or when it is empty the recorded one, python3, python.
+# Written by 'lfengine gate-wrapper'; safe to edit, rewritten by the next 'lfengine gate-wrapper'.
+recorded_python='{python}'
+LFENGINE_HOME="${{LFENGINE_HOME:-{home}}}"
+if [ $# -lt {min_args} ]; then
+    echo "usage: {usage}" >&2
+    exit 1
+fi
+py="${{PYTHON_BIN:-}}"
+if [ -z "$py" ]; then
+    for candidate in "$recorded_python" python3 python; do
+        if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1; then
+            py="$candidate"
+            break
+        fi
+    done
+fi
+if [ -z "$py" ]; then
+    echo "{script}: no Python found: set PYTHON_BIN (e.g. in FileJsonPyTorch.yaml)" >&2
+    exit 1
+fi
+if [ -n "$LFENGINE_HOME" ] && [ -f "$LFENGINE_HOME/lfengine/__init__.py" ]; then
+    PYTHONPATH="$LFENGINE_HOME${{PYTHONPATH:+:$PYTHONPATH}}"
+    export PYTHONPATH
+fi
+PYTHONSAFEPATH=1
+export PYTHONSAFEPATH
+"""
+
+_TRAIN_SH_BODY = """\
+"$py" -m lfengine gate-train "$@"
+rc=$?
+if [ $rc -ne 0 ]; then
+    echo "PROCESSING ERROR $rc" >&2
+    exit 127
+fi
+echo "PROCESSING OK 0"
+exit 0
+"""
+
+# The third argument is the wrapper directory (unused); one that looks like an option is kept,
+# so that 'apply.sh PREFIX META --labeled' by hand works too. Status lines go to stderr: stdout
+# carries replies only.
+_APPLY_SH_BODY = """\
+model="$1"
+meta="$2"
+shift 2
+if [ $# -gt 0 ]; then
+    case "$1" in
+        -*) ;;
+        *) shift ;;
+    esac
+fi
+"$py" -m lfengine gate-apply "$model" --cuda False --metafile "$meta" "$@"
+rc=$?
+if [ $rc -ne 0 ]; then
+    echo "PROCESSING ERROR $rc" >&2
+    exit 127
+fi
+echo "PROCESSING OK 0" >&2
+exit 0
+"""
+
+_CMD_PROLOGUE = """\
+@echo off
+rem {script}: lfengine drop-in for the GATE Learning Framework's PyTorch wrapper ({engine}).
+rem GATE runs: {usage}
+rem Interpreter: %PYTHON_BIN%, or when it is empty the recorded one, then python.
+setlocal
+set "RECORDED_PYTHON={python}"
+if not defined LFENGINE_HOME set "LFENGINE_HOME={home}"
+if "%~{min_args}"=="" goto usage
+set "PY=%PYTHON_BIN%"
+if defined PY set "PY=%PY:"=%"
+if not defined PY if defined RECORDED_PYTHON if exist "%RECORDED_PYTHON%" set "PY=%RECORDED_PYTHON%"
+if not defined PY set "PY=python"
+set "LFENGINE_INIT=%LFENGINE_HOME%\\lfengine\\__init__.py"
+if defined LFENGINE_HOME if exist "%LFENGINE_INIT%" set "PYTHONPATH=%LFENGINE_HOME%;%PYTHONPATH%"
+set "PYTHONSAFEPATH=1"
+"""
+
+_CMD_EPILOGUE = """\
+set "RC=%ERRORLEVEL%"
+if not "%RC%"=="0" goto failed
+echo PROCESSING OK 0{ok_redirect}
+exit /b 0
+:failed
+echo PROCESSING ERROR %RC% 1>&2
+exit /b 127
+:usage
+echo usage: {usage} 1>&2
+exit /b 1
+"""
+
+_TRAIN_CMD_BODY = """\
+"%PY%" -m lfengine gate-train %*
+"""
+
+_APPLY_CMD_BODY = """\
+set "MODEL=%~1"
+set "META=%~2"
+shift
+shift
+set "THIRD=%~1"
+if defined THIRD if not "%THIRD:~0,1%"=="-" shift
+set "REST="
+:collect
+if "%~1"=="" goto run
+set REST=%REST% %1
+shift
+goto collect
+:run
+"%PY%" -m lfengine gate-apply "%MODEL%" --cuda False --metafile "%META%"%REST%
+"""
+
+_WRAPPER_INFO = """\
+# lfengine drop-in wrapper directory; GATE never reads this file.
+- version: 1.0
+- engine: lfengine {version}
+- python: '{python}'
+- lfengine_home: '{home}'
+"""
+
+TRAIN_USAGE = "train.sh METAFILE MODELPREFIX [OPTION ...]"
+APPLY_USAGE = "apply.sh MODELPREFIX METAFILE [WRAPPERDIR] [OPTION ...]"
+
+
+def source_checkout() -> str:
+    """The directory holding the lfengine package, or "" when lfengine is installed."""
+    package_dir = Path(lfengine.__file__).resolve().parent
+    parent = package_dir.parent
+    if parent.name in ("site-packages", "dist-packages"):
+        return ""
+    return str(parent)
+
+
+def render_wrapper_files(python: str, home: str) -> dict[str, str]:
+    """File name -> content; ``python``/``home`` are recorded ("" records nothing)."""
+    for value in (python, home):
+        if any(c in value for c in "'\"%$`\n\r"):
+            raise ValueError(f"path cannot be written safely into the wrapper scripts: {value!r}")
+    engine = f"lfengine {lfengine.__version__}"
+    sh = {"engine": engine, "python": python, "home": home}
+    cmd = {"engine": engine, "python": python, "home": home}
+    train_cmd_usage = TRAIN_USAGE.replace("train.sh", "train.cmd")
+    apply_cmd_usage = APPLY_USAGE.replace("apply.sh", "apply.cmd")
+    return {
+        "train.sh": _SH_PROLOGUE.format(script="train.sh", usage=TRAIN_USAGE, min_args=2, **sh)
+        + _TRAIN_SH_BODY,
+        "apply.sh": _SH_PROLOGUE.format(script="apply.sh", usage=APPLY_USAGE, min_args=2, **sh)
+        + _APPLY_SH_BODY,
+        "train.cmd": _crlf(
+            _CMD_PROLOGUE.format(script="train.cmd", usage=train_cmd_usage, min_args=2, **cmd)
+            + _TRAIN_CMD_BODY
+            + _CMD_EPILOGUE.format(usage=train_cmd_usage, ok_redirect="")
+        ),
+        "apply.cmd": _crlf(
+            _CMD_PROLOGUE.format(script="apply.cmd", usage=apply_cmd_usage, min_args=2, **cmd)
+            + _APPLY_CMD_BODY
+            + _CMD_EPILOGUE.format(usage=apply_cmd_usage, ok_redirect=" 1>&2")
+        ),
+        "wrapperInfo.yaml": _WRAPPER_INFO.format(version=lfengine.__version__, python=python, home=home),
+    }
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\n", "\r\n")
+
+
+def write_wrapper_dir(datadir: str, *, portable: bool = False) -> Path:
+    """Write ``datadir/FileJsonPyTorch/`` (creating datadir if needed); returns its path.
+
+    Existing scripts of the same names are replaced; other entries (e.g. the old wrapper's
+    Python libraries) are left alone. ``portable`` records no interpreter or checkout path.
+    """
+    python = "" if portable else sys.executable
+    home = "" if portable else source_checkout()
+    files = render_wrapper_files(python, home)
+    target = Path(datadir) / WRAPPER_NAME
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = target / name
+        temporary = target / f".{name}.tmp"
+        with open(temporary, "w", encoding="utf-8", newline="") as f:
+            f.write(content)
+        if name.endswith(".sh"):
+            mode = os.stat(temporary).st_mode
+            os.chmod(temporary, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        os.replace(temporary, path)
+    return target
