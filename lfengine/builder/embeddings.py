@@ -131,6 +131,13 @@ class NominalInput(nn.Module):
         super().__init__()
         self.columns = columns
         self.output_size = sum(embeddings.dims(emb_id) for _, emb_id in columns)
+        # Runs of adjacent columns with the same emb_id (a window) are looked up in one call.
+        self.runs: list[tuple[int, int, str]] = []
+        for i, (_, emb_id) in enumerate(columns):
+            if self.runs and self.runs[-1][2] == emb_id and self.runs[-1][1] == i:
+                self.runs[-1] = (self.runs[-1][0], i + 1, emb_id)
+            else:
+                self.runs.append((i, i + 1, emb_id))
 
     def forward(self, ids: torch.Tensor, embeddings: FeatureEmbeddings) -> torch.Tensor:
         """(..., Cn) ids -> (..., sum of dims). The tables are passed in, not owned (shared)."""
@@ -138,7 +145,9 @@ class NominalInput(nn.Module):
             raise ModelError(
                 f"batch has {ids.shape[-1]} nominal columns, the model expects {len(self.columns)}"
             )
-        parts = [embeddings.lookup(emb_id, ids[..., i]) for i, (_, emb_id) in enumerate(self.columns)]
+        parts = [
+            embeddings.lookup(emb_id, ids[..., start:end]).flatten(-2) for start, end, emb_id in self.runs
+        ]
         if not parts:
             return ids.new_zeros((*ids.shape[:-1], 0), dtype=torch.float32)
         return torch.cat(parts, dim=-1)
