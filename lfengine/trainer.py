@@ -3,7 +3,9 @@
 No hidden magic: each epoch draws a new batch order from the seeded generator, each batch is one
 optimizer step, validation runs on schedule, the best weights are written to the model directory
 whenever the early-stopping metric improves, and a checkpoint after every epoch lets ``--resume``
-continue exactly where a killed run stopped (optimizer, scheduler and RNG state included).
+continue exactly where a killed run stopped (optimizer, scheduler and RNG state included). A run
+ended by a stop signal mid-epoch checkpoints its position in the epoch too, so that resuming it
+replays the rest of that epoch's batches and ends as an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -61,6 +63,20 @@ class TrainState:
 
 
 @dataclass
+class EpochPosition:
+    """Where in an epoch a stop signal ended training: enough to replay the rest exactly."""
+
+    epoch_rng: dict[str, Any]  # the batch generator's state before this epoch's order was drawn
+    batches_done: int
+    loss_sum: float
+    loss_n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch_rng": self.epoch_rng, "batches_done": self.batches_done, "loss_sum": self.loss_sum,
+                "loss_n": self.loss_n}
+
+
+@dataclass
 class StopSignals:
     """Ways to end training early; each keeps the best model."""
 
@@ -110,11 +126,13 @@ class Trainer:
         self.optimizer = model.make_optimizer()
         self.state = TrainState()
         self.rng = np.random.default_rng(seed)
+        self.position: EpochPosition | None = None  # set by resume() after a mid-epoch stop
 
     # --- resume ---------------------------------------------------------------------------
-    def checkpoint_payload(self) -> dict[str, Any]:
+    def checkpoint_payload(self, position: EpochPosition | None = None) -> dict[str, Any]:
         s = self.state
         return {
+            "position": position.to_dict() if position is not None else None,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": store.capture_rng_state(),
@@ -133,6 +151,12 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         store.restore_rng_state(payload["rng"])
         self.rng.bit_generator.state = _restore_bitgen(payload["batch_rng"])
+        position = payload.get("position")
+        self.position = None
+        if position is not None:  # stopped inside an epoch: redraw that epoch's order, skip what ran
+            self.rng.bit_generator.state = _restore_bitgen(position["epoch_rng"])
+            self.position = EpochPosition(position["epoch_rng"], position["batches_done"],
+                                          position["loss_sum"], position["loss_n"])
         s = payload["state"]
         self.state = TrainState(
             epoch=s["epoch"], batches=s["batches"], instances=s["instances"],
@@ -141,7 +165,8 @@ class Trainer:
             best_epoch=s["best_epoch"], best_metrics=s["best_metrics"], bad_epochs=s["bad_epochs"],
             history=s["history"],
         )
-        log.info("resuming after epoch %d (best so far: epoch %d)", self.state.epoch, self.state.best_epoch)
+        log.info("resuming after epoch %d%s (best so far: epoch %d)", self.state.epoch,
+                 f" and {self.position.batches_done} batches" if self.position else "", self.state.best_epoch)
 
     # --- the loop -------------------------------------------------------------------------
     def fit(self, train: Encoded, val: Encoded | None) -> str:
@@ -156,12 +181,19 @@ class Trainer:
         while s.epoch < cfg.max_epochs:
             epoch = s.epoch + 1
             self.model.train()
-            loss_sum, loss_n = 0.0, 0
+            epoch_rng = _bitgen_state(self.rng)
             batches = batch_indices(lengths, cfg.batch_size, rng=self.rng, bucket=bucket)
+            skip, loss_sum, loss_n = 0, 0.0, 0
+            if self.position is not None:
+                position, self.position = self.position, None
+                skip, loss_sum, loss_n = position.batches_done, position.loss_sum, position.loss_n
+                total_batches -= skip
             for number, items in enumerate(batches, 1):
+                if number <= skip:
+                    continue
                 reason = self.signals.reason()
                 if reason:
-                    return self._stop(reason, val)
+                    return self._stop(reason, val, EpochPosition(epoch_rng, number - 1, loss_sum, loss_n))
                 loss = self._step(collate(train, items).to(self.device))
                 loss_sum += loss * len(items)
                 loss_n += len(items)
@@ -197,6 +229,7 @@ class Trainer:
         return "max-epochs"
 
     def _step(self, batch: Any) -> float:
+        self._blank_previous_labels(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.model.loss(batch)
         if not torch.isfinite(loss):
@@ -206,6 +239,21 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         return float(loss.detach())
+
+    def _blank_previous_labels(self, batch: Any) -> None:
+        """Hide previous-label columns (gate.LF.target) in a random share of the training items.
+
+        GATE fills them with gold labels for training but leaves them empty when it applies a
+        model (gate-plugin.md §8, item 8); a model that always saw them would lean on an input
+        that never comes. Training without them part of the time teaches it to do without
+        (defect C13); the share is the ``previous_label_dropout`` heuristic.
+        """
+        columns, rate = self.codec.previous_label_columns, self.config.previous_label_dropout
+        if not columns or rate <= 0:
+            return
+        hide = torch.rand(batch.nominal.shape[:-1], device=batch.nominal.device) < rate
+        part = batch.nominal[..., columns]
+        batch.nominal[..., columns] = part.masked_fill(hide.unsqueeze(-1), 0)
 
     @staticmethod
     def _due(every: int | None, counter: int, step: int) -> bool:
@@ -247,11 +295,11 @@ class Trainer:
         self.state.history.append(entry)
         store.append_metrics(self.model_dir, entry)
 
-    def _stop(self, reason: str, val: Encoded | None) -> str:
+    def _stop(self, reason: str, val: Encoded | None, position: EpochPosition) -> str:
         log.info("training stopped: %s; keeping the best model (epoch %d)", reason, self.state.best_epoch)
         if val is None or self.state.best_epoch == 0:
             self.save_model(self.state)  # nothing validated yet: keep what we have
-        store.save_checkpoint(self.model_dir, self.checkpoint_payload())
+        store.save_checkpoint(self.model_dir, self.checkpoint_payload(position))
         if reason == "cancelled" and self.state.best_epoch == 0 and val is not None:
             raise TrainingCancelled("training was cancelled before the first validation")
         return reason

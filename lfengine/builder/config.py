@@ -43,6 +43,7 @@ class ModelConfig:
     es_patience: int  # epochs without improvement before early stopping
     weight_decay: float  # Adam's L2 coefficient (TaskModel.make_optimizer)
     grad_clip: float  # max gradient norm; 0 disables clipping
+    previous_label_dropout: float  # share of training items whose gate.LF.target columns are hidden
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -98,6 +99,8 @@ def coerce_value(name: str, value: Any) -> Any:
         value = float(value)
         if name in ("dropout", "embedding_dropout") and not 0.0 <= value < 1.0:
             raise OptionError(f"model setting {name} must be in [0, 1), got {value}")
+        if name == "previous_label_dropout" and not 0.0 <= value <= 1.0:
+            raise OptionError(f"model setting {name} must be in [0, 1], got {value}")
         if name == "learning_rate" and not value > 0:
             raise OptionError(f"model setting learning_rate must be > 0, got {value}")
         if value < 0:

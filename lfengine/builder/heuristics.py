@@ -164,6 +164,13 @@ def _grad_clip(ctx: Context) -> float:
     return 5.0
 
 
+def _previous_label_dropout(ctx: Context) -> float:
+    """0.5: GATE fills gate.LF.target window columns with gold labels when training but leaves
+    them empty when applying (gate-plugin.md §8, item 8); hiding them in half of the training
+    items teaches the model to work without them (defect C13 of the old wrapper)."""
+    return 0.5
+
+
 #: Rules in evaluation order (settings a rule reads come before it).
 RULES: dict[str, Callable[[Context], Any]] = {
     "module": _module,
@@ -188,6 +195,7 @@ RULES: dict[str, Callable[[Context], Any]] = {
     "es_patience": _es_patience,
     "weight_decay": _weight_decay,
     "grad_clip": _grad_clip,
+    "previous_label_dropout": _previous_label_dropout,
 }
 
 

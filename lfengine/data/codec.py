@@ -23,7 +23,8 @@ from lfengine.data.vocab import Vocabulary, char_vocabulary, dims_heuristic, lab
 from lfengine.errors import EmbeddingsError, MetaFileError, OptionError
 
 log = logging.getLogger(__name__)
-MAX_CHARS = 24  # words are cut to this many characters for the char encoder
+MAX_CHARS = 24
+PREVIOUS_LABEL_FEATURE = "gate.LF.target"  # words are cut to this many characters for the char encoder
 
 
 @dataclass
@@ -80,6 +81,9 @@ class Codec:
     target_std: float = 1.0
     char_column: int | None = None
     char_vocab: Vocabulary | None = None
+    #: Positions in ``nominal`` of columns over ``gate.LF.target`` (labels of neighbouring
+    #: instances): gold at training time, always "" when GATE applies a model (gate-plugin.md §8).
+    previous_label_columns: list[int] = field(default_factory=list)
 
     @property
     def label_index(self) -> dict[str, int]:
@@ -117,6 +121,7 @@ class Codec:
         d["vocabs"] = {e: Vocabulary(v["itos"], onehot=v["onehot"]) for e, v in d["vocabs"].items()}
         d["embeddings"] = {e: EmbeddingSetting(**s) for e, s in d["embeddings"].items()}
         d["char_vocab"] = None if d["char_vocab"] is None else Vocabulary(d["char_vocab"])
+        d.setdefault("previous_label_columns", [])
         return cls(**d)
 
 
@@ -193,6 +198,10 @@ def build_codec(
         target_std=t_std,
         char_column=char_column,
         char_vocab=char_vocab,
+        previous_label_columns=[
+            j for j, c in enumerate(nominal)
+            if spec.attribute_of(spec.columns[c.index]).feature == PREVIOUS_LABEL_FEATURE
+        ],
     )
     return codec, matrices
 
