@@ -15,7 +15,7 @@ from pathlib import Path
 from lfengine.client import EngineClient
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
 
-DEMO_EPOCHS = 15  # enough for the generated data; early stopping often ends sooner
+DEMO_EPOCHS = 10  # enough for the generated data; early stopping often ends sooner
 
 
 def _say(text: str = "") -> None:
@@ -29,9 +29,23 @@ def _progress(method: str, params: dict) -> None:
         _say(f"    epoch {p['epoch']:>2}: train loss {p['loss']:.3f}; validation {shown}")
 
 
+def _data_path(meta: Path) -> Path:
+    return meta.with_name(meta.name.replace(".meta.json", ".data.json"))
+
+
+def _hold_out(meta: Path, count: int) -> tuple[Path, Path]:
+    """Move the last ``count`` lines of the data file to a held-out test file. The meta file keeps
+    describing everything, as an LF export does (vocabularies come from the whole corpus)."""
+    lines = _data_path(meta).read_text(encoding="utf-8").splitlines(keepends=True)
+    _data_path(meta).write_text("".join(lines[:-count]), encoding="utf-8")
+    test_meta = meta.with_name("test.meta.json")
+    test_meta.write_text(meta.read_text(encoding="utf-8"), encoding="utf-8")
+    _data_path(test_meta).write_text("".join(lines[-count:]), encoding="utf-8")
+    return meta, test_meta
+
+
 def _first_records(meta: Path, count: int) -> list:
-    data = meta.with_name(meta.name.replace(".meta.json", ".data.json"))
-    with open(data, encoding="utf-8") as f:
+    with open(_data_path(meta), encoding="utf-8") as f:
         return [json.loads(next(f)) for _ in range(count)]
 
 
@@ -46,7 +60,7 @@ def _run_task(engine: EngineClient, title: str, train_meta: Path, test_meta: Pat
                                    "options": {"max_epochs": DEMO_EPOCHS}})
     _say(f"  stopped: {result['stopped']} after {result['epochs']} epochs ({result['seconds']:.1f} s); "
          f"best epoch {result['best_epoch']}")
-    test_data = str(test_meta.with_name(test_meta.name.replace(".meta.json", ".data.json")))
+    test_data = str(_data_path(test_meta))
     report = engine.call("evaluate", {"model": name, "data": test_data})
     line = f"held-out evaluation: accuracy {report['accuracy']:.3f}, macro F1 {report['macro']['f1']:.3f}"
     if "spans" in report:
@@ -72,11 +86,11 @@ def run_demo(workdir: str | None = None) -> int:
         root = Path(workdir or tmp)
         root.mkdir(parents=True, exist_ok=True)
         _say(f"writing generated LF corpora to {root}")
-        seq_train = write_sequence_corpus(root / "seq-train", 400, seed=1)
-        seq_test = write_sequence_corpus(root / "seq-test", 100, seed=2)
-        cls_train = write_classification_corpus(root / "cls-train", 600, seed=1)
-        cls_test = write_classification_corpus(root / "cls-test", 150, seed=2)
-        with EngineClient(on_notification=_progress, stderr=sys.stderr) as engine:
+        seq_train, seq_test = _hold_out(write_sequence_corpus(root / "seq", 400, seed=1), 80)
+        cls_train, cls_test = _hold_out(write_classification_corpus(root / "cls", 750, seed=1), 150)
+        log_path = root / "engine.log"
+        _say(f"the engine's log goes to {log_path}")
+        with open(log_path, "wb") as log_file, EngineClient(on_notification=_progress, stderr=log_file) as engine:
             engine.call("init", {"notifications": ["progress"], "log_level": "warning"})
             _run_task(engine, "sequence tagging (chunk labels)", seq_train, seq_test, "tagger", root)
             _run_task(engine, "classification (text + numeric + boolean features)", cls_train, cls_test,
