@@ -119,13 +119,15 @@ class SequenceTagger(TaskModel):
         size, steps = features.shape[:2]
         if size == 0 or steps == 0:
             return features.new_zeros((size, steps, self.layout.num_labels))
-        # Length-0 sequences are run as length 1 (packing needs >= 1) and masked afterwards.
-        lengths = batch.lengths.clamp(min=1).cpu()
-        packed = pack_padded_sequence(
-            self.input_dropout(features), lengths, batch_first=True, enforce_sorted=False
-        )
-        encoded, _ = self.lstm(packed)
-        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=steps)
+        features = self.input_dropout(features)
+        lengths = batch.lengths.cpu()
+        if bool((lengths == steps).all()):
+            encoded, _ = self.lstm(features)  # no padding (e.g. a single sentence): no packing needed
+        else:
+            # Length-0 sequences are run as length 1 (packing needs >= 1) and masked afterwards.
+            packed = pack_padded_sequence(features, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+            encoded, _ = self.lstm(packed)
+            encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=steps)
         return self.output(self.output_dropout(encoded))
 
     def loss(self, batch: Batch) -> torch.Tensor:
