@@ -98,7 +98,7 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         "architecture": {"text": render_tree(tree), "tree": tree, "parameters": tree.get("parameters", 0)},
         "vocabularies": [
             {"emb_id": e, "size": len(codec.vocabs[e]), "dims": s.dims, "mode": s.mode, "minfreq": s.minfreq,
-             "file": s.file or None, "sources": s.sources}
+             "pretrained": bool(s.file), "file": s.file or None, "sources": s.sources}
             for e, s in codec.embeddings.items()
         ],
         "char_encoder": None if codec.char_vocab is None or not plan.config.char_encoder
@@ -174,8 +174,13 @@ def train(
     if options.resume:
         stored, stored_weights = store.load_model_dir(model_dir_path)
         codec = Codec.from_dict(stored["codec"])  # the same vocabularies as the interrupted run
-        options = TrainOptions.from_dict({**stored["training"]["options"], "resume": True,
-                                          "device": options.device, "threads": options.threads})
+        # Everything as in the interrupted run, except where to run it and, if given, how long.
+        resumed = {**stored["training"]["options"], "resume": True, "device": options.device,
+                   "threads": options.threads}
+        if options.max_epochs is not None:
+            resumed["max_epochs"] = options.max_epochs
+            log.info("resuming with max_epochs %d", options.max_epochs)
+        options = TrainOptions.from_dict(resumed)
     else:
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     train_data, val_data = _read_splits(spec, codec, options)

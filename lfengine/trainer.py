@@ -28,7 +28,6 @@ from lfengine.builder.config import ModelConfig
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
-from lfengine.errors import TrainingCancelled
 from lfengine.predictor import Predictor, headline
 
 log = logging.getLogger(__name__)
@@ -82,13 +81,10 @@ class StopSignals:
 
     cancel: threading.Event | None = None
     stop_file: Path | None = None
-    interrupted: threading.Event = field(default_factory=threading.Event)
 
     def reason(self) -> str | None:
         if self.cancel is not None and self.cancel.is_set():
             return "cancelled"
-        if self.interrupted.is_set():
-            return "interrupted"
         if self.stop_file is not None and self.stop_file.exists():
             try:
                 self.stop_file.unlink()
@@ -221,6 +217,10 @@ class Trainer:
                 metrics = self._validate(val, epoch, train_loss)
                 self._progress(epoch, len(batches), len(batches), train_loss, metrics, started,
                                done_batches, total_batches)
+            elif s.best_epoch == 0:
+                # Not validated yet: keep what we have, so that a model (and with it what --resume
+                # reads besides the checkpoint) exists from the first epoch on.
+                self.save_model(s)
             store.save_checkpoint(self.model_dir, self.checkpoint_payload())
             if val is not None and s.bad_epochs > cfg.es_patience:
                 log.info("early stopping: no improvement for %d validations; best epoch %d", s.bad_epochs,
@@ -299,9 +299,9 @@ class Trainer:
         log.info("training stopped: %s; keeping the best model (epoch %d)", reason, self.state.best_epoch)
         if val is None or self.state.best_epoch == 0:
             self.save_model(self.state)  # nothing validated yet: keep what we have
+            if val is not None:
+                log.warning("stopped before the first validation: the saved model was never validated")
         store.save_checkpoint(self.model_dir, self.checkpoint_payload(position))
-        if reason == "cancelled" and self.state.best_epoch == 0 and val is not None:
-            raise TrainingCancelled("training was cancelled before the first validation")
         return reason
 
     def _progress(self, epoch: int, batch: int, batches: int, loss: float, metrics: dict | None,

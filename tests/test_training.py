@@ -1,0 +1,345 @@
+"""Training through lfengine.service on small generated corpora: reproducibility, resume, stop
+signals, validation choices, bad lines, no-train, regression and progress events."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lfengine import service, store
+from lfengine.data.synthetic import (
+    LfAttribute,
+    write_classification_corpus,
+    write_lf,
+    write_sequence_corpus,
+)
+from lfengine.errors import DataLineError
+from lfengine.options import TrainOptions
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _history(model_dir: Path) -> list[dict]:
+    """model.json's training history without the wall-clock stamps."""
+    metadata, _ = store.load_model_dir(model_dir)
+    return [{k: v for k, v in entry.items() if k != "time"} for entry in metadata["training"]["history"]]
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return store.load_model_dir(model_dir)[1]
+
+
+@pytest.fixture(scope="module")
+def cls_meta(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_classification_corpus(tmp_path_factory.mktemp("cls"), 240, seed=5)
+
+
+@pytest.fixture(scope="module")
+def seq_meta(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sequence_corpus(tmp_path_factory.mktemp("seq"), 80, seed=3)
+
+
+# --- reproducibility ---------------------------------------------------------------------------
+def test_same_seed_gives_identical_metrics_and_weights(cls_meta: Path, tmp_path: Path) -> None:
+    options = dict(max_epochs=2, threads=1)
+    first = service.train(str(cls_meta), str(tmp_path / "a"), TrainOptions(seed=7, **options))
+    second = service.train(str(cls_meta), str(tmp_path / "b"), TrainOptions(seed=7, **options))
+    other = service.train(str(cls_meta), str(tmp_path / "c"), TrainOptions(seed=8, **options))
+
+    assert first["best"] == second["best"]
+    assert _history(tmp_path / "a") == _history(tmp_path / "b")
+    wa, wb, wc = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "c")
+    assert wa.keys() == wb.keys() == wc.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert _history(tmp_path / "a") != _history(tmp_path / "c")
+    assert other["epochs"] == 2
+
+
+# --- resume ----------------------------------------------------------------------------------
+def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path, tmp_path: Path) -> None:
+    """SIGKILL a CLI training once its first checkpoint exists, resume it, and compare with a
+    run that was never interrupted: the same seed must give the same history and weights."""
+    epochs = 12
+    flags = ["--max-epochs", str(epochs), "--threads", "1", "--es-patience", "100", "--seed", "4"]
+    killed_dir = tmp_path / "killed"
+    checkpoint = store.model_paths(killed_dir).checkpoint
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(killed_dir), *flags],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert checkpoint.exists(), "the training never wrote a checkpoint"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL, "the training ended before it could be killed"
+    stopped_at = store.load_checkpoint(killed_dir)["state"]["epoch"]
+    assert 1 <= stopped_at < epochs
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(killed_dir), *flags, "--resume"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after epoch {stopped_at} " in resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["epochs"] == epochs and result["stopped"] == "max-epochs"
+
+    full = service.train(
+        str(seq_meta),
+        str(tmp_path / "full"),
+        TrainOptions(max_epochs=epochs, threads=1, es_patience=100, seed=4),
+    )
+    assert result["best"] == full["best"]
+    history = _history(killed_dir)
+    assert [e["epoch"] for e in history] == list(range(1, epochs + 1))
+    assert history == _history(tmp_path / "full")
+    resumed_weights, full_weights = _weights(killed_dir), _weights(tmp_path / "full")
+    assert all(torch.equal(resumed_weights[k], full_weights[k]) for k in full_weights)
+
+
+def test_cancel_mid_epoch_then_resume_matches_uninterrupted(cls_meta: Path, tmp_path: Path) -> None:
+    """A stop inside an epoch checkpoints the position in that epoch; resuming replays the rest.
+    The resumed epochs do not improve on the best (learning rate 0.5 overshoots), and model.json
+    must still end with the whole history and the final reason."""
+    options = dict(max_epochs=5, threads=1, es_patience=100, learning_rate=0.5)
+    cancel = threading.Event()
+
+    def cancel_in_epoch_four(progress: dict) -> None:
+        if progress["epoch"] == 4 and progress["batch"] == 3:
+            cancel.set()
+
+    stopped = service.train(
+        str(cls_meta),
+        str(tmp_path / "part"),
+        TrainOptions(**options),
+        on_progress=cancel_in_epoch_four,
+        cancel=cancel,
+    )
+    assert stopped["stopped"] == "cancelled" and stopped["epochs"] == 3
+    resumed = service.train(str(cls_meta), str(tmp_path / "part"), TrainOptions(**options, resume=True))
+    full = service.train(str(cls_meta), str(tmp_path / "full"), TrainOptions(**options))
+    assert resumed["epochs"] == 5 and resumed["stopped"] == "max-epochs"
+    history = _history(tmp_path / "full")
+    assert [e["best"] for e in history] == [True, True, True, False, False]
+    assert _history(tmp_path / "part") == history
+    assert resumed["best"] == full["best"] and resumed["best_epoch"] == 3
+    metadata, _ = store.load_model_dir(tmp_path / "part")
+    assert metadata["training"]["stopped"] == "max-epochs" and metadata["training"]["epochs"] == 5
+    part_weights, full_weights = _weights(tmp_path / "part"), _weights(tmp_path / "full")
+    assert all(torch.equal(part_weights[k], full_weights[k]) for k in full_weights)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(cls_meta: Path, tmp_path: Path) -> None:
+    from lfengine.errors import ModelError
+
+    with pytest.raises(ModelError, match="model directory .* does not exist"):
+        service.train(str(cls_meta), str(tmp_path / "none"), TrainOptions(resume=True))
+
+
+# --- stop signals ------------------------------------------------------------------------------
+def test_stop_file_ends_training_keeping_the_best_model(cls_meta: Path, tmp_path: Path) -> None:
+    stop_file = tmp_path / "STOP-NOW"
+
+    def stop_in_epoch_three(progress: dict) -> None:
+        if progress["epoch"] == 3 and progress["batch"] == 1:
+            stop_file.touch()
+
+    result = service.train(
+        str(cls_meta),
+        str(tmp_path / "m"),
+        TrainOptions(max_epochs=20, threads=1, stop_file=str(stop_file), es_patience=100),
+        on_progress=stop_in_epoch_three,
+    )
+    assert result["stopped"] == "stop-file"
+    assert result["epochs"] == 2 and result["best_epoch"] in (1, 2)
+    assert not stop_file.exists(), "the stop file is consumed, so the next run is not stopped at once"
+    metadata, _ = store.load_model_dir(tmp_path / "m")
+    assert metadata["training"]["stopped"] == "stop-file"
+    assert metadata["training"]["best_epoch"] == result["best_epoch"]
+    assert service.load_model(str(tmp_path / "m")).evaluate(str(cls_meta).replace(".meta.", ".data."))
+
+
+def test_cancel_event_keeps_the_best_model(cls_meta: Path, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    best_seen: list[float] = []
+
+    def watch(progress: dict) -> None:
+        if progress["metrics"]:
+            best_seen.append(progress["metrics"]["accuracy"])
+        if progress["epoch"] == 3:
+            cancel.set()
+
+    result = service.train(
+        str(cls_meta),
+        str(tmp_path / "m"),
+        TrainOptions(max_epochs=20, threads=1),
+        on_progress=watch,
+        cancel=cancel,
+    )
+    assert result["stopped"] == "cancelled" and result["epochs"] == 2
+    assert result["best"]["accuracy"] == max(best_seen)
+    model = service.load_model(str(tmp_path / "m"))
+    assert model.metadata["training"]["best"] == result["best"]
+
+
+def test_cancel_before_the_first_validation_keeps_an_unvalidated_model(cls_meta: Path, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    result = service.train(
+        str(cls_meta), str(tmp_path / "m"), TrainOptions(max_epochs=5, threads=1), cancel=cancel
+    )
+    assert result["stopped"] == "cancelled" and result["best_epoch"] == 0 and result["best"] == {}
+    model = service.load_model(str(tmp_path / "m"))  # usable, and resumable
+    assert model.metadata["training"]["best_epoch"] == 0
+
+
+# --- validation choices -------------------------------------------------------------------------
+def test_valsize_zero_trains_without_validation_and_writes_a_model(cls_meta: Path, tmp_path: Path) -> None:
+    result = service.train(
+        str(cls_meta), str(tmp_path / "m"), TrainOptions(valsize=0, max_epochs=2, threads=1)
+    )
+    assert result["stopped"] == "max-epochs" and result["epochs"] == 2
+    metadata, _ = store.load_model_dir(tmp_path / "m")
+    assert metadata["training"]["validation"] == 0
+    assert metadata["training"]["instances"] == 240
+    assert [e["validation"] for e in metadata["training"]["history"]] == [{}, {}]
+    assert len(service.load_model(str(tmp_path / "m")).apply([[["word"], 0.5, True]])) == 1
+
+
+def test_valfile_validates_on_the_given_file(cls_meta: Path, tmp_path: Path) -> None:
+    val_meta = write_classification_corpus(tmp_path / "val", 30, seed=99)
+    val_data = val_meta.with_name(val_meta.name.replace(".meta.", ".data."))
+    service.train(
+        str(cls_meta), str(tmp_path / "m"), TrainOptions(valfile=str(val_data), max_epochs=1, threads=1)
+    )
+    metadata, _ = store.load_model_dir(tmp_path / "m")
+    assert metadata["training"]["instances"] == 240  # the whole data file trains
+    assert metadata["training"]["validation"] == 30
+    report = service.evaluate(str(tmp_path / "m"), str(val_data))
+    assert metadata["training"]["history"][0]["validation"]["accuracy"] == pytest.approx(report["accuracy"])
+
+
+def test_skip_bad_lines_counts_and_skips_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    meta = write_classification_corpus(tmp_path, 100, seed=2)
+    data = meta.with_name(meta.name.replace(".meta.", ".data."))
+    with open(data, "a", encoding="utf-8") as f:
+        f.write("this is not json\n")
+        f.write(json.dumps([[["a"], 1.0], "sport"]) + "\n")  # one feature short
+    with pytest.raises(DataLineError) as failure:
+        service.train(str(meta), str(tmp_path / "strict"), TrainOptions(max_epochs=1, threads=1))
+    assert failure.value.line == 101
+    with caplog.at_level(logging.WARNING):
+        service.train(
+            str(meta),
+            str(tmp_path / "m"),
+            TrainOptions(max_epochs=1, threads=1, skip_bad_lines=True, valsize=0),
+        )
+    assert "skipped 2 bad lines of 102" in caplog.text
+    assert store.load_model_dir(tmp_path / "m")[0]["training"]["instances"] == 100
+
+
+def test_no_train_describes_without_writing_a_model(cls_meta: Path, tmp_path: Path) -> None:
+    result = service.train(str(cls_meta), str(tmp_path / "m"), TrainOptions(no_train=True))
+    assert result["stopped"] == "no-train" and result["epochs"] == 0
+    description = result["description"]
+    assert description["task"] == "classification"
+    assert description["architecture"]["parameters"] > 0
+    assert not store.model_paths(tmp_path / "m").model_json.exists()
+    assert not store.model_paths(tmp_path / "m").checkpoint.exists()
+
+
+# --- regression ----------------------------------------------------------------------------------
+def _regression_corpus(directory: Path, n: int, seed: int) -> Path:
+    """y = 500 + 40 x1 - 25 x2 (+ 30 when the flag is set) + small noise: far from 0 on purpose."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        x1, x2, flag = rng.gauss(0, 1), rng.uniform(-2, 2), rng.random() < 0.5
+        y = 500 + 40 * x1 - 25 * x2 + (30 if flag else 0) + rng.gauss(0, 2)
+        records.append([[round(x1, 4), round(x2, 4), flag], round(y, 3)])
+    attributes = [
+        LfAttribute("A", "x1", ann_type="", datatype="numeric"),
+        LfAttribute("A", "x2", ann_type="", datatype="numeric"),
+        LfAttribute("A", "flag", ann_type="", datatype="bool"),
+    ]
+    return write_lf(directory, "reg", attributes, records, is_sequence=False)
+
+
+def test_regression_end_to_end_in_original_units(tmp_path: Path) -> None:
+    meta = _regression_corpus(tmp_path, 300, seed=1)
+    result = service.train(
+        str(meta), str(tmp_path / "m"), TrainOptions(max_epochs=25, threads=1, learning_rate=0.01)
+    )
+    assert "mse" in result["best"]
+    model = service.load_model(str(tmp_path / "m"))
+    assert model.task == "regression" and model.labels == []
+    report = model.evaluate(str(meta).replace(".meta.", ".data."))
+    assert {"mse", "mae", "r2"} <= set(report)
+    assert report["r2"] > 0.9
+    predictions = model.apply([[0.0, 0.0, False], [1.0, -1.0, True]])
+    assert all(isinstance(p["label"], float) for p in predictions)
+    assert predictions[0]["label"] == pytest.approx(500, abs=25)  # original units, not z-scores
+    assert predictions[1]["label"] == pytest.approx(595, abs=25)
+
+
+# --- progress ----------------------------------------------------------------------------------
+def test_progress_events_have_the_documented_fields(cls_meta: Path, tmp_path: Path) -> None:
+    events: list[dict] = []
+    service.train(
+        str(cls_meta), str(tmp_path / "m"), TrainOptions(max_epochs=2, threads=1), on_progress=events.append
+    )
+    keys = {"epoch", "batch", "batches", "instances", "loss", "metrics", "elapsed", "eta"}
+    assert events and all(set(e) == keys for e in events)
+    assert [e["epoch"] for e in events] == sorted(e["epoch"] for e in events)
+    with_metrics = [e for e in events if e["metrics"]]
+    assert [e["epoch"] for e in with_metrics] == [1, 2]
+    assert events[-1]["instances"] == 2 * 216 and events[-1]["eta"] == 0.0
+
+
+def test_a_crash_before_the_first_validation_can_be_resumed(cls_meta: Path, tmp_path: Path) -> None:
+    """Validating every second epoch, a run that dies in epoch 2 has only epoch 1 behind it; the
+    directory must still hold what --resume needs, and the resumed run must match a clean one."""
+    options = dict(max_epochs=4, threads=1, validate_every_epochs=2, es_patience=100)
+
+    class Crash(Exception):
+        pass
+
+    def crash_in_epoch_two(progress: dict) -> None:
+        if progress["epoch"] == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        service.train(
+            str(cls_meta), str(tmp_path / "part"), TrainOptions(**options), on_progress=crash_in_epoch_two
+        )
+    assert store.load_checkpoint(tmp_path / "part")["state"]["epoch"] == 1
+    resumed = service.train(str(cls_meta), str(tmp_path / "part"), TrainOptions(**options, resume=True))
+    full = service.train(str(cls_meta), str(tmp_path / "full"), TrainOptions(**options))
+    assert resumed["epochs"] == 4 and resumed["best"] == full["best"]
+    history = _history(tmp_path / "full")
+    assert [e["epoch"] for e in history] == [2, 4]
+    assert _history(tmp_path / "part") == history
