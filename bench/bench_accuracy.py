@@ -35,22 +35,43 @@ TASKS = {
 
 def run_one(name: str, seed: int, workdir: Path, extra: list[str]) -> dict:
     model_dir = workdir / f"{name}-{seed}"
-    cmd = [sys.executable, "-m", "lfengine", "train", str(LFDATA / f"{name}.meta.json"), str(model_dir),
-           "--seed", str(seed), "--threads", "1", "--device", "cpu", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lfengine",
+        "train",
+        str(LFDATA / f"{name}.meta.json"),
+        str(model_dir),
+        "--seed",
+        str(seed),
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        *extra,
+    ]
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         return {"name": name, "seed": seed, "error": proc.stderr[-2000:]}
-    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])
     metric = TASKS[name][0]
-    return {"name": name, "seed": seed, "score": result["best"].get(metric, 0.0), "epochs": result["epochs"],
-            "best_epoch": result["best_epoch"], "seconds": seconds,
-            "sec_per_epoch": result["seconds"] / max(result["epochs"], 1)}
+    return {
+        "name": name,
+        "seed": seed,
+        "score": result["best"].get(metric, 0.0),
+        "epochs": result["epochs"],
+        "best_epoch": result["best_epoch"],
+        "seconds": seconds,
+        "sec_per_epoch": result["seconds"] / max(result["epochs"], 1),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--only", nargs="+", choices=sorted(TASKS))
@@ -68,8 +89,10 @@ def main() -> int:
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(f"FAILED {r['name']} seed {r['seed']}:\n{r['error']}", file=sys.stderr)
-    print(f"{'data':20} {'metric':9} {'old wrapper':>12} {'target':>7} {'mean':>7} {'min':>7}  scores"
-          f"  {'epochs':>10} {'s/epoch':>8}  ok")
+    print(
+        f"{'data':20} {'metric':9} {'old wrapper':>12} {'target':>7} {'mean':>7} {'min':>7}  scores"
+        f"  {'epochs':>10} {'s/epoch':>8}  ok"
+    )
     summary = {}
     for name in names:
         runs = [r for r in results if r["name"] == name and "error" not in r]
@@ -78,11 +101,20 @@ def main() -> int:
         metric, old, target = TASKS[name]
         scores = [r["score"] for r in runs]
         mean, low = statistics.mean(scores), min(scores)
-        summary[name] = {"metric": metric, "mean": mean, "min": low, "scores": scores, "target": target,
-                         "sec_per_epoch": statistics.mean(r["sec_per_epoch"] for r in runs), "runs": runs}
-        print(f"{name:20} {metric:9} {old:>12} {target:>7.2f} {mean:>7.4f} {low:>7.4f}  "
-              f"{' '.join(f'{s:.3f}' for s in scores)}  {' '.join(str(r['epochs']) for r in runs):>10} "
-              f"{summary[name]['sec_per_epoch']:>8.2f}  {'yes' if mean >= target else 'NO'}")
+        summary[name] = {
+            "metric": metric,
+            "mean": mean,
+            "min": low,
+            "scores": scores,
+            "target": target,
+            "sec_per_epoch": statistics.mean(r["sec_per_epoch"] for r in runs),
+            "runs": runs,
+        }
+        print(
+            f"{name:20} {metric:9} {old:>12} {target:>7.2f} {mean:>7.4f} {low:>7.4f}  "
+            f"{' '.join(f'{s:.3f}' for s in scores)}  {' '.join(str(r['epochs']) for r in runs):>10} "
+            f"{summary[name]['sec_per_epoch']:>8.2f}  {'yes' if mean >= target else 'NO'}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     return 1 if failed else 0

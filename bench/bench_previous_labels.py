@@ -42,7 +42,9 @@ def measure(seed: int, rate: float, workdir: Path) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.5])
     args = parser.parse_args()
@@ -57,8 +59,10 @@ def main() -> int:
             runs = [measure(seed, rate, Path(tmp)) for seed in args.seeds]
             gold = statistics.mean(r[0] for r in runs)
             empty = statistics.mean(r[1] for r in runs)
-            print(f"{rate:>22.2f} {gold:>21.4f} {empty:>24.4f}   per seed: "
-                  + ", ".join(f"{a:.3f}/{b:.3f}" for a, b in runs))
+            print(
+                f"{rate:>22.2f} {gold:>21.4f} {empty:>24.4f}   per seed: "
+                + ", ".join(f"{a:.3f}/{b:.3f}" for a, b in runs)
+            )
     return 0
 
 

@@ -1,13 +1,13 @@
 """Command line: a thin shell over lfengine.service (and the server for ``serve``).
 
-    lfengine describe META [options] [--json]
-    lfengine train META MODEL_DIR [options]
-    lfengine apply MODEL_DIR DATAFILE [--distribution] [--labeled]
-    lfengine evaluate MODEL_DIR DATAFILE [--json]
-    lfengine serve [--format json|msgpack|auto]      (default when stdin is not a TTY)
-    lfengine replay SESSION...                       (recorded protocol sessions)
-    lfengine demo [--workdir DIR]                    (the whole job on generated data)
-    lfengine gate-wrapper DATADIR                    (drop-in scripts for the GATE LF plugin)
+lfengine describe META [options] [--json]
+lfengine train META MODEL_DIR [options]
+lfengine apply MODEL_DIR DATAFILE [--distribution] [--labeled]
+lfengine evaluate MODEL_DIR DATAFILE [--json]
+lfengine serve [--format json|msgpack|auto]      (default when stdin is not a TTY)
+lfengine replay SESSION...                       (recorded protocol sessions)
+lfengine demo [--workdir DIR]                    (the whole job on generated data)
+lfengine gate-wrapper DATADIR                    (drop-in scripts for the GATE LF plugin)
 """
 
 from __future__ import annotations
@@ -37,12 +37,23 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainOptions):
         flag = "--" + _FLAG_NAMES.get(f.name, f.name.replace("_", "-"))
         if f.name == "shuffle":
-            group.add_argument(flag, dest="shuffle", action="store_false", default=None,
-                               help="keep file order when choosing the validation set")
+            group.add_argument(
+                flag,
+                dest="shuffle",
+                action="store_false",
+                default=None,
+                help="keep file order when choosing the validation set",
+            )
         elif f.name == "model":
-            group.add_argument(flag, dest="model", action="append", metavar="KEY=VALUE", default=None,
-                               help="override an architecture/training heuristic, e.g. --set hidden_size=200 "
-                                    "(value parsed as JSON); repeatable")
+            group.add_argument(
+                flag,
+                dest="model",
+                action="append",
+                metavar="KEY=VALUE",
+                default=None,
+                help="override an architecture/training heuristic, e.g. --set hidden_size=200 "
+                "(value parsed as JSON); repeatable",
+            )
         elif f.type.startswith("bool"):
             group.add_argument(flag, dest=f.name, action="store_true", default=None)
         else:
@@ -73,8 +84,11 @@ def _parse_setting(item: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lfengine", description="Deep-learning engine for the GATE "
-                                     "Learning Framework: build, train and apply networks from LF exports.")
+    parser = argparse.ArgumentParser(
+        prog="lfengine",
+        description="Deep-learning engine for the GATE "
+        "Learning Framework: build, train and apply networks from LF exports.",
+    )
     parser.add_argument("--version", action="version", version=f"lfengine {__version__}")
     parser.add_argument("--debug", action="store_true", help="DEBUG logging on stderr")
     sub = parser.add_subparsers(dest="command")
@@ -118,8 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(debug: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,17 +183,30 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
 def render_description(d: dict) -> str:
     """The describe result as a person reads it."""
-    lines = [f"task: {d['task']}" + (" (sequences)" if d.get("is_sequence") else ""),
-             f"features: {d.get('features')}", "", "architecture:", d["architecture"]["text"], "",
-             "vocabularies:"]
+    lines = [
+        f"task: {d['task']}" + (" (sequences)" if d.get("is_sequence") else ""),
+        f"features: {d.get('features')}",
+        "",
+        "architecture:",
+        d["architecture"]["text"],
+        "",
+        "vocabularies:",
+    ]
     for v in d["vocabularies"]:
-        lines.append(f"  {v['emb_id'] or '(default)'!s:12} size {v['size']:>7}  dims {v['dims']:>4}  "
-                     f"mode {v['mode']}  (dims from {v['sources'].get('dims', '?')})")
+        lines.append(
+            f"  {v['emb_id'] or '(default)'!s:12} size {v['size']:>7}  dims {v['dims']:>4}  "
+            f"mode {v['mode']}  (dims from {v['sources'].get('dims', '?')})"
+        )
     if not d["vocabularies"]:
         lines.append("  (none)")
     if d.get("char_encoder"):
         lines.append(f"  characters of {d['char_encoder']['column']}: {d['char_encoder']['size']}")
-    lines += ["", f"labels ({len(d['labels'])}, index order): {', '.join(d['labels'])}", "", "hyperparameters:"]
+    lines += [
+        "",
+        f"labels ({len(d['labels'])}, index order): {', '.join(d['labels'])}",
+        "",
+        "hyperparameters:",
+    ]
     for name, h in d["hyperparameters"].items():
         lines.append(f"  {name:22} {json.dumps(h['value'])!s:24} ({h['source']})")
     return "\n".join(lines)
@@ -187,12 +218,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     options = _options_from(args)
     cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: (log.warning("interrupt: stopping after this batch"),
-                                                        cancel.set()))
+    previous = signal.signal(
+        signal.SIGINT, lambda *_: (log.warning("interrupt: stopping after this batch"), cancel.set())
+    )
     try:
         with ProgressDisplay(sys.stderr) as display:
-            result = service.train(args.meta, args.model_dir, options, on_progress=display.update,
-                                   cancel=cancel)
+            result = service.train(
+                args.meta, args.model_dir, options, on_progress=display.update, cancel=cancel
+            )
     finally:
         signal.signal(signal.SIGINT, previous)
     if result["stopped"] == "no-train":
@@ -225,8 +258,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from lfengine.server import serve
 
-    return serve(sys.stdin.buffer, sys.stdout.buffer, fmt=args.format,
-                 max_message_bytes=args.max_message_mb * 2**20)
+    return serve(
+        sys.stdin.buffer, sys.stdout.buffer, fmt=args.format, max_message_bytes=args.max_message_mb * 2**20
+    )
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -250,6 +284,12 @@ def _cmd_gate_wrapper(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "describe": _cmd_describe, "train": _cmd_train, "apply": _cmd_apply, "evaluate": _cmd_evaluate,
-    "serve": _cmd_serve, "replay": _cmd_replay, "demo": _cmd_demo, "gate-wrapper": _cmd_gate_wrapper,
+    "describe": _cmd_describe,
+    "train": _cmd_train,
+    "apply": _cmd_apply,
+    "evaluate": _cmd_evaluate,
+    "serve": _cmd_serve,
+    "replay": _cmd_replay,
+    "demo": _cmd_demo,
+    "gate-wrapper": _cmd_gate_wrapper,
 }

@@ -29,15 +29,22 @@ class EngineError(Exception):
 class EngineClient:
     """``with EngineClient() as engine: engine.call("status")``."""
 
-    def __init__(self, *, fmt: str = "json", args: list[str] | None = None,
-                 on_notification: Callable[[str, dict], None] | None = None,
-                 stderr: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        fmt: str = "json",
+        args: list[str] | None = None,
+        on_notification: Callable[[str, dict], None] | None = None,
+        stderr: Any = None,
+    ) -> None:
         self.fmt = fmt
         self.on_notification = on_notification
         self.ids = itertools.count(1)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lfengine", "serve", "--format", fmt, *(args or [])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
         )
         self.unpacker = msgpack.Unpacker(raw=False) if fmt == "msgpack" else None
 

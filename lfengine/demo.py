@@ -8,7 +8,6 @@ would: describe, train with progress notifications, evaluate on held-out data, a
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -49,17 +48,28 @@ def _first_records(meta: Path, count: int) -> list:
         return [json.loads(next(f)) for _ in range(count)]
 
 
-def _run_task(engine: EngineClient, title: str, train_meta: Path, test_meta: Path, name: str, root: Path) -> None:
+def _run_task(
+    engine: EngineClient, title: str, train_meta: Path, test_meta: Path, name: str, root: Path
+) -> None:
     _say(f"=== {title} ===")
     described = engine.call("describe", {"meta": str(train_meta), "options": {"max_epochs": DEMO_EPOCHS}})
     _say(f"task: {described['task']}; labels: {', '.join(described['labels'])}")
     _say("architecture chosen from the feature metadata:")
     _say(described["architecture"]["text"])
     _say("training:")
-    result = engine.call("train", {"meta": str(train_meta), "model": str(root / name), "name": name,
-                                   "options": {"max_epochs": DEMO_EPOCHS}})
-    _say(f"  stopped: {result['stopped']} after {result['epochs']} epochs ({result['seconds']:.1f} s); "
-         f"best epoch {result['best_epoch']}")
+    result = engine.call(
+        "train",
+        {
+            "meta": str(train_meta),
+            "model": str(root / name),
+            "name": name,
+            "options": {"max_epochs": DEMO_EPOCHS},
+        },
+    )
+    _say(
+        f"  stopped: {result['stopped']} after {result['epochs']} epochs ({result['seconds']:.1f} s); "
+        f"best epoch {result['best_epoch']}"
+    )
     test_data = str(_data_path(test_meta))
     report = engine.call("evaluate", {"model": name, "data": test_data})
     line = f"held-out evaluation: accuracy {report['accuracy']:.3f}, macro F1 {report['macro']['f1']:.3f}"
@@ -67,7 +77,9 @@ def _run_task(engine: EngineClient, title: str, train_meta: Path, test_meta: Pat
         line += f", entity-span F1 {report['spans']['overall']['f1']:.3f}"
     _say(line)
     records = _first_records(test_meta, 3)
-    predictions = engine.call("apply-batch", {"model": name, "instances": [r[0] for r in records]})["predictions"]
+    predictions = engine.call("apply-batch", {"model": name, "instances": [r[0] for r in records]})[
+        "predictions"
+    ]
     _say("a few predictions:")
     for (features, gold), pred in zip(records, predictions):
         if isinstance(pred["label"], list):
@@ -90,13 +102,24 @@ def run_demo(workdir: str | None = None) -> int:
         cls_train, cls_test = _hold_out(write_classification_corpus(root / "cls", 750, seed=1), 150)
         log_path = root / "engine.log"
         _say(f"the engine's log goes to {log_path}")
-        with open(log_path, "wb") as log_file, EngineClient(on_notification=_progress, stderr=log_file) as engine:
+        with (
+            open(log_path, "wb") as log_file,
+            EngineClient(on_notification=_progress, stderr=log_file) as engine,
+        ):
             engine.call("init", {"notifications": ["progress"], "log_level": "warning"})
             _run_task(engine, "sequence tagging (chunk labels)", seq_train, seq_test, "tagger", root)
-            _run_task(engine, "classification (text + numeric + boolean features)", cls_train, cls_test,
-                      "classifier", root)
+            _run_task(
+                engine,
+                "classification (text + numeric + boolean features)",
+                cls_train,
+                cls_test,
+                "classifier",
+                root,
+            )
             status = engine.call("status")
-            _say(f"engine status: {status['state']}, models loaded: "
-                 f"{', '.join(m['name'] or m.get('model_dir', '?') for m in status['models'])}")
+            _say(
+                f"engine status: {status['state']}, models loaded: "
+                f"{', '.join(m['name'] or m.get('model_dir', '?') for m in status['models'])}"
+            )
         _say("done: both models were trained, evaluated and applied by one resident engine process.")
     return 0

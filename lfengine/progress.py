@@ -30,8 +30,10 @@ class ProgressDisplay:
     def update(self, p: dict[str, Any]) -> None:
         done = p["batch"] / max(p["batches"], 1)
         metrics = " ".join(f"{k} {v:.4f}" for k, v in p["metrics"].items() if k != "loss")
-        text = (f"epoch {p['epoch']} [{'#' * int(done * 20):20}] {p['batch']}/{p['batches']} "
-                f"loss {p['loss']:.4f} {metrics} elapsed {_clock(p['elapsed'])} eta {_clock(p['eta'])}")
+        text = (
+            f"epoch {p['epoch']} [{'#' * int(done * 20):20}] {p['batch']}/{p['batches']} "
+            f"loss {p['loss']:.4f} {metrics} elapsed {_clock(p['elapsed'])} eta {_clock(p['eta'])}"
+        )
         if self.tty:
             self.stream.write("\r" + text[:150].ljust(150))
             self.stream.flush()

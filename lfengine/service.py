@@ -52,8 +52,13 @@ class Plan:
     es_metric: str
 
 
-def _plan(spec: FeatureSpec, options: TrainOptions, n_train: int, codec: Codec | None = None,
-          init: dict[str, np.ndarray] | None = None) -> Plan:
+def _plan(
+    spec: FeatureSpec,
+    options: TrainOptions,
+    n_train: int,
+    codec: Codec | None = None,
+    init: dict[str, np.ndarray] | None = None,
+) -> Plan:
     module = options.module
     if module and ".py:" in module and not Path(module).is_absolute():
         # Stored with the model and imported again at load time, possibly from another directory.
@@ -82,14 +87,22 @@ def _es_metric(choice: str, codec: Codec) -> str:
 def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
     """The architecture, vocabularies, labels and every hyperparameter with its source."""
     tree = describe_model(plan.model)
-    hyper = {name: {"value": value, "source": plan.provenance.get(name, "heuristic")}
-             for name, value in plan.config.to_dict().items()}
+    hyper = {
+        name: {"value": value, "source": plan.provenance.get(name, "heuristic")}
+        for name, value in plan.config.to_dict().items()
+    }
     for name in ("seed", "valsize", "valfile", "ngram_layer", "embs", "maxlens", "shuffle"):
         value = getattr(options, name)
-        hyper[name] = {"value": value, "source": "option" if value != getattr(TrainOptions(), name) else "default"}
+        hyper[name] = {
+            "value": value,
+            "source": "option" if value != getattr(TrainOptions(), name) else "default",
+        }
     if options.valsize is None and options.valfile is None:
         hyper["valsize"] = {"value": 0.1, "source": "heuristic"}
-    hyper["es_metric"] = {"value": plan.es_metric, "source": "option" if options.es_metric != "auto" else "heuristic"}
+    hyper["es_metric"] = {
+        "value": plan.es_metric,
+        "source": "option" if options.es_metric != "auto" else "heuristic",
+    }
     codec = plan.codec
     return {
         "task": codec.task,
@@ -97,11 +110,20 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         "features": codec.num_features,
         "architecture": {"text": render_tree(tree), "tree": tree, "parameters": tree.get("parameters", 0)},
         "vocabularies": [
-            {"emb_id": e, "size": len(codec.vocabs[e]), "dims": s.dims, "mode": s.mode, "minfreq": s.minfreq,
-             "pretrained": bool(s.file), "file": s.file or None, "sources": s.sources}
+            {
+                "emb_id": e,
+                "size": len(codec.vocabs[e]),
+                "dims": s.dims,
+                "mode": s.mode,
+                "minfreq": s.minfreq,
+                "pretrained": bool(s.file),
+                "file": s.file or None,
+                "sources": s.sources,
+            }
             for e, s in codec.embeddings.items()
         ],
-        "char_encoder": None if codec.char_vocab is None or not plan.config.char_encoder
+        "char_encoder": None
+        if codec.char_vocab is None or not plan.config.char_encoder
         else {"column": codec.column_names[codec.char_column], "size": len(codec.char_vocab)},
         "labels": codec.labels,
         "hyperparameters": hyper,
@@ -175,8 +197,12 @@ def train(
         stored, stored_weights = store.load_model_dir(model_dir_path)
         codec = Codec.from_dict(stored["codec"])  # the same vocabularies as the interrupted run
         # Everything as in the interrupted run, except where to run it and, if given, how long.
-        resumed = {**stored["training"]["options"], "resume": True, "device": options.device,
-                   "threads": options.threads}
+        resumed = {
+            **stored["training"]["options"],
+            "resume": True,
+            "device": options.device,
+            "threads": options.threads,
+        }
         if options.max_epochs is not None:
             resumed["max_epochs"] = options.max_epochs
             log.info("resuming with max_epochs %d", options.max_epochs)
@@ -186,19 +212,42 @@ def train(
     train_data, val_data = _read_splits(spec, codec, options)
     plan = _plan(spec, options, len(train_data), codec, init)
     description = describe_plan(plan, options)
-    log.info("lfengine %s: %s model for %s\n%s", __version__, codec.task, meta_path,
-             description["architecture"]["text"])
-    log.info("training on %d %s, validating on %d", len(train_data),
-             "sequences" if codec.is_sequence else "instances", len(val_data) if val_data is not None else 0)
+    log.info(
+        "lfengine %s: %s model for %s\n%s",
+        __version__,
+        codec.task,
+        meta_path,
+        description["architecture"]["text"],
+    )
+    log.info(
+        "training on %d %s, validating on %d",
+        len(train_data),
+        "sequences" if codec.is_sequence else "instances",
+        len(val_data) if val_data is not None else 0,
+    )
     if options.no_train:
-        return {"model_dir": str(model_dir_path), "epochs": 0, "stopped": "no-train", "best": {},
-                "seconds": time.monotonic() - started, "description": description}
+        return {
+            "model_dir": str(model_dir_path),
+            "epochs": 0,
+            "stopped": "no-train",
+            "best": {},
+            "seconds": time.monotonic() - started,
+            "description": description,
+        }
     metadata = {
-        "task": codec.task, "is_sequence": codec.is_sequence, "labels": codec.labels,
-        "num_features": codec.num_features, "codec": codec.to_dict(), "config": plan.config.to_dict(),
+        "task": codec.task,
+        "is_sequence": codec.is_sequence,
+        "labels": codec.labels,
+        "num_features": codec.num_features,
+        "codec": codec.to_dict(),
+        "config": plan.config.to_dict(),
         "description": description,
-        "training": {"meta_file": str(Path(meta_path).resolve()), "options": options.to_dict(),
-                     "instances": len(train_data), "validation": len(val_data) if val_data is not None else 0},
+        "training": {
+            "meta_file": str(Path(meta_path).resolve()),
+            "options": options.to_dict(),
+            "instances": len(train_data),
+            "validation": len(val_data) if val_data is not None else 0,
+        },
     }
 
     # The best weights so far; when resuming, those already saved, so that the final model.json
@@ -212,16 +261,30 @@ def train(
         _finish_metadata(metadata, state)
         store.save_model_dir(model_dir_path, metadata, best_weights)
 
-    signals = StopSignals(cancel=cancel, stop_file=Path(options.stop_file) if options.stop_file
-                          else Path(meta_path).resolve().parent / "STOP")
+    signals = StopSignals(
+        cancel=cancel,
+        stop_file=Path(options.stop_file) if options.stop_file else Path(meta_path).resolve().parent / "STOP",
+    )
     schedule = Schedule(
-        es_metric=plan.es_metric, validate_every_epochs=options.validate_every_epochs,
+        es_metric=plan.es_metric,
+        validate_every_epochs=options.validate_every_epochs,
         validate_every_batches=options.validate_every_batches,
         validate_every_instances=options.validate_every_instances,
-        report_every_batches=options.report_every_batches, report_every_instances=options.report_every_instances,
+        report_every_batches=options.report_every_batches,
+        report_every_instances=options.report_every_instances,
     )
-    trainer = Trainer(plan.model, codec, plan.config, schedule, model_dir_path, save_model,
-                      seed=options.seed, device=device, signals=signals, on_progress=on_progress)
+    trainer = Trainer(
+        plan.model,
+        codec,
+        plan.config,
+        schedule,
+        model_dir_path,
+        save_model,
+        seed=options.seed,
+        device=device,
+        signals=signals,
+        on_progress=on_progress,
+    )
     with _log_to(store.model_paths(model_dir_path).log):
         if options.resume:
             trainer.resume(store.load_checkpoint(model_dir_path, map_location=device))
@@ -230,15 +293,31 @@ def train(
     if best_weights:  # rewrite model.json with the whole history, keeping the best weights
         _finish_metadata(metadata, state, stopped)
         store.save_model_dir(model_dir_path, metadata, best_weights)
-    log.info("training finished (%s) after %d epochs; best epoch %d: %s", stopped, state.epoch,
-             state.best_epoch, state.best_metrics)
-    return {"model_dir": str(model_dir_path), "epochs": state.epoch, "stopped": stopped,
-            "best_epoch": state.best_epoch, "best": state.best_metrics, "seconds": time.monotonic() - started}
+    log.info(
+        "training finished (%s) after %d epochs; best epoch %d: %s",
+        stopped,
+        state.epoch,
+        state.best_epoch,
+        state.best_metrics,
+    )
+    return {
+        "model_dir": str(model_dir_path),
+        "epochs": state.epoch,
+        "stopped": stopped,
+        "best_epoch": state.best_epoch,
+        "best": state.best_metrics,
+        "seconds": time.monotonic() - started,
+    }
 
 
 def _finish_metadata(metadata: dict[str, Any], state: Any, stopped: str | None = None) -> None:
-    metadata["training"].update(best=state.best_metrics, best_epoch=state.best_epoch, epochs=state.epoch,
-                                history=state.history, stopped=stopped)
+    metadata["training"].update(
+        best=state.best_metrics,
+        best_epoch=state.best_epoch,
+        epochs=state.epoch,
+        history=state.history,
+        stopped=stopped,
+    )
 
 
 # --- application ------------------------------------------------------------------------------

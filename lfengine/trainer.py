@@ -71,8 +71,12 @@ class EpochPosition:
     loss_n: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epoch_rng": self.epoch_rng, "batches_done": self.batches_done, "loss_sum": self.loss_sum,
-                "loss_n": self.loss_n}
+        return {
+            "epoch_rng": self.epoch_rng,
+            "batches_done": self.batches_done,
+            "loss_sum": self.loss_sum,
+            "loss_n": self.loss_n,
+        }
 
 
 @dataclass
@@ -134,10 +138,14 @@ class Trainer:
             "rng": store.capture_rng_state(),
             "batch_rng": _bitgen_state(self.rng),
             "state": {
-                "epoch": s.epoch, "batches": s.batches, "instances": s.instances,
+                "epoch": s.epoch,
+                "batches": s.batches,
+                "instances": s.instances,
                 "best_score": s.best_score if math.isfinite(s.best_score) else None,
                 "best_loss": s.best_loss if math.isfinite(s.best_loss) else None,
-                "best_epoch": s.best_epoch, "best_metrics": s.best_metrics, "bad_epochs": s.bad_epochs,
+                "best_epoch": s.best_epoch,
+                "best_metrics": s.best_metrics,
+                "bad_epochs": s.bad_epochs,
                 "history": s.history,
             },
         }
@@ -151,18 +159,27 @@ class Trainer:
         self.position = None
         if position is not None:  # stopped inside an epoch: redraw that epoch's order, skip what ran
             self.rng.bit_generator.state = _restore_bitgen(position["epoch_rng"])
-            self.position = EpochPosition(position["epoch_rng"], position["batches_done"],
-                                          position["loss_sum"], position["loss_n"])
+            self.position = EpochPosition(
+                position["epoch_rng"], position["batches_done"], position["loss_sum"], position["loss_n"]
+            )
         s = payload["state"]
         self.state = TrainState(
-            epoch=s["epoch"], batches=s["batches"], instances=s["instances"],
+            epoch=s["epoch"],
+            batches=s["batches"],
+            instances=s["instances"],
             best_score=-math.inf if s["best_score"] is None else s["best_score"],
             best_loss=math.inf if s["best_loss"] is None else s["best_loss"],
-            best_epoch=s["best_epoch"], best_metrics=s["best_metrics"], bad_epochs=s["bad_epochs"],
+            best_epoch=s["best_epoch"],
+            best_metrics=s["best_metrics"],
+            bad_epochs=s["bad_epochs"],
             history=s["history"],
         )
-        log.info("resuming after epoch %d%s (best so far: epoch %d)", self.state.epoch,
-                 f" and {self.position.batches_done} batches" if self.position else "", self.state.best_epoch)
+        log.info(
+            "resuming after epoch %d%s (best so far: epoch %d)",
+            self.state.epoch,
+            f" and {self.position.batches_done} batches" if self.position else "",
+            self.state.best_epoch,
+        )
 
     # --- the loop -------------------------------------------------------------------------
     def fit(self, train: Encoded, val: Encoded | None) -> str:
@@ -199,9 +216,12 @@ class Trainer:
                 if self._due(self.schedule.report_every_batches, s.batches, 1) or self._due(
                     self.schedule.report_every_instances, s.instances, len(items)
                 ):
-                    log.info("epoch %d batch %d/%d: loss %.4f", epoch, number, len(batches), loss_sum / loss_n)
-                self._progress(epoch, number, len(batches), loss_sum / loss_n, None, started,
-                               done_batches, total_batches)
+                    log.info(
+                        "epoch %d batch %d/%d: loss %.4f", epoch, number, len(batches), loss_sum / loss_n
+                    )
+                self._progress(
+                    epoch, number, len(batches), loss_sum / loss_n, None, started, done_batches, total_batches
+                )
                 if val is not None and (
                     self._due(self.schedule.validate_every_batches, s.batches, 1)
                     or self._due(self.schedule.validate_every_instances, s.instances, len(items))
@@ -215,16 +235,27 @@ class Trainer:
                 self.save_model(s)
             elif epoch % self.schedule.validate_every_epochs == 0 or epoch == cfg.max_epochs:
                 metrics = self._validate(val, epoch, train_loss)
-                self._progress(epoch, len(batches), len(batches), train_loss, metrics, started,
-                               done_batches, total_batches)
+                self._progress(
+                    epoch,
+                    len(batches),
+                    len(batches),
+                    train_loss,
+                    metrics,
+                    started,
+                    done_batches,
+                    total_batches,
+                )
             elif s.best_epoch == 0:
                 # Not validated yet: keep what we have, so that a model (and with it what --resume
                 # reads besides the checkpoint) exists from the first epoch on.
                 self.save_model(s)
             store.save_checkpoint(self.model_dir, self.checkpoint_payload())
             if val is not None and s.bad_epochs > cfg.es_patience:
-                log.info("early stopping: no improvement for %d validations; best epoch %d", s.bad_epochs,
-                         s.best_epoch)
+                log.info(
+                    "early stopping: no improvement for %d validations; best epoch %d",
+                    s.bad_epochs,
+                    s.best_epoch,
+                )
                 return "early-stopping"
         return "max-epochs"
 
@@ -290,8 +321,14 @@ class Trainer:
         return metrics["accuracy"]
 
     def _record(self, epoch: int, train_loss: float, metrics: dict, improved: bool = False) -> None:
-        entry = {"epoch": epoch, "batches": self.state.batches, "train_loss": train_loss,
-                 "validation": metrics, "best": improved, "time": time.time()}
+        entry = {
+            "epoch": epoch,
+            "batches": self.state.batches,
+            "train_loss": train_loss,
+            "validation": metrics,
+            "best": improved,
+            "time": time.time(),
+        }
         self.state.history.append(entry)
         store.append_metrics(self.model_dir, entry)
 
@@ -304,25 +341,51 @@ class Trainer:
         store.save_checkpoint(self.model_dir, self.checkpoint_payload(position))
         return reason
 
-    def _progress(self, epoch: int, batch: int, batches: int, loss: float, metrics: dict | None,
-                  started: float, done: int, total: int) -> None:
+    def _progress(
+        self,
+        epoch: int,
+        batch: int,
+        batches: int,
+        loss: float,
+        metrics: dict | None,
+        started: float,
+        done: int,
+        total: int,
+    ) -> None:
         if self.on_progress is None:
             return
         elapsed = time.monotonic() - started
         eta = elapsed / done * (total - done) if done and total > done else 0.0
-        self.on_progress({
-            "epoch": epoch, "batch": batch, "batches": batches, "instances": self.state.instances,
-            "loss": loss, "metrics": metrics or {}, "elapsed": elapsed, "eta": eta,
-        })
+        self.on_progress(
+            {
+                "epoch": epoch,
+                "batch": batch,
+                "batches": batches,
+                "instances": self.state.instances,
+                "loss": loss,
+                "metrics": metrics or {},
+                "elapsed": elapsed,
+                "eta": eta,
+            }
+        )
 
 
 def _bitgen_state(rng: np.random.Generator) -> dict[str, Any]:
     """numpy's PCG64 state as plain ints (stored as strings: they exceed 64 bits)."""
     st = rng.bit_generator.state
-    return {"bit_generator": st["bit_generator"], "state": str(st["state"]["state"]),
-            "inc": str(st["state"]["inc"]), "has_uint32": st["has_uint32"], "uinteger": st["uinteger"]}
+    return {
+        "bit_generator": st["bit_generator"],
+        "state": str(st["state"]["state"]),
+        "inc": str(st["state"]["inc"]),
+        "has_uint32": st["has_uint32"],
+        "uinteger": st["uinteger"],
+    }
 
 
 def _restore_bitgen(d: dict[str, Any]) -> dict[str, Any]:
-    return {"bit_generator": d["bit_generator"], "state": {"state": int(d["state"]), "inc": int(d["inc"])},
-            "has_uint32": d["has_uint32"], "uinteger": d["uinteger"]}
+    return {
+        "bit_generator": d["bit_generator"],
+        "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+        "has_uint32": d["has_uint32"],
+        "uinteger": d["uinteger"],
+    }

@@ -206,7 +206,9 @@ def test_cancel_event_keeps_the_best_model(cls_meta: Path, tmp_path: Path) -> No
     assert model.metadata["training"]["best"] == result["best"]
 
 
-def test_cancel_before_the_first_validation_keeps_an_unvalidated_model(cls_meta: Path, tmp_path: Path) -> None:
+def test_cancel_before_the_first_validation_keeps_an_unvalidated_model(
+    cls_meta: Path, tmp_path: Path
+) -> None:
     cancel = threading.Event()
     cancel.set()
     result = service.train(

@@ -125,7 +125,9 @@ class SequenceTagger(TaskModel):
             encoded, _ = self.lstm(features)  # no padding (e.g. a single sentence): no packing needed
         else:
             # Length-0 sequences are run as length 1 (packing needs >= 1) and masked afterwards.
-            packed = pack_padded_sequence(features, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(
+                features, lengths.clamp(min=1), batch_first=True, enforce_sorted=False
+            )
             encoded, _ = self.lstm(packed)
             encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=steps)
         return self.output(self.output_dropout(encoded))

@@ -199,7 +199,8 @@ def build_codec(
         char_column=char_column,
         char_vocab=char_vocab,
         previous_label_columns=[
-            j for j, c in enumerate(nominal)
+            j
+            for j, c in enumerate(nominal)
             if spec.attribute_of(spec.columns[c.index]).feature == PREVIOUS_LABEL_FEATURE
         ],
     )
