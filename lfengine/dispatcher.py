@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 NOTIFICATION_KINDS = ("progress", "log")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 IMMEDIATE_METHODS = frozenset({"status", "cancel"})
+PROGRESS_INTERVAL_SECONDS = 0.5  # protocol.md §6.1: the most frequent a plain progress notification goes out
 
 
 @dataclass(eq=False)  # identity: each train request is its own entry
@@ -39,6 +40,31 @@ class Training:
     model_dir: str | None = None
     started: float | None = None
     progress: dict[str, Any] | None = None
+
+
+class ProgressThrottle:
+    """Which training progress reports become ``progress`` notifications (protocol.md §6.1).
+
+    The trainer reports after every batch, far more often than a client can use; a client wants
+    a steady pulse and every milestone. So: the first report, then at most one every
+    ``interval`` seconds, plus always the milestones: a report that carries validation metrics
+    and the report of an epoch's last batch.
+    """
+
+    def __init__(
+        self, interval: float = PROGRESS_INTERVAL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._last_sent: float | None = None
+
+    def due(self, progress: dict[str, Any]) -> bool:
+        now = self._clock()
+        milestone = bool(progress.get("metrics")) or progress.get("batch") == progress.get("batches")
+        if milestone or self._last_sent is None or now - self._last_sent >= self._interval:
+            self._last_sent = now
+            return True
+        return False
 
 
 @dataclass
@@ -207,10 +233,11 @@ class Dispatcher:
         if training.cancel.is_set():
             raise TrainingCancelled("training was cancelled before it started; no model was written")
         training.started = time.monotonic()
+        throttle = ProgressThrottle()
 
         def on_progress(progress: dict[str, Any]) -> None:
-            training.progress = progress
-            if "progress" in self._notifications:
+            training.progress = progress  # status always shows the latest, throttled or not
+            if "progress" in self._notifications and throttle.due(progress):
                 self._notify("progress", {"id": call.request.id, "progress": progress})
 
         from lfengine import service
@@ -298,10 +325,12 @@ class Dispatcher:
         return LoadedEntry(model, os.path.realpath(model_dir))
 
     def _resolve(self, spec: str) -> Any:
-        """A loaded model by name, else by directory (loaded on first use and kept)."""
+        """A loaded model by name, else by directory: one already loaded from that directory
+        (under a name or not), or else loaded now and kept."""
         key = os.path.realpath(spec)
         with self._lock:
             entry = self._named.get(spec) or self._by_dir.get(key)
+            entry = entry or next((e for e in self._named.values() if e.model_dir == key), None)
             names = sorted(self._named)
         if entry is None:
             if not os.path.isdir(spec):

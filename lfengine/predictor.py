@@ -42,22 +42,32 @@ class Predictor:
         self.codec = codec
         self.device = torch.device(device)
 
+    def passes(self, data: Encoded) -> list[np.ndarray]:
+        """The items of each forward pass, each pass closed once it holds MAX_ROWS_PER_PASS rows
+        (instances, or sequence elements)."""
+        lengths = data.lengths()
+        if data.seq_offsets is not None:
+            # Longest first; empty sequences have no rows to predict and are not run at all (a
+            # batch of nothing but empty sequences has no element rows to pad from).
+            order = np.argsort(-lengths, kind="stable")
+            order = order[lengths[order] > 0]
+        else:
+            order = np.arange(len(data))
+        rows = np.cumsum(np.maximum(lengths[order], 1))  # rows in the passes so far, item by item
+        chunks, start, before = [], 0, 0
+        while start < len(order):
+            end = min(int(np.searchsorted(rows, before + MAX_ROWS_PER_PASS)) + 1, len(order))
+            chunks.append(order[start:end])
+            start, before = end, int(rows[end - 1])
+        return chunks
+
     def run(self, data: Encoded, *, want_distribution: bool = True, with_loss: bool = False
             ) -> tuple[RowOutputs, float | None]:
         """Forward the whole of ``data`` in as few passes as memory allows."""
         lengths = data.lengths()
-        order = np.argsort(-lengths, kind="stable") if data.seq_offsets is not None else np.arange(len(data))
-        chunks, rows, start = [], 0, 0
-        for i, n in enumerate(lengths[order]):
-            rows += max(int(n), 1)
-            if rows >= MAX_ROWS_PER_PASS:
-                chunks.append(order[start : i + 1])
-                start, rows = i + 1, 0
-        if start < len(order):
-            chunks.append(order[start:])
         parts, loss_sum, loss_weight = [], 0.0, 0
         with torch.inference_mode():
-            for items in chunks:
+            for items in self.passes(data):
                 batch = collate(data, items).to(self.device)
                 if with_loss:
                     weight = int(lengths[items].sum()) if data.seq_offsets is not None else len(items)

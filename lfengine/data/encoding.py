@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -190,10 +190,7 @@ def _encode_rows(codec: Codec, vectors: list, where: Callable, locate: Locator) 
     n = len(vectors)
     nominal = np.zeros((n, len(codec.nominal)), dtype=np.int32)
     for j, col in enumerate(codec.nominal):
-        values = columns[col.index]
-        _check_types(values, _STRING_TYPES, "a string", col.index, ctx)
-        vocab = codec.vocabs[col.emb_id]
-        nominal[:, j] = vocab.lookup(values, n)
+        nominal[:, j] = _lookup_strings(codec.vocabs[col.emb_id], columns[col.index], col.index, ctx)
     numeric = np.zeros((n, len(codec.numeric)), dtype=np.float32)
     for j, col in enumerate(codec.numeric):
         values = columns[col.index]
@@ -211,6 +208,25 @@ def _encode_rows(codec: Codec, vectors: list, where: Callable, locate: Locator) 
     if codec.char_vocab is not None:
         chars = _encode_chars(codec, columns[codec.char_column])
     return Encoded(nominal, numeric, lists, chars, None, None)
+
+
+def _lookup_strings(vocab: Any, values: tuple, column: int, ctx: _RowContext) -> np.ndarray:
+    """Vocabulary indices of a column of strings (or nulls), checking the types on the way.
+
+    The vocabulary's keys are strings (and null), so a value it knows is of the right type:
+    only the values that map to the unknown index need their type checked. That saves a pass
+    over every value on the hot path of apply-batch.
+    """
+    unknown = vocab.unknown_index
+    try:
+        ids = np.fromiter(map(vocab.stoi.get, values, repeat(unknown)), dtype=np.int32, count=len(values))
+    except TypeError:  # an unhashable value (a list): report the first bad value of the column
+        _check_types(values, _STRING_TYPES, "a string", column, ctx)
+        raise
+    for row in np.flatnonzero(ids == unknown).tolist():
+        if type(values[row]) not in _STRING_TYPES:
+            raise ctx.error(row, column, "wrong value type", expected="a string", found=_kind(values[row]))
+    return ids
 
 
 def _check_types(values: tuple, allowed: set, expected: str, column: int, ctx: _RowContext) -> None:
@@ -255,7 +271,7 @@ def _encode_chars(codec: Codec, words: tuple) -> Ragged:
     offsets = np.zeros(len(cut) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     chars = "".join(cut)
-    values = np.fromiter((get(ch, 1) for ch in chars), dtype=np.int32, count=len(chars))
+    values = np.fromiter(map(get, chars, repeat(1)), dtype=np.int32, count=len(chars))
     return Ragged(values, offsets)
 
 
