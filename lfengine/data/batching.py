@@ -63,7 +63,7 @@ def batch_indices(
 
 
 def _pad(
-    ragged: Ragged, rows: np.ndarray, valid: np.ndarray | None = None
+    ragged: Ragged, rows: np.ndarray, valid: np.ndarray | None = None, multiple: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of a ragged array (any shape of row indices) padded with 0 on a new last axis."""
     flat_rows = rows.reshape(-1)
@@ -71,6 +71,7 @@ def _pad(
     if valid is not None:
         lengths = lengths * valid.reshape(-1)
     width = max(int(lengths.max()) if len(lengths) else 0, 1)
+    width = -(-width // multiple) * multiple
     steps = np.arange(width)
     mask = steps[None, :] < lengths[:, None]
     index = np.where(mask, ragged.offsets[flat_rows][:, None] + steps[None, :], 0)
@@ -108,7 +109,9 @@ def collate(data: Encoded, items: np.ndarray) -> Batch:
     nominal = np.where(valid[..., None], data.nominal[rows] if len(data.nominal) else 0, 0)
     numeric = np.where(valid[..., None], data.numeric[rows] if len(data.numeric) else 0, 0).astype(np.float32)
     lists = [_pad(r, rows, valid) for r in data.lists]
-    chars = _pad(data.chars, rows, valid)[0] if data.chars is not None else None
+    # Character widths are rounded up to a multiple of 8: far fewer distinct tensor shapes, so the
+    # kernels that oneDNN compiles and caches per shape are reused from request to request.
+    chars = _pad(data.chars, rows, valid, multiple=8)[0] if data.chars is not None else None
     targets = None
     if data.targets is not None:
         picked = data.targets[rows] if len(data.targets) else np.zeros(rows.shape, data.targets.dtype)
