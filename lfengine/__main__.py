@@ -1,4 +1,5 @@
 """`python -m lfengine` is the same as the `lfengine` console script."""
+
 import sys
 
 from lfengine.cli import main

@@ -61,8 +61,9 @@ class Predictor:
             start, before = end, int(rows[end - 1])
         return chunks
 
-    def run(self, data: Encoded, *, want_distribution: bool = True, with_loss: bool = False
-            ) -> tuple[RowOutputs, float | None]:
+    def run(
+        self, data: Encoded, *, want_distribution: bool = True, with_loss: bool = False
+    ) -> tuple[RowOutputs, float | None]:
         """Forward the whole of ``data`` in as few passes as memory allows."""
         lengths = data.lengths()
         parts, loss_sum, loss_weight = [], 0.0, 0
@@ -96,7 +97,9 @@ class Predictor:
                 rows = (starts[:, None] + np.arange(valid.shape[1])[None, :])[valid]
                 take = torch.from_numpy(valid).to(pred.label_ids.device)
             if regression:
-                values[rows] = pred.values.double().cpu().numpy() * self.codec.target_std + self.codec.target_mean
+                values[rows] = (
+                    pred.values.double().cpu().numpy() * self.codec.target_std + self.codec.target_mean
+                )
                 continue
             ids[rows] = pred.label_ids[take].cpu().numpy()
             conf[rows] = pred.confidence[take].double().cpu().numpy()
@@ -158,8 +161,17 @@ def score(codec: Codec, data: Encoded, out: RowOutputs) -> dict:
 def headline(report: dict) -> dict[str, float]:
     """The few numbers shown in progress lines and used for early stopping."""
     if report.get("task") == "regression":
-        return {"mse": report["mse"], "mae": report["mae"], "r2": report["r2"], "loss": report.get("loss", 0.0)}
-    result = {"accuracy": report["accuracy"], "macro_f1": report["macro"]["f1"], "loss": report.get("loss", 0.0)}
+        return {
+            "mse": report["mse"],
+            "mae": report["mae"],
+            "r2": report["r2"],
+            "loss": report.get("loss", 0.0),
+        }
+    result = {
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro"]["f1"],
+        "loss": report.get("loss", 0.0),
+    }
     if "spans" in report:
         result["span_f1"] = report["spans"]["overall"]["f1"]
     return result

@@ -113,10 +113,10 @@ def test_params_typed_access():
     ("call", "fragment"),
     [
         (lambda p: p.text("missing"), 'missing parameter "missing"'),
-        (lambda p: p.text("i"), "must be a string, got int"),
+        (lambda p: p.text("i"), "must be a string, got a number"),
         (lambda p: p.text("empty"), "must not be empty"),
-        (lambda p: p.integer("b"), "must be an integer, got bool"),
-        (lambda p: p.integer("f"), "must be an integer, got float"),
+        (lambda p: p.integer("b"), "must be an integer, got a boolean"),
+        (lambda p: p.integer("f"), "must be an integer, got a number"),
         (lambda p: p.integer("i", minimum=5), "at least 5"),
         (lambda p: p.flag("i"), "true or false"),
         (lambda p: p.mapping("l"), "an object"),

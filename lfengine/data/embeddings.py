@@ -53,7 +53,7 @@ def resolve_embeddings_path(name: str, meta_dir: Path) -> Path:
     raise EmbeddingsError(
         "embeddings file not found",
         file=name,
-        found="tried " + ", ".join(str(p) for p in tried),
+        found="nothing at " + ", ".join(str(p) for p in tried),
         hint="give an absolute path or one relative to the meta file's directory",
     )
 

@@ -37,7 +37,9 @@ def read_data(
         handle = open(path, "rb")
     except FileNotFoundError:
         raise DataLineError(
-            "data file not found", file=name, hint="it must sit next to the meta file as <base>.data.json"
+            "data file not found",
+            file=name,
+            hint="check the path; a training data file sits next to its meta file",
         ) from None
     except OSError as exc:
         raise DataLineError("cannot read data file", file=name, found=exc.strerror) from None

@@ -135,7 +135,7 @@ def parse_request(message: Any) -> Request:
     if isinstance(message, list):
         raise InvalidRequest("batch requests (JSON arrays) are not supported; send one request per message")
     if not isinstance(message, dict):
-        raise InvalidRequest(f"a request must be an object, got {type(message).__name__}")
+        raise InvalidRequest(f"a request must be an object, got {json_type(message)}")
     has_id = "id" in message
     request_id = message.get("id")
     if not _valid_id(request_id):
@@ -174,7 +174,7 @@ class Params:
                 raise InvalidParams(f'missing parameter "{name}" ({what})', param=name)
             return default
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise InvalidParams(f'parameter "{name}" must be {what}, got {type(value).__name__}', param=name)
+            raise InvalidParams(f'parameter "{name}" must be {what}, got {json_type(value)}', param=name)
         return value
 
     def text(self, name: str, default: Any = _MISSING) -> Any:
@@ -197,3 +197,20 @@ class Params:
 
     def items(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, (list,), "an array", default)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages a client's author reads."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
