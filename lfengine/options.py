@@ -97,30 +97,25 @@ class TrainOptions:
         return dataclasses.asdict(self)
 
 
+#: Annotation prefix -> (accepted JSON value types, how the message names them).
+_VALUE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "bool": ((bool,), "true or false"),
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "str": ((str,), "a string"),
+    "dict": ((dict,), "an object"),
+}
+
+
 def _coerce(name: str, annotation: str, value: Any) -> Any:
     """Check a JSON value against the field's annotation (kept as a string by `annotations`)."""
     if value is None:
         if "None" in annotation:
             return None
         raise OptionError(f"option {name} must not be null")
-    if annotation.startswith("bool"):
-        if isinstance(value, bool):
-            return value
-        raise OptionError(f"option {name} must be true or false, got {value!r}")
-    if annotation.startswith("int"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise OptionError(f"option {name} must be an integer, got {value!r}")
-    if annotation.startswith("float"):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise OptionError(f"option {name} must be a number, got {value!r}")
-    if annotation.startswith("str"):
-        if isinstance(value, str):
-            return value
-        raise OptionError(f"option {name} must be a string, got {value!r}")
-    if annotation.startswith("dict"):
-        if isinstance(value, dict):
-            return value
-        raise OptionError(f"option {name} must be an object, got {value!r}")
+    for prefix, (types, words) in _VALUE_TYPES.items():
+        if annotation.startswith(prefix):
+            if not isinstance(value, types) or (isinstance(value, bool) and prefix != "bool"):
+                raise OptionError(f"option {name} must be {words}, got {value!r}")
+            return float(value) if prefix == "float" else value
     return value
