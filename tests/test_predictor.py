@@ -34,7 +34,7 @@ def _instances(meta: Path, limit: int | None = None) -> list:
 
 
 def _train(meta: Path, model_dir: Path, **options) -> service.LoadedModel:
-    service.train(str(meta), str(model_dir), TrainOptions(threads=1, **options))
+    service.train(str(meta), str(model_dir), TrainOptions(threads=1, device="cpu", **options))
     return service.load_model(str(model_dir))
 
 
