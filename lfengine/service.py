@@ -287,7 +287,8 @@ def train(
     )
     with _log_to(store.model_paths(model_dir_path).log):
         if options.resume:
-            trainer.resume(store.load_checkpoint(model_dir_path, map_location=device))
+            # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
+            trainer.resume(store.load_checkpoint(model_dir_path, map_location="cpu"))
         stopped = trainer.fit(train_data, val_data)
     state = trainer.state
     if best_weights:  # rewrite model.json with the whole history, keeping the best weights

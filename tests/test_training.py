@@ -52,7 +52,7 @@ def seq_meta(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- reproducibility ---------------------------------------------------------------------------
 def test_same_seed_gives_identical_metrics_and_weights(cls_meta: Path, tmp_path: Path) -> None:
-    options = dict(max_epochs=2, threads=1)
+    options = dict(max_epochs=2, threads=1, device="cpu")  # determinism is promised on the CPU
     first = service.train(str(cls_meta), str(tmp_path / "a"), TrainOptions(seed=7, **options))
     second = service.train(str(cls_meta), str(tmp_path / "b"), TrainOptions(seed=7, **options))
     other = service.train(str(cls_meta), str(tmp_path / "c"), TrainOptions(seed=8, **options))
@@ -72,7 +72,18 @@ def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path
     """SIGKILL a CLI training once its first checkpoint exists, resume it, and compare with a
     run that was never interrupted: the same seed must give the same history and weights."""
     epochs = 12
-    flags = ["--max-epochs", str(epochs), "--threads", "1", "--es-patience", "100", "--seed", "4"]
+    flags = [
+        "--max-epochs",
+        str(epochs),
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--es-patience",
+        "100",
+        "--seed",
+        "4",
+    ]
     killed_dir = tmp_path / "killed"
     checkpoint = store.model_paths(killed_dir).checkpoint
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -111,7 +122,7 @@ def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path
     full = service.train(
         str(seq_meta),
         str(tmp_path / "full"),
-        TrainOptions(max_epochs=epochs, threads=1, es_patience=100, seed=4),
+        TrainOptions(max_epochs=epochs, threads=1, device="cpu", es_patience=100, seed=4),
     )
     assert result["best"] == full["best"]
     history = _history(killed_dir)
@@ -125,7 +136,7 @@ def test_cancel_mid_epoch_then_resume_matches_uninterrupted(cls_meta: Path, tmp_
     """A stop inside an epoch checkpoints the position in that epoch; resuming replays the rest.
     The resumed epochs do not improve on the best (learning rate 0.5 overshoots), and model.json
     must still end with the whole history and the final reason."""
-    options = dict(max_epochs=5, threads=1, es_patience=100, learning_rate=0.5)
+    options = dict(max_epochs=5, threads=1, device="cpu", es_patience=100, learning_rate=0.5)
     cancel = threading.Event()
 
     def cancel_in_epoch_four(progress: dict) -> None:
@@ -325,7 +336,7 @@ def test_progress_events_have_the_documented_fields(cls_meta: Path, tmp_path: Pa
 def test_a_crash_before_the_first_validation_can_be_resumed(cls_meta: Path, tmp_path: Path) -> None:
     """Validating every second epoch, a run that dies in epoch 2 has only epoch 1 behind it; the
     directory must still hold what --resume needs, and the resumed run must match a clean one."""
-    options = dict(max_epochs=4, threads=1, validate_every_epochs=2, es_patience=100)
+    options = dict(max_epochs=4, threads=1, device="cpu", validate_every_epochs=2, es_patience=100)
 
     class Crash(Exception):
         pass
