@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from lfengine.gate import write_wrapper_dir
 from lfengine.gate.client import MODEL_PREFIX_NAME, ApplyProcess, gate_environment, run_training
 from lfengine.gate.wrapper import WRAPPER_NAME
 
@@ -27,7 +26,12 @@ def make_datadir(root: Path, lfdata: Path, name: str) -> Path:
     datadir.mkdir()
     for kind in ("meta", "data"):
         shutil.copyfile(lfdata / f"{name}.{kind}.json", datadir / f"crvd.{kind}.json")
-    write_wrapper_dir(str(datadir))
+    # As a user does it: the installed command line writes the wrapper folder.
+    done = subprocess.run(
+        [sys.executable, "-m", "lfengine", "gate-wrapper", str(datadir)], capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert (datadir / WRAPPER_NAME / "apply.sh").is_file()
     return datadir
 
 
@@ -203,3 +207,39 @@ def test_failed_training_exits_127_and_leaves_no_model(tmp_path, lfdata):
     err = result.stderr.decode()
     assert "gate-train: error:" in err and "NoSuchModule" in err and "PROCESSING ERROR 1" in err
     assert not (datadir / f"{MODEL_PREFIX_NAME}.d").exists()
+
+
+@pytest.mark.parametrize("fixture", ["ionosphere", "ner"])
+def test_a_recorded_conversation_replays_identically(fixture, request, tmp_path, stderr_file):
+    """Record a lockstep conversation as GATE holds it (including a bad line), then replay the
+    recorded requests through a fresh apply.sh in one go: the same replies, byte for byte."""
+    datadir = request.getfixturevalue(fixture)
+    lines = [json.dumps(features).encode() for features, _ in records(datadir, 25)]
+    lines.insert(5, b"[1, 2, ")  # a broken request is part of the conversation too
+    recording = tmp_path / "conversation.jsonl"
+    with (
+        ApplyProcess(datadir, python=sys.executable, stderr=stderr_file) as apply,
+        open(recording, "wb") as out,
+    ):
+        for line in lines:
+            reply = apply.request(line)
+            out.write(json.dumps({"request": line.decode(), "reply": reply.decode()}).encode() + b"\n")
+        assert apply.close() == 0
+    turns = [json.loads(line) for line in recording.read_text().splitlines()]
+    assert [t["reply"].startswith('{"status":"error"') for t in turns].count(True) == 1
+    replayed = subprocess.run(
+        [
+            "sh",
+            str(datadir / WRAPPER_NAME / "apply.sh"),
+            str(datadir / MODEL_PREFIX_NAME),
+            str(datadir / "crvd.meta.json"),
+            str(datadir / WRAPPER_NAME),
+        ],
+        input=b"".join(t["request"].encode() + b"\n" for t in turns),
+        capture_output=True,
+        cwd=datadir,
+        env=gate_environment(datadir, sys.executable),
+        timeout=300,
+    )
+    assert replayed.returncode == 0, replayed.stderr.decode()[-2000:]
+    assert replayed.stdout.decode().splitlines(keepends=True) == [t["reply"] for t in turns]
