@@ -318,3 +318,14 @@ def test_error_loop_answers_every_request_with_the_startup_error():
     lines = stdout.getvalue().splitlines(keepends=True)
     assert code == 1 and len(lines) == 2
     assert strict(lines[1]) == {"status": "error", "error": "no model at /x/FileJsonPyTorch.model.d"}
+
+
+def test_an_over_long_request_line_gets_an_error_reply_and_the_loop_goes_on() -> None:
+    model = NumericClassifier()
+    good = json.dumps([1.0, 0.0]).encode()
+    stdin = io.BytesIO(b"[" + b"1," * 100 + b"1]\n" + good + b"\n")
+    stdout = io.BytesIO()
+    assert run_legacy_loop(model, stdin, stdout, max_line_bytes=64) == 0
+    first, second = stdout.getvalue().splitlines()
+    assert json.loads(first) == {"status": "error", "error": "request line longer than 64 bytes"}
+    assert json.loads(second)["status"] == "ok"

@@ -24,6 +24,24 @@ from lfengine.errors import LfEngineError
 log = logging.getLogger(__name__)
 
 STOP_LINE = "STOP"
+#: Longest request line read whole; a longer one is skipped with an error reply, so a single
+#: huge request cannot exhaust memory (the old wrapper had no limit: reference-wrapper.md S4).
+MAX_LINE_BYTES = 256 * 2**20
+_TOO_LONG = object()
+
+
+def request_lines(stream: BinaryIO, limit: int = MAX_LINE_BYTES):
+    """Yield request lines (bytes), or ``_TOO_LONG`` for a line over ``limit`` (read past, not kept)."""
+    while True:
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(limit + 1)
+            yield _TOO_LONG
+            continue
+        yield raw
 
 
 class LegacyModel(Protocol):
@@ -223,23 +241,31 @@ def run_legacy_loop(
     labeled: bool = False,
     noret: bool = False,
     logevery: int = 0,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> int:
     """Answer request lines until EOF or a ``STOP`` line; returns the exit code (0)."""
     formatter = ReplyFormatter(model)
     score = LabeledScore(model.is_sequence, regression=model.task == "regression") if labeled else None
     processed = 0
     warned_charset = False
-    for raw in stdin_binary:
-        text = decode_request_line(raw)
-        if text.strip() == STOP_LINE:
-            log.info("STOP received, ending")
-            break
-        if not warned_charset and _is_legacy_charset(raw):
-            warned_charset = True
-            log.warning(
-                "a request is not valid UTF-8; reading it as windows-1252 (the JVM's default charset?)"
+    for raw in request_lines(stdin_binary, max_line_bytes):
+        if raw is _TOO_LONG:
+            reply, prediction, target = (
+                error_reply(f"request line longer than {max_line_bytes} bytes"),
+                None,
+                None,
             )
-        reply, prediction, target = _answer(model, formatter, text, labeled)
+        else:
+            text = decode_request_line(raw)
+            if text.strip() == STOP_LINE:
+                log.info("STOP received, ending")
+                break
+            if not warned_charset and _is_legacy_charset(raw):
+                warned_charset = True
+                log.warning(
+                    "a request is not valid UTF-8; reading it as windows-1252 (the JVM's default charset?)"
+                )
+            reply, prediction, target = _answer(model, formatter, text, labeled)
         if score is not None:
             if prediction is None:
                 score.errors += 1
@@ -301,8 +327,8 @@ def run_error_loop(message: str, stdin_binary: BinaryIO, stdout_binary: BinaryIO
     this message in its exception instead of failing on a dead pipe or hanging.
     """
     reply = error_reply(message)
-    for raw in stdin_binary:
-        if decode_request_line(raw).strip() == STOP_LINE:
+    for raw in request_lines(stdin_binary):
+        if raw is not _TOO_LONG and decode_request_line(raw).strip() == STOP_LINE:
             break
         try:
             stdout_binary.write(reply)
