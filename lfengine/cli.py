@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gate-wrapper", help="write FileJsonPyTorch/ scripts into a GATE LF data directory")
     p.add_argument("datadir")
+    p.add_argument(
+        "--portable",
+        action="store_true",
+        help="record no local paths (lfengine must then be installed in PYTHON_BIN's Python)",
+    )
     sub.add_parser("gate-train", help="what FileJsonPyTorch/train.sh runs", add_help=False)
     sub.add_parser("gate-apply", help="what FileJsonPyTorch/apply.sh runs", add_help=False)
     return parser
@@ -278,7 +283,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_gate_wrapper(args: argparse.Namespace) -> int:
     from lfengine.gate.wrapper import write_wrapper_dir
 
-    path = write_wrapper_dir(args.datadir)
+    path = write_wrapper_dir(args.datadir, portable=args.portable)
     print(f"wrote {path}")
     return 0
 
