@@ -91,12 +91,10 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         name: {"value": value, "source": plan.provenance.get(name, "heuristic")}
         for name, value in plan.config.to_dict().items()
     }
+    defaults = TrainOptions()
     for name in ("seed", "valsize", "valfile", "ngram_layer", "embs", "maxlens", "shuffle"):
         value = getattr(options, name)
-        hyper[name] = {
-            "value": value,
-            "source": "option" if value != getattr(TrainOptions(), name) else "default",
-        }
+        hyper[name] = {"value": value, "source": "option" if value != getattr(defaults, name) else "default"}
     if options.valsize is None and options.valfile is None:
         hyper["valsize"] = {"value": 0.1, "source": "heuristic"}
     hyper["es_metric"] = {

@@ -11,7 +11,7 @@ from lfengine.errors import OptionError
 
 
 def validation_size(n: int, valsize: float | None) -> int:
-    """``valsize`` > 1 is a count, < 1 (or exactly 1.0 written as a fraction) a fraction; 0: none.
+    """``valsize`` >= 1 is a count, below 1 a fraction, 0 none; None: the 10 % default.
     The old wrapper read ``1`` as the fraction 1.0 and failed (R9); here 1 means one instance."""
     if valsize is None:
         valsize = 0.1

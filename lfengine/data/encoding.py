@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lfengine.data.codec import Codec
+from lfengine.data.codec import MAX_CHARS, Codec
 from lfengine.data.overrides import shorten_list
 from lfengine.errors import DataLineError
 
@@ -263,8 +263,6 @@ def _encode_list_column(codec: Codec, col: Any, values: tuple, ctx: _RowContext)
 
 
 def _encode_chars(codec: Codec, words: tuple) -> Ragged:
-    from lfengine.data.codec import MAX_CHARS
-
     get = codec.char_vocab.stoi.get
     cut = [w[:MAX_CHARS] if w else "" for w in words]
     lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))

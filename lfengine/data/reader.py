@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,38 +32,23 @@ def read_data(
     codec: Codec, path: str | Path, *, labeled: bool = True, skip_bad_lines: bool = False
 ) -> ReadResult:
     """Parse, validate and encode every line of ``path``."""
-    path = Path(path)
     name = str(path)
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise DataLineError(
-            "data file not found",
-            file=name,
-            hint="check the path; a training data file sits next to its meta file",
-        ) from None
-    except OSError as exc:
-        raise DataLineError("cannot read data file", file=name, found=exc.strerror) from None
     parts: list[Encoded] = []
     lines = skipped = 0
-    with handle:
-        chunk: list = []
-        numbers: list[int] = []
-        for lineno, raw in enumerate(handle, 1):
-            record = _parse_line(raw, name, lineno, skip_bad_lines)
-            if record is _BLANK:
-                continue
-            lines += 1
-            if record is _BAD:
-                skipped += 1
-                continue
-            chunk.append(record)
-            numbers.append(lineno)
-            if len(chunk) >= CHUNK_LINES:
-                skipped += _encode_chunk(codec, chunk, numbers, name, labeled, skip_bad_lines, parts)
-                chunk, numbers = [], []
-        if chunk:
+    chunk: list = []
+    numbers: list[int] = []
+    for lineno, record in _parsed_lines(path, skip_bad_lines):
+        lines += 1
+        if record is _BAD:
+            skipped += 1
+            continue
+        chunk.append(record)
+        numbers.append(lineno)
+        if len(chunk) >= CHUNK_LINES:
             skipped += _encode_chunk(codec, chunk, numbers, name, labeled, skip_bad_lines, parts)
+            chunk, numbers = [], []
+    if chunk:
+        skipped += _encode_chunk(codec, chunk, numbers, name, labeled, skip_bad_lines, parts)
     if lines == 0:
         raise DataLineError("data file is empty", file=name, hint="did the LF export write any instance?")
     if not parts:
@@ -74,6 +60,26 @@ def read_data(
 
 _BLANK = object()
 _BAD = object()
+
+
+def _parsed_lines(path: str | Path, skip: bool) -> Iterator[tuple[int, object]]:
+    """(1-based line number, parsed JSON or _BAD) for every non-blank line of a data file."""
+    name = str(path)
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise DataLineError(
+            "data file not found",
+            file=name,
+            hint="check the path; a training data file sits next to its meta file",
+        ) from None
+    except OSError as exc:
+        raise DataLineError("cannot read data file", file=name, found=exc.strerror) from None
+    with handle:
+        for lineno, raw in enumerate(handle, 1):
+            record = _parse_line(raw, name, lineno, skip)
+            if record is not _BLANK:
+                yield lineno, record
 
 
 def _parse_line(raw: bytes, name: str, lineno: int, skip: bool) -> object:
@@ -150,24 +156,15 @@ def encode_instances(codec: Codec, instances: list, *, labeled: bool = False) ->
     return encode_records(codec, instances, labeled=labeled, locate=lambda i: {"index": i})
 
 
-def read_records(path: str | Path, *, labeled: bool, chunk_lines: int = 1000):
+def read_records(path: str | Path, *, labeled: bool, chunk_lines: int = 1000) -> Iterator[list]:
     """Yield lists of parsed records of a data file (for applying a model to a file)."""
-    name = str(path)
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise DataLineError("cannot read data file", file=name, found=exc.strerror) from None
-    with handle:
-        chunk: list = []
-        for lineno, raw in enumerate(handle, 1):
-            record = _parse_line(raw, name, lineno, False)
-            if record is _BLANK:
-                continue
-            if labeled and (type(record) is not list or len(record) != 2):
-                raise DataLineError("a labeled record must be [features, target]", file=name, line=lineno)
-            chunk.append(record)
-            if len(chunk) >= chunk_lines:
-                yield chunk
-                chunk = []
-        if chunk:
+    chunk: list = []
+    for lineno, record in _parsed_lines(path, False):
+        if labeled and (type(record) is not list or len(record) != 2):
+            raise DataLineError("a labeled record must be [features, target]", file=str(path), line=lineno)
+        chunk.append(record)
+        if len(chunk) >= chunk_lines:
             yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
