@@ -39,6 +39,21 @@ APPLY_USAGE_EPILOG = (
 )
 
 
+def script_main(program: str, argv: list[str]) -> int:
+    """What train.sh / apply.sh exec: the command, then the old scripts' status line and exit
+    code (gate-plugin.md §6): ``PROCESSING OK 0`` and 0, or ``PROCESSING ERROR <code>`` on
+    stderr and 127. The scripts exec the engine, so these lines now come from here."""
+    main = gate_train_main if program == "gate-train" else gate_apply_main
+    code = main(argv)
+    if code == 0:
+        # Training: on stdout, as before. Application: stdout carries replies only.
+        stream = sys.stdout if program == "gate-train" else sys.stderr
+        print("PROCESSING OK 0", file=stream, flush=True)
+        return 0
+    print(f"PROCESSING ERROR {code}", file=sys.stderr, flush=True)
+    return 127
+
+
 def _say(program: str, kind: str, message: str) -> None:
     print(f"{program}: {kind}: {message}", file=sys.stderr, flush=True)
 
@@ -238,7 +253,7 @@ def _load(settings: GateApplySettings):
         torch.set_num_threads(1)
     from lfengine import service
 
-    model = service.load_model(model_dir, device=device)
+    model = service.load_model(model_dir, device=device, trust_module=settings.trust_module)
     log.info(
         "model loaded from %s: %s, %d label(s), %d feature(s), device %s",
         model_dir,
