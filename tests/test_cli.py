@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timeouts import scaled
 
 from lfengine import cli, service
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
@@ -25,7 +26,7 @@ def lfengine(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
         stdin=subprocess.DEVNULL,
     )
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timeouts import scaled
 
 from lfengine.gate.wrapper import WRAPPER_NAME, render_wrapper_files, source_checkout, write_wrapper_dir
 
@@ -49,7 +50,12 @@ def recorder(tmp_path: Path) -> Path:
 
 def run_script(shell, script: Path, args, *, cwd: Path, env: dict, stdin: bytes = b""):
     return subprocess.run(
-        [shell, str(script), *map(str, args)], cwd=cwd, env=env, input=stdin, capture_output=True, timeout=120
+        [shell, str(script), *map(str, args)],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        timeout=scaled(120),
     )
 
 
@@ -73,8 +79,10 @@ def recorded(recorder: Path, name: str) -> list[str]:
 
 def test_wrapper_dir_has_the_scripts_gate_runs(datadir):
     wrapper = datadir / WRAPPER_NAME
-    assert (datadir / "FileJsonPyTorch.yaml").read_text(encoding="utf-8").endswith(
-        f"PYTHON_BIN: '{sys.executable}'\n"
+    assert (
+        (datadir / "FileJsonPyTorch.yaml")
+        .read_text(encoding="utf-8")
+        .endswith(f"PYTHON_BIN: '{sys.executable}'\n")
     )
     assert sorted(p.name for p in wrapper.iterdir()) == [
         "apply.cmd",
@@ -139,7 +147,7 @@ def test_the_engine_replaces_the_shell_and_its_exit_code_is_the_scripts(datadir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    process.communicate(timeout=120)
+    process.communicate(timeout=scaled(120))
     assert process.returncode == 3
     assert recorded(recorder, "pid") == [str(process.pid)]
 

@@ -102,8 +102,8 @@ def _assert_same_results(a: list[dict], b: list[dict]) -> None:
     assert len(a) == len(b)
     for x, y in zip(a, b):
         assert x["label"] == y["label"]
-        np.testing.assert_allclose(x["confidence"], y["confidence"], atol=1e-5, rtol=0)
-        np.testing.assert_allclose(x["distribution"], y["distribution"], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(x["confidence"], y["confidence"], rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(x["distribution"], y["distribution"], rtol=2e-5, atol=1e-6)
 
 
 def _check_batch_independence(model: service.LoadedModel, instances: list) -> None:

@@ -15,13 +15,14 @@ from typing import Any
 
 import msgpack
 import pytest
+from timeouts import scaled
 
 REPO = Path(__file__).resolve().parent.parent
 SERVE = (
     "import sys; from lfengine.server import serve; "
     "sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer{args}))"
 )
-TIMEOUT = 20.0
+TIMEOUT = scaled(20.0)
 FORMATS = ["json", "msgpack"]
 
 
