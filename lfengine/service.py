@@ -25,9 +25,9 @@ from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
-from lfengine.errors import ModelError, OptionError
+from lfengine.errors import DataLineError, ModelError, OptionError
 from lfengine.options import TrainOptions
-from lfengine.paths import path_problem
+from lfengine.paths import open_regular, path_problem
 from lfengine.planning import describe, describe_plan, plan_model, split_sizes
 from lfengine.predictor import Predictor
 from lfengine.safe_io import remove_stale_temp_files
@@ -111,8 +111,9 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _check_model_dir(model_dir: str, options: TrainOptions) -> None:
-    """Refuse a model path that training could only fail to write, before any work starts."""
+def _check_paths(model_dir: str, options: TrainOptions) -> None:
+    """Refuse a model path that training could only fail to write, and a validation file it
+    could not read, before any work starts."""
     problem = path_problem(model_dir)
     if problem is not None:
         raise OptionError(f"model directory {model_dir!r} cannot be used: {problem}", param="model")
@@ -125,6 +126,13 @@ def _check_model_dir(model_dir: str, options: TrainOptions) -> None:
     model_json = store.model_paths(model_dir).model_json
     if model_json.exists() and not options.no_train:
         store.refuse_foreign_model_json(model_json)
+    if options.valfile:
+        try:
+            open_regular(options.valfile).close()
+        except OSError as exc:
+            raise DataLineError(
+                "cannot read the validation file", file=options.valfile, found=exc.strerror or str(exc)
+            ) from None
 
 
 def _resume_options(
@@ -153,7 +161,7 @@ def _train(
     trust_module: bool,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    _check_model_dir(model_dir, options)
+    _check_paths(model_dir, options)
     device = _device(options.device)
     spec = read_meta(meta_path)
     model_dir_path = Path(model_dir)
