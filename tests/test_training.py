@@ -311,6 +311,30 @@ def test_no_train_describes_without_writing_a_model(cls_meta: Path, tmp_path: Pa
     assert not store.model_paths(tmp_path / "m").checkpoint.exists()
 
 
+@pytest.mark.parametrize(
+    ("meta_name", "values"),
+    [
+        ("class-ionosphere", {}),
+        ("class-ionosphere", {"valsize": 0.5}),
+        ("class-ionosphere", {"valsize": 0}),
+        ("class-ionosphere", {"valsize": 200}),
+        ("class-ionosphere", {"valfile": "SELF"}),
+        ("seq-pos1", {"valsize": 0.6}),
+    ],
+)
+def test_describe_plans_exactly_what_train_builds(lfdata: Path, meta_name: str, values: dict) -> None:
+    """describe reads no data, train does: both must choose the same settings (batch size,
+    epochs, patience and learning rate follow the training size that valsize/valfile leave)."""
+    meta = lfdata / f"{meta_name}.meta.json"
+    if values.get("valfile") == "SELF":
+        values = {"valfile": str(lfdata / f"{meta_name}.data.json")}
+    options = TrainOptions(no_train=True, **values)
+    described = service.describe(str(meta), options)
+    trained = service.train(str(meta), "unused-model-dir", options)["description"]
+    assert described["hyperparameters"] == trained["hyperparameters"]
+    assert described["architecture"] == trained["architecture"]
+
+
 # --- regression ----------------------------------------------------------------------------------
 def _regression_corpus(directory: Path, n: int, seed: int) -> Path:
     """y = 500 + 40 x1 - 25 x2 (+ 30 when the flag is set) + small noise: far from 0 on purpose."""

@@ -303,3 +303,25 @@ def test_values_that_overflow_once_standardised_are_data_errors_not_null_confide
     with pytest.raises(DataLineError, match="number out of range") as error:
         model.apply([instance, huge])
     assert error.value.index == 1
+
+
+# --- 7, 8. envelope rules hold for every method and framing ---------------------------------------
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_positional_params_are_refused_by_status_and_shutdown_too(engines, fmt):
+    engine = engines(fmt)
+    for method in ("status", "shutdown", "cancel"):
+        reply = engine.request(method, [1])
+        assert reply["error"]["code"] == -32602 and reply["error"]["data"]["param"] == "params", reply
+    assert engine.request("status")["result"]["state"] == "idle"  # the shutdown did not happen
+    assert engine.finish()[0] == 0
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_a_batch_array_is_refused_and_nothing_in_it_runs(engines, fmt):
+    engine = engines(fmt)
+    engine.send([{"jsonrpc": "2.0", "id": 7, "method": "shutdown"}])
+    reply = engine.receive()
+    assert reply["id"] is None and reply["error"]["code"] == -32600, reply
+    assert engine.request("status")["result"]["state"] == "idle"
+    code, rest = engine.finish()
+    assert code == 0 and rest == []
