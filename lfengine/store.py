@@ -228,7 +228,7 @@ def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, to
 def refuse_foreign_model_json(file: Path) -> None:
     """Never overwrite a model.json that lfengine did not write."""
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
+        document = json.loads(read_regular_bytes(file, MAX_MODEL_JSON_BYTES).decode("utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         document = None
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:

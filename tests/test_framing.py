@@ -264,3 +264,12 @@ def test_writer_output_reads_back_through_the_reader(fmt):
 def test_errors_carry_their_recoverability():
     assert not MessageParseError("x").fatal and not MessageTooLarge("x").fatal
     assert StreamCorrupt("x").fatal
+
+
+def test_msgpack_replies_can_carry_a_clients_lone_surrogate():
+    """An error echoing a path such as "a\\ud800b" (valid in a JSON request) must still be
+    writable as msgpack, whose strings are UTF-8: the character is escaped."""
+    from lfengine.protocol.framing import encode_msgpack
+
+    decoded = msgpack.unpackb(encode_msgpack({"message": "bad path a\ud800b"}), raw=False)
+    assert decoded == {"message": "bad path a\\ud800b"}

@@ -325,3 +325,23 @@ def test_a_batch_array_is_refused_and_nothing_in_it_runs(engines, fmt):
     assert engine.request("status")["result"]["state"] == "idle"
     code, rest = engine.finish()
     assert code == 0 and rest == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_the_gate_paths_and_a_foreign_model_json_are_refused_at_once(trained, tmp_path):
+    from lfengine import store
+    from lfengine.gate.cmdline import read_config_file
+    from lfengine.gate.commands import _check_meta
+
+    assert isinstance(_returns_promptly(lambda: read_config_file("/dev/zero", {})), OptionError)
+    model = service.load_model(str(trained[1]))
+    _returns_promptly(lambda: (_check_meta("/dev/zero", model), _raise()))  # only warns, at once
+    fifo_dir = tmp_path / "m"
+    fifo_dir.mkdir()
+    os.mkfifo(fifo_dir / "model.json")
+    refused = _returns_promptly(lambda: store.refuse_foreign_model_json(fifo_dir / "model.json"))
+    assert isinstance(refused, ModelError)
+
+
+def _raise() -> None:
+    raise RuntimeError("returned")

@@ -25,6 +25,7 @@ from lfengine.gate.options import (
     save_settings,
     train_settings_from,
 )
+from lfengine.paths import MAX_META_BYTES, read_regular_bytes
 
 log = logging.getLogger("lfengine.gate")
 
@@ -279,11 +280,10 @@ def _missing_model_message(prefix: str, model_dir: str) -> str:
 def _check_meta(meta_path: str, model) -> None:
     """--metafile: warn when the data directory's meta file no longer matches the model."""
     try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
+        meta = json.loads(read_regular_bytes(meta_path, MAX_META_BYTES).decode("utf-8"))
         features = len(meta.get("features") or [])
         is_sequence = meta.get("isSequence")
-    except (OSError, ValueError, AttributeError) as e:
+    except (OSError, ValueError, AttributeError) as e:  # UnicodeDecodeError is a ValueError
         log.info("--metafile %s not checked (%s); the model does not need it", meta_path, e)
         return
     if features != model.num_features or (is_sequence is not None and bool(is_sequence) != model.is_sequence):

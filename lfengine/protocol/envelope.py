@@ -133,7 +133,9 @@ def parse_request(message: Any) -> Request:
     top-level members are ignored.
     """
     if isinstance(message, list):
-        raise InvalidRequest("batch requests (arrays of requests) are not supported; send one request per message")
+        raise InvalidRequest(
+            "batch requests (arrays of requests) are not supported; send one request per message"
+        )
     if not isinstance(message, dict):
         raise InvalidRequest(f"a request must be an object, got {json_type(message)}")
     has_id = "id" in message
