@@ -345,3 +345,10 @@ def test_the_gate_paths_and_a_foreign_model_json_are_refused_at_once(trained, tm
 
 def _raise() -> None:
     raise RuntimeError("returned")
+
+
+def test_a_diverging_training_is_an_option_error_naming_the_learning_rate(trained, tmp_path):
+    with pytest.raises(OptionError, match="diverged with learning_rate 1e\\+30"):
+        service.train(
+            str(trained[0]), str(tmp_path / "m"), TrainOptions(learning_rate=1e30, max_epochs=3, threads=1)
+        )
