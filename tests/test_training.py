@@ -133,6 +133,47 @@ def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path
     assert all(torch.equal(resumed_weights[k], full_weights[k]) for k in full_weights)
 
 
+def test_cli_resume_after_a_kill_before_the_first_checkpoint_completes(
+    seq_meta: Path, tmp_path: Path
+) -> None:
+    """SIGKILL a CLI training as soon as it has started writing into the model directory (as a
+    rule before its first checkpoint), with a write's temporary file left behind: --resume must
+    complete, start afresh when there was nothing to resume, and leave no temporary file."""
+    model_dir = tmp_path / "killed"
+    flags = ["--max-epochs", "2", "--threads", "1", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(model_dir), *flags],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + scaled(60)
+        while not (model_dir / "train.log").exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL, "the training ended before it could be killed"
+    (model_dir / f".checkpoint.pt.{child.pid}.89abcdef.tmp").write_bytes(b"cut short")
+    had_checkpoint = store.model_paths(model_dir).checkpoint.exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(model_dir), *flags, "--resume"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert ("resuming after epoch" if had_checkpoint else "starting afresh") in resumed.stderr
+    assert json.loads(resumed.stdout)["epochs"] == 2
+    assert not list(model_dir.glob(".*.tmp"))
+    assert service.load_model(str(model_dir)).labels
+
+
 def test_cancel_mid_epoch_then_resume_matches_uninterrupted(cls_meta: Path, tmp_path: Path) -> None:
     """A stop inside an epoch checkpoints the position in that epoch; resuming replays the rest.
     The resumed run must end exactly as a run never interrupted on the same machine: the same
