@@ -258,7 +258,8 @@ def test_tagger_forward_loss_backward(crf):
     assert (prediction.label_ids[1, 1:] == IGNORE_INDEX).all() and (prediction.confidence[1, 1:] == 0).all()
     real = batch.mask
     assert ((prediction.confidence[real] > 0) & (prediction.confidence[real] <= 1)).all()
-    assert torch.allclose(prediction.distribution[real].sum(-1), torch.ones(int(real.sum())), atol=1e-5)
+    sums = prediction.distribution[real].sum(-1)
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
     chosen = prediction.distribution.gather(2, prediction.label_ids.clamp(min=0).unsqueeze(2)).squeeze(2)
     assert torch.allclose(chosen[real], prediction.confidence[real])
 
