@@ -266,8 +266,8 @@ class Trainer:
         loss = self.model.loss(batch)
         if not torch.isfinite(loss):
             raise OptionError(
-                f"the training loss became {float(loss.detach())} at batch {self.state.batches + 1}: training "
-                f"diverged with learning_rate {self.config.learning_rate}; try a lower learning rate"
+                f"the training loss became {float(loss.detach())} at batch {self.state.batches + 1}: "
+                f"training diverged with learning_rate {self.config.learning_rate}; try a lower one"
             )
         loss.backward()
         if self.config.grad_clip > 0:

@@ -69,53 +69,59 @@ def test_same_seed_gives_identical_metrics_and_weights(cls_meta: Path, tmp_path:
 
 
 # --- resume ----------------------------------------------------------------------------------
-def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path, tmp_path: Path) -> None:
-    """SIGKILL a CLI training once its first checkpoint exists, resume it, and compare with a
-    run that was never interrupted: the same seed must give the same history and weights."""
-    epochs = 12
-    flags = [
-        "--max-epochs",
-        str(epochs),
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--es-patience",
-        "100",
-        "--seed",
-        "4",
-    ]
-    killed_dir = tmp_path / "killed"
-    checkpoint = store.model_paths(killed_dir).checkpoint
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _cli_train(meta: Path, model_dir: Path, flags: list[str]) -> list[str]:
+    return [sys.executable, "-m", "lfengine", "train", str(meta), str(model_dir), *flags]
+
+
+CLI_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _kill_cli_training_once(meta: Path, model_dir: Path, flags: list[str], written: Path) -> int:
+    """Start a CLI training, SIGKILL it as soon as ``written`` exists; returns the dead pid."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(killed_dir), *flags],
+        _cli_train(meta, model_dir, flags),
         cwd=REPO,
-        env=env,
+        env=CLI_ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + scaled(60)
-        while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert checkpoint.exists(), "the training never wrote a checkpoint"
+        while not written.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert written.exists(), f"the training never wrote {written.name}"
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait()
     assert child.returncode == -signal.SIGKILL, "the training ended before it could be killed"
-    stopped_at = store.load_checkpoint(killed_dir)["state"]["epoch"]
-    assert 1 <= stopped_at < epochs
+    return child.pid
 
+
+def _cli_resume(meta: Path, model_dir: Path, flags: list[str]) -> subprocess.CompletedProcess:
     resumed = subprocess.run(
-        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(killed_dir), *flags, "--resume"],
+        _cli_train(meta, model_dir, [*flags, "--resume"]),
         cwd=REPO,
-        env=env,
+        env=CLI_ENV,
         capture_output=True,
         text=True,
         timeout=scaled(120),
     )
     assert resumed.returncode == 0, resumed.stderr
+    return resumed
+
+
+def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path, tmp_path: Path) -> None:
+    """SIGKILL a CLI training once its first checkpoint exists, resume it, and compare with a
+    run that was never interrupted: the same seed must give the same history and weights."""
+    epochs = 12
+    flags = ["--max-epochs", str(epochs), "--threads", "1", "--device", "cpu"]
+    flags += ["--es-patience", "100", "--seed", "4"]
+    killed_dir = tmp_path / "killed"
+    _kill_cli_training_once(seq_meta, killed_dir, flags, store.model_paths(killed_dir).checkpoint)
+    stopped_at = store.load_checkpoint(killed_dir)["state"]["epoch"]
+    assert 1 <= stopped_at < epochs
+
+    resumed = _cli_resume(seq_meta, killed_dir, flags)
     assert f"resuming after epoch {stopped_at} " in resumed.stderr
     result = json.loads(resumed.stdout)
     assert result["epochs"] == epochs and result["stopped"] == "max-epochs"
@@ -141,33 +147,10 @@ def test_cli_resume_after_a_kill_before_the_first_checkpoint_completes(
     complete, start afresh when there was nothing to resume, and leave no temporary file."""
     model_dir = tmp_path / "killed"
     flags = ["--max-epochs", "2", "--threads", "1", "--device", "cpu"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(model_dir), *flags],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + scaled(60)
-        while not (model_dir / "train.log").exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait()
-    assert child.returncode == -signal.SIGKILL, "the training ended before it could be killed"
-    (model_dir / f".checkpoint.pt.{child.pid}.89abcdef.tmp").write_bytes(b"cut short")
+    dead = _kill_cli_training_once(seq_meta, model_dir, flags, model_dir / "train.log")
+    (model_dir / f".checkpoint.pt.{dead}.89abcdef.tmp").write_bytes(b"cut short")
     had_checkpoint = store.model_paths(model_dir).checkpoint.exists()
-    resumed = subprocess.run(
-        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(model_dir), *flags, "--resume"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=scaled(120),
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = _cli_resume(seq_meta, model_dir, flags)
     assert ("resuming after epoch" if had_checkpoint else "starting afresh") in resumed.stderr
     assert json.loads(resumed.stdout)["epochs"] == 2
     assert not list(model_dir.glob(".*.tmp"))
