@@ -126,6 +126,11 @@ def _check_paths(model_dir: str, options: TrainOptions) -> None:
     model_json = store.model_paths(model_dir).model_json
     if model_json.exists() and not options.no_train:
         store.refuse_foreign_model_json(model_json)
+    if options.stop_file and os.path.lexists(options.stop_file) and not os.path.isfile(options.stop_file):
+        raise OptionError(
+            f"stop_file {options.stop_file} exists and is not a regular file: training would stop at "
+            "once; give the path of a file to create when training should stop"
+        )
     if options.valfile:
         try:
             open_regular(options.valfile).close()

@@ -352,3 +352,9 @@ def test_a_diverging_training_is_an_option_error_naming_the_learning_rate(traine
         service.train(
             str(trained[0]), str(tmp_path / "m"), TrainOptions(learning_rate=1e30, max_epochs=3, threads=1)
         )
+
+
+def test_a_stop_file_that_is_a_directory_is_refused_before_training(trained, tmp_path):
+    with pytest.raises(OptionError, match="stop_file .* is not a regular file"):
+        service.train(str(trained[0]), str(tmp_path / "m"), TrainOptions(stop_file=str(tmp_path)))
+    assert not (tmp_path / "m").exists()
