@@ -43,6 +43,8 @@ def plan_model(
     codec: Codec | None = None,
     init: dict[str, np.ndarray] | None = None,
 ) -> Plan:
+    """Codec (built from the meta file unless given), settings and network for ``n_train``
+    training items: the training size the heuristics see (split_sizes)."""
     if options.module != absolute_module(options.module):
         options = dataclasses.replace(options, module=absolute_module(options.module))
     if codec is None:
