@@ -83,6 +83,20 @@ def _parse_setting(item: str) -> tuple[str, Any]:
         return key.strip(), text  # a bare string such as --set list_encoder=lstm
 
 
+MAX_MESSAGE_MB = 4096
+
+
+def _message_mb(text: str) -> int:
+    """--max-message-mb: a whole number of MiB in range (argparse reports the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB, got {text!r}") from None
+    if not 1 <= value <= MAX_MESSAGE_MB:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_MESSAGE_MB} MiB, got {value}")
+    return value
+
+
 def _add_trust_module(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust-module",
@@ -129,7 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="the resident engine on stdin/stdout (see protocol.md)")
     p.add_argument("--format", choices=("auto", "json", "msgpack"), default="auto")
-    p.add_argument("--max-message-mb", type=int, default=256)
+    p.add_argument(
+        "--max-message-mb",
+        type=_message_mb,
+        default=256,
+        help=f"largest message in MiB (1-{MAX_MESSAGE_MB}; default 256)",
+    )
 
     p = sub.add_parser("replay", help="pipe recorded sessions through a real engine and compare replies")
     p.add_argument("sessions", nargs="+")

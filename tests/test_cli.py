@@ -157,3 +157,10 @@ def test_a_missing_model_and_a_bad_data_line_exit_1(
     code, out = run_in_process(capsys, "evaluate", str(model_dir), str(bad))
     assert code == 1 and out == ""
     assert f"{bad}:2" in caplog.text and "wrong number of feature values" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "4097", "lots"])
+def test_serve_refuses_a_message_limit_out_of_range_with_a_usage_error(value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--max-message-mb", value])
+    assert exited.value.code == 2 and "--max-message-mb" in capsys.readouterr().err
