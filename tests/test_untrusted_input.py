@@ -225,6 +225,7 @@ def test_a_meta_file_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch
         {"valsize": float("nan")},
         {"model": {"hidden_size": 10**9}},
         {"model": {"cnn_kernels": [3, 1000]}},
+        {"model": {"hidden_layers": 64, "hidden_size": 16384}},  # each in range, together 17e9 weights
         {"model": {"dropout": float("nan")}},
         {"embs": ":1000000000:yes"},
     ],
