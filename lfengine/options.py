@@ -18,6 +18,7 @@ from lfengine.paths import path_problem
 ES_METRICS = ("auto", "loss", "accuracy", "f1")
 #: torch.set_num_threads with far more threads than any machine has crashes the process.
 MAX_THREADS = 1024
+MAX_WORKERS = 256  # local training processes (--workers); more nodes join through torchrun
 MAX_COUNT = 2**31 - 1  # epochs, batch sizes, schedules: beyond this a value is a typo, not a plan
 #: Integer options: (minimum, maximum).
 INT_RANGES: dict[str, tuple[int, int]] = {
@@ -26,6 +27,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "max_epochs": (1, MAX_COUNT),
     "es_patience": (0, MAX_COUNT),
     "threads": (1, MAX_THREADS),
+    "workers": (1, MAX_WORKERS),
     "validate_every_epochs": (1, MAX_COUNT),
     "validate_every_batches": (1, MAX_COUNT),
     "validate_every_instances": (1, MAX_COUNT),
@@ -36,6 +38,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 PATH_OPTIONS = ("valfile", "stop_file", "module")
 NGRAM_LAYERS = ("cnn", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -52,6 +55,8 @@ class TrainOptions:
     es_metric: str = "auto"  # loss | accuracy | f1 | auto (f1 for chunk labels, else accuracy)
     device: str = "auto"
     threads: int | None = None
+    workers: int = 1  # data-parallel training processes on this machine (lfengine/distributed.py)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: mixed precision on CUDA (fp32 on the CPU)
     resume: bool = False
     stop_file: str | None = None  # default: STOP next to the meta file
     embs: str | None = None  # old syntax: embid:dims:train:minfreq:file[,...]
@@ -78,6 +83,8 @@ class TrainOptions:
             raise OptionError(f"ngram_layer must be 'cnn' or 'lstm', got {self.ngram_layer!r}")
         if self.device not in DEVICES and not re.fullmatch(r"cuda:\d{1,4}", self.device):
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.valsize is not None and not (math.isfinite(self.valsize) and 0 <= self.valsize <= MAX_COUNT):
             raise OptionError(f"valsize must be a number between 0 and {MAX_COUNT}, got {self.valsize}")
         for name, (low, high) in INT_RANGES.items():

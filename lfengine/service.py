@@ -6,18 +6,20 @@ JSON-able dicts, so every front end runs exactly the same code.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lfengine import __version__, store
+from lfengine import __version__, distributed, store
+from lfengine.allocator import reuse_freed_memory
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
 from lfengine.data.batching import split_indices
@@ -26,6 +28,7 @@ from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
 from lfengine.errors import DataLineError, ModelError, OptionError
+from lfengine.model_parts import save_part
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import describe, describe_plan, plan_model, split_sizes
@@ -92,7 +95,8 @@ def train(
     ``trust_module``: on resume, allow the user module named in the stored model.json to be
     imported (naming the same module in ``options`` allows it too).
     """
-    with torch_threads(options.threads):
+    reuse_freed_memory()  # every process that trains: CLI, protocol server, GATE scripts
+    with torch_threads(options.threads or distributed.threads_per_worker(options.workers)):
         return _train(meta_path, model_dir, options, on_progress, cancel, trust_module)
 
 
@@ -167,12 +171,13 @@ def _train(
 ) -> dict[str, Any]:
     started = time.monotonic()
     _check_paths(model_dir, options)
-    device = _device(options.device)
+    device = distributed.local_device(_device(options.device))
+    main = not distributed.under_launcher() or os.environ.get("RANK") == "0"
     spec = read_meta(meta_path)
     model_dir_path = Path(model_dir)
     codec = init = None
     stored_weights: dict[str, torch.Tensor] = {}
-    if model_dir_path.is_dir():
+    if model_dir_path.is_dir() and main:
         remove_stale_temp_files(model_dir_path)
     if options.resume and not store.model_paths(model_dir_path).checkpoint.is_file():
         log.warning(
@@ -216,7 +221,8 @@ def _train(
         "is_sequence": codec.is_sequence,
         "labels": codec.labels,
         "num_features": codec.num_features,
-        "codec": codec.to_dict(),
+        # The vocabularies, written once here rather than at each save of the model.
+        "codec": save_part(model_dir_path, "codec", codec.to_dict()) if main else None,
         "config": plan.config.to_dict(),
         "description": description,
         "training": {
@@ -233,6 +239,8 @@ def _train(
 
     def save_model(state: Any) -> None:
         """Called when validation improves (or each epoch without validation): write it now."""
+        if not main:
+            return
         best_weights.clear()
         best_weights.update({k: v.detach().cpu().clone() for k, v in plan.model.state_dict().items()})
         _finish_metadata(metadata, state)
@@ -250,6 +258,9 @@ def _train(
         report_every_batches=options.report_every_batches,
         report_every_instances=options.report_every_instances,
     )
+    # One process, or rank 0 of several (it starts the local workers) or another rank.
+    worker_options = json.dumps({**options.to_dict(), "workers": 1})
+    coordinator = distributed.start(options.workers, device, [meta_path, model_dir, worker_options])
     trainer = Trainer(
         plan.model,
         codec,
@@ -260,13 +271,20 @@ def _train(
         seed=options.seed,
         device=device,
         signals=signals,
-        on_progress=on_progress,
+        on_progress=on_progress if main else None,
+        coordinator=coordinator,
     )
-    with _log_to(store.model_paths(model_dir_path).log):
-        if options.resume:
-            # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
-            trainer.resume(store.load_checkpoint(model_dir_path, map_location="cpu"))
-        stopped = trainer.fit(train_data, val_data)
+    failed = True
+    try:
+        with _log_to(store.model_paths(model_dir_path).log) if main else nullcontext():
+            if options.resume:
+                # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
+                payload = store.load_checkpoint(model_dir_path, map_location="cpu") if main else None
+                trainer.resume(coordinator.shared_payload(payload))
+            stopped = trainer.fit(train_data, val_data)
+        failed = False
+    finally:
+        coordinator.close(failed)
     state = trainer.state
     if best_weights:  # rewrite model.json with the whole history, keeping the best weights
         _finish_metadata(metadata, state, stopped)

@@ -100,8 +100,13 @@ class TaskModel(nn.Module):
         )
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over the trainable parameters only (frozen embeddings stay untouched)."""
+        """AdamW over the trainable parameters only (frozen embeddings stay untouched).
+
+        Decoupled weight decay shrinks each parameter in place; Adam's L2 form instead adds
+        ``weight_decay * param`` to every gradient, a new full-size tensor per step for each
+        embedding table (millions of elements for large vocabularies).
+        """
         trainable = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.Adam(
+        return torch.optim.AdamW(
             trainable, lr=self.config.learning_rate, weight_decay=self.config.weight_decay
         )

@@ -59,7 +59,7 @@ class ModelConfig:
     batch_size: int
     max_epochs: int
     es_patience: int  # epochs without improvement before early stopping
-    weight_decay: float  # Adam's L2 coefficient (TaskModel.make_optimizer)
+    weight_decay: float  # AdamW's decoupled weight decay (TaskModel.make_optimizer)
     grad_clip: float  # max gradient norm; 0 disables clipping
     previous_label_dropout: float  # share of training items whose gate.LF.target columns are hidden
 
