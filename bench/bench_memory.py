@@ -11,6 +11,7 @@ Target: peak RSS after the last epoch within 10 % of the peak after epoch 1.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import sys
@@ -41,12 +42,15 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--sentences", type=int, default=12000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--collect", action="store_true", help="gc.collect() after every epoch (diagnosis)")
     args = parser.parse_args()
     rows: list[dict] = []
 
     def on_progress(event: dict) -> None:
         if event["batch"] != event["batches"] or not event["metrics"]:
             return  # only at the end of an epoch, after its validation
+        if args.collect:
+            gc.collect()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         rows.append(
             {
@@ -55,6 +59,7 @@ def main() -> int:
                 "minor_faults": usage.ru_minflt,
                 "system_s": round(usage.ru_stime, 2),
                 "user_s": round(usage.ru_utime, 2),
+                "python_objects": len(gc.get_objects()),
             }
         )
         print(json.dumps(rows[-1]), flush=True)

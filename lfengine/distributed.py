@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -301,6 +302,7 @@ def worker_main(argv: list[str]) -> int:
     from lfengine.options import TrainOptions
 
     meta, model_dir, options_json, threads = argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches rank 0, which stops every rank
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s worker %(message)s")
     _watch_parent(int(os.environ["LFENGINE_PARENT_PID"]))
     global _worker_store

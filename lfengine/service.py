@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from lfengine import __version__, distributed, store
+from lfengine.accelerate import auto_device, choose_precision, dense_parameters
 from lfengine.allocator import reuse_freed_memory
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
@@ -171,7 +172,9 @@ def _train(
 ) -> dict[str, Any]:
     started = time.monotonic()
     _check_paths(model_dir, options)
-    device = distributed.local_device(_device(options.device))
+    device = _device(options.device)
+    if device.type == "cpu":  # refuse bf16/fp16 on the CPU before any work
+        choose_precision(options.precision, device)
     main = not distributed.under_launcher() or os.environ.get("RANK") == "0"
     spec = read_meta(meta_path)
     model_dir_path = Path(model_dir)
@@ -193,6 +196,12 @@ def _train(
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     train_data, val_data = _read_splits(spec, codec, options)
     plan = plan_model(spec, options, len(train_data), codec, init)
+    if options.device == "auto":
+        dense = dense_parameters(plan.model)
+        device = torch.device(auto_device(dense, torch.cuda.is_available(), options.precision))
+    device = distributed.local_device(device)
+    precision = choose_precision(options.precision, device)
+    log.info("device %s, precision %s", device, precision.name)
     description = describe_plan(plan, options)
     log.info(
         "lfengine %s: %s model for %s\n%s",
@@ -273,6 +282,7 @@ def _train(
         signals=signals,
         on_progress=on_progress if main else None,
         coordinator=coordinator,
+        precision=precision,
     )
     failed = True
     try:
@@ -286,7 +296,7 @@ def _train(
     finally:
         coordinator.close(failed)
     state = trainer.state
-    if best_weights:  # rewrite model.json with the whole history, keeping the best weights
+    if best_weights and main:  # rewrite model.json with the whole history, keeping the best weights
         _finish_metadata(metadata, state, stopped)
         store.save_model_dir(model_dir_path, metadata, best_weights)
     log.info(

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from lfengine import store
+from lfengine.accelerate import Precision
 from lfengine.allocator import release_freed_memory
 from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
@@ -116,6 +117,7 @@ class Trainer:
         signals: StopSignals,
         on_progress: Progress | None = None,
         coordinator: Coordinator | None = None,
+        precision: Precision | None = None,
     ) -> None:
         self.model = model.to(device)
         self.codec = codec
@@ -134,6 +136,7 @@ class Trainer:
         # With several ranks (--workers, torchrun): rank 0 alone validates and writes.
         self.coord = coordinator or Coordinator(device=device)
         self.loss_of: Callable[[Any], torch.Tensor] = self.model.loss
+        self.precision = precision or Precision("fp32")
 
     # --- resume ---------------------------------------------------------------------------
     def checkpoint_payload(self, position: EpochPosition | None = None) -> dict[str, Any]:
@@ -144,6 +147,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng": store.capture_rng_state(),
             "torch_rngs": self.coord.torch_rng_states(),  # every rank's (a collective)
+            "grad_scaler": self.precision.state_dict(),  # fp16 on CUDA
             "batch_rng": _bitgen_state(self.rng),
             "state": {
                 "epoch": s.epoch,
@@ -163,6 +167,7 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         store.restore_rng_state(payload["rng"])
         self.coord.restore_torch_rng(payload.get("torch_rngs"))
+        self.precision.load_state_dict(payload.get("grad_scaler"))
         self.rng.bit_generator.state = _restore_bitgen(payload["batch_rng"])
         position = payload.get("position")
         self.position = None
@@ -286,17 +291,19 @@ class Trainer:
     def _step(self, batch: Any, items: int) -> float:
         self._blank_previous_labels(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_of(batch)
+        with self.precision.autocast():
+            loss = self.loss_of(batch)
         value = self.coord.mean_loss(loss, items)  # over all ranks' items: all agree to go on
         if not math.isfinite(value):
             raise OptionError(
                 f"the training loss became {value} at batch {self.state.batches + 1}: "
                 f"training diverged with learning_rate {self.config.learning_rate}; try a lower one"
             )
-        loss.backward()
+        self.precision.backward(loss)
         if self.config.grad_clip > 0:
+            self.precision.unscale(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         return value
 
     def _blank_previous_labels(self, batch: Any) -> None:

@@ -147,7 +147,9 @@ def test_two_workers_cancel_cleanly(seq_meta: Path, tmp_path: Path) -> None:
             cancel.set()
 
     options = TrainOptions(max_epochs=20, device="cpu", workers=2, es_patience=100)
-    result = service.train(str(seq_meta), str(tmp_path / "m"), options, on_progress=on_progress, cancel=cancel)
+    result = service.train(
+        str(seq_meta), str(tmp_path / "m"), options, on_progress=on_progress, cancel=cancel
+    )
     assert result["stopped"] == "cancelled"
     assert result["epochs"] == 1
     assert not _workers_of(os.getpid())
