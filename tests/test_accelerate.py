@@ -29,6 +29,7 @@ def test_cpu_trains_in_fp32_and_refuses_mixed_precision() -> None:
             choose_precision(choice, cpu)
 
 
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled")
 def test_cuda_precision_prefers_bf16_and_falls_back_to_scaled_fp16() -> None:
     cuda = torch.device("cuda")
     assert choose_precision("auto", cuda, bf16_supported=True).dtype == torch.bfloat16
