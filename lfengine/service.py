@@ -20,7 +20,7 @@ import torch
 
 from lfengine import __version__, distributed, store
 from lfengine.accelerate import auto_device, choose_precision, dense_parameters
-from lfengine.allocator import reuse_freed_memory
+from lfengine.allocator import training_memory
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
 from lfengine.data.batching import split_indices
@@ -96,8 +96,8 @@ def train(
     ``trust_module``: on resume, allow the user module named in the stored model.json to be
     imported (naming the same module in ``options`` allows it too).
     """
-    reuse_freed_memory()  # every process that trains: CLI, protocol server, GATE scripts
-    with torch_threads(options.threads or distributed.threads_per_worker(options.workers)):
+    # Every process that trains (CLI, protocol server, GATE scripts) keeps freed memory for reuse.
+    with training_memory(), torch_threads(options.threads or distributed.threads_per_worker(options.workers)):
         return _train(meta_path, model_dir, options, on_progress, cancel, trust_module)
 
 

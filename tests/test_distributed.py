@@ -79,7 +79,7 @@ def test_shard_gives_every_rank_items_and_covers_the_batch() -> None:
 
 @pytest.mark.parametrize(
     ("name", "epochs"),
-    [("seq-pos1", 2), ("class-ngram-sp1", 3)],
+    [("seq-pos1", 2), ("class-ngram-sp1", 8)],
 )
 def test_two_workers_train_within_a_point_of_one_worker(name: str, epochs: int, tmp_path: Path) -> None:
     meta = LFDATA / f"{name}.meta.json"
