@@ -89,7 +89,7 @@ def test_two_workers_train_within_a_point_of_one_worker(name: str, epochs: int, 
     one = _finish(_train_cli(meta, tmp_path / "one", [*flags, "--threads", "1"]))
     two = _finish(_train_cli(meta, tmp_path / "two", [*flags, "--workers", "2"]))
     assert two["epochs"] == one["epochs"] == epochs
-    assert abs(two["best"]["accuracy"] - one["best"]["accuracy"]) <= 0.01, (one["best"], two["best"])
+    assert abs(two["best"]["accuracy"] - one["best"]["accuracy"]) <= 0.01 + 1e-9, (one["best"], two["best"])
     # One model directory, written by rank 0 alone, loadable and consistent with its metrics.
     model = service.load_model(str(tmp_path / "two"))
     assert model.metadata["training"]["options"]["workers"] == 2
