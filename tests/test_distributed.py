@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from timeouts import scaled
 
 from lfengine import service, store
@@ -184,3 +185,11 @@ def test_torchrun_style_environment_with_two_local_ranks(seq_meta: Path, tmp_pat
     assert results[0]["epochs"] == results[1]["epochs"] == 2
     assert len(store.read_metrics(tmp_path / "m")) == 2
     service.load_model(str(tmp_path / "m"))
+
+
+def test_two_workers_are_deterministic_for_a_fixed_seed(seq_meta: Path, tmp_path: Path) -> None:
+    options = TrainOptions(max_epochs=2, device="cpu", workers=2, seed=5)
+    runs = [service.train(str(seq_meta), str(tmp_path / name), options) for name in ("a", "b")]
+    assert runs[0]["best"] == runs[1]["best"]
+    first, second = (store.load_model_dir(tmp_path / name)[1] for name in ("a", "b"))
+    assert all(torch.equal(first[k], second[k]) for k in first)
