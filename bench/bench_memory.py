@@ -2,7 +2,8 @@
 
 Trains the default network on the 12k-sentence synthetic tagging set (lfengine.data.synthetic)
 through lfengine.service.train, in a fresh process, and reads the process's peak RSS (VmHWM in
-/proc/self/status) and its minor page faults and system time (getrusage) after every epoch.
+/proc/self/status) and its minor page faults and system time (getrusage) after every epoch
+(once it is validated, saved and checkpointed).
 Target: peak RSS after the last epoch within 10 % of the peak after epoch 1.
 
     nice .venv/bin/python bench/bench_memory.py [--epochs 16] [--sentences 12000] [--threads 2]
@@ -46,15 +47,13 @@ def main() -> int:
     args = parser.parse_args()
     rows: list[dict] = []
 
-    def on_progress(event: dict) -> None:
-        if event["batch"] != event["batches"] or not event["metrics"]:
-            return  # only at the end of an epoch, after its validation
+    def record(epoch: int) -> None:
         if args.collect:
             gc.collect()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         rows.append(
             {
-                "epoch": event["epoch"],
+                "epoch": epoch,
                 "peak_rss_mib": round(peak_rss_mib(), 1),
                 "minor_faults": usage.ru_minflt,
                 "system_s": round(usage.ru_stime, 2),
@@ -64,12 +63,19 @@ def main() -> int:
         )
         print(json.dumps(rows[-1]), flush=True)
 
+    def on_progress(event: dict) -> None:
+        # "After epoch k" is when epoch k is complete: validated, saved and checkpointed, i.e.
+        # at the first batch of epoch k + 1 (and when training returns, for the last epoch).
+        if event["batch"] == 1 and event["epoch"] > 1:
+            record(event["epoch"] - 1)
+
     with tempfile.TemporaryDirectory() as tmp:
         meta = write_sequence_corpus(Path(tmp) / "data", args.sentences, seed=7)
         options = TrainOptions(
             max_epochs=args.epochs, es_patience=args.epochs, threads=args.threads, device="cpu", seed=1
         )
         service.train(str(meta), str(Path(tmp) / "model"), options, on_progress=on_progress)
+        record(args.epochs)
     first, last = rows[0]["peak_rss_mib"], rows[-1]["peak_rss_mib"]
     ratio = last / first
     verdict = "ok" if ratio <= TARGET else "TOO MUCH GROWTH"
