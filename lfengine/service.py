@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lfengine import __version__, store
+from lfengine import __version__, runlog, store
 from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.describe import describe_model, render_tree
 from lfengine.builder.heuristics import choose_config
+from lfengine.builder.networks import build_reporting_settings
 from lfengine.builder.registry import resolve_module
 from lfengine.data.batching import split_indices
 from lfengine.data.codec import Codec, build_codec
@@ -33,7 +34,8 @@ from lfengine.data.reader import read_data
 from lfengine.errors import ModelError, OptionError
 from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
-from lfengine.predictor import Predictor
+from lfengine.predictor import Predictor, RowOutputs
+from lfengine.safe_io import sha256_file
 from lfengine.trainer import Schedule, StopSignals, Trainer
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Plan:
     provenance: dict[str, str]
     model: TaskModel
     es_metric: str
+    used: frozenset[str]  # the settings this network and its training read (describe shows these)
 
 
 def _plan(
@@ -69,8 +72,22 @@ def _plan(
     layout = codec.layout()
     config, provenance = choose_config(layout, options, n_train)
     torch.manual_seed(options.seed)
-    model = resolve_module(config.module)(layout, config, init)
-    return Plan(spec, codec, config, provenance, model, _es_metric(options.es_metric, codec))
+    model, used = build_reporting_settings(layout, config, init)
+    if not codec.previous_label_columns:
+        used -= {"previous_label_dropout"}
+    _warn_unused(options, provenance, used, type(model).__name__)
+    return Plan(spec, codec, config, provenance, model, _es_metric(options.es_metric, codec), used)
+
+
+def _warn_unused(options: TrainOptions, provenance: dict[str, str], used: frozenset[str], network: str) -> None:
+    """A setting the user gave that the chosen network never reads would be silently ignored."""
+    unused = sorted(name for name, source in provenance.items() if source == "option" and name not in used)
+    for name in unused:
+        log.warning(
+            "setting %s is ignored: the %s network does not use it (describe lists the settings it uses)",
+            name,
+            network,
+        )
 
 
 def _es_metric(choice: str, codec: Codec) -> str:
@@ -90,6 +107,7 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
     hyper = {
         name: {"value": value, "source": plan.provenance.get(name, "heuristic")}
         for name, value in plan.config.to_dict().items()
+        if name in plan.used
     }
     defaults = TrainOptions()
     for name in ("seed", "valsize", "valfile", "ngram_layer", "embs", "maxlens", "shuffle"):
@@ -181,9 +199,14 @@ def train(
     *,
     on_progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
+    on_start: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
-    """Train a model from an LF meta/data pair into ``model_dir``; blocks until done."""
+    """Train a model from an LF meta/data pair into ``model_dir``; blocks until done.
+
+    ``on_start`` receives the facts of the run (data counts, labels, device, settings,
+    architecture) once the network is built, before the first epoch."""
     started = time.monotonic()
+    started_at = runlog.now()
     if options.threads:
         torch.set_num_threads(options.threads)
     device = _device(options.device)
@@ -210,19 +233,22 @@ def train(
     train_data, val_data = _read_splits(spec, codec, options)
     plan = _plan(spec, options, len(train_data), codec, init)
     description = describe_plan(plan, options)
-    log.info(
-        "lfengine %s: %s model for %s\n%s",
+    facts = _run_facts(meta_path, spec, model_dir_path, plan, description, train_data, val_data, device)
+    facts.update(started=started_at, resumed=options.resume)
+    log.log(
+        logging.DEBUG if on_start is not None else logging.INFO,  # else the caller shows the facts
+        "lfengine %s: %s (%s) for %s: training on %d %s, validating on %d",
         __version__,
+        facts["network"],
         codec.task,
         meta_path,
-        description["architecture"]["text"],
+        facts["train"],
+        facts["unit"],
+        facts["validation"],
     )
-    log.info(
-        "training on %d %s, validating on %d",
-        len(train_data),
-        "sequences" if codec.is_sequence else "instances",
-        len(val_data) if val_data is not None else 0,
-    )
+    log.debug("architecture:\n%s", description["architecture"]["text"])
+    if on_start is not None:
+        on_start(facts)
     if options.no_train:
         return {
             "model_dir": str(model_dir_path),
@@ -241,7 +267,10 @@ def train(
         "config": plan.config.to_dict(),
         "description": description,
         "training": {
-            "meta_file": str(Path(meta_path).resolve()),
+            "meta_file": facts["meta_file"],
+            "data_file": facts["data_file"],
+            "data_sha256": facts["data_sha256"],
+            "started": started_at,
             "options": options.to_dict(),
             "instances": len(train_data),
             "validation": len(val_data) if val_data is not None else 0,
@@ -283,12 +312,17 @@ def train(
         signals=signals,
         on_progress=on_progress,
     )
-    with _log_to(store.model_paths(model_dir_path).log):
+    log_path = store.model_paths(model_dir_path).log
+    defaults = TrainOptions().to_dict()
+    changed = {k: v for k, v in options.to_dict().items() if v != defaults[k]}
+    runlog.append_text(log_path, runlog.run_header(facts, changed))
+    with _log_to(log_path):
         if options.resume:
             # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
             trainer.resume(store.load_checkpoint(model_dir_path, map_location="cpu"))
         stopped = trainer.fit(train_data, val_data)
     state = trainer.state
+    metadata["training"]["finished"] = runlog.now()
     if best_weights:  # rewrite model.json with the whole history, keeping the best weights
         _finish_metadata(metadata, state, stopped)
         store.save_model_dir(model_dir_path, metadata, best_weights)
@@ -297,15 +331,48 @@ def train(
         stopped,
         state.epoch,
         state.best_epoch,
-        state.best_metrics,
+        " ".join(f"{k} {v:.4f}" for k, v in state.best_metrics.items()),
     )
-    return {
+    result = {
         "model_dir": str(model_dir_path),
         "epochs": state.epoch,
         "stopped": stopped,
         "best_epoch": state.best_epoch,
         "best": state.best_metrics,
         "seconds": time.monotonic() - started,
+    }
+    runlog.append_text(log_path, runlog.run_footer(result))
+    return result
+
+
+def _run_facts(
+    meta_path: str,
+    spec: FeatureSpec,
+    model_dir: Path,
+    plan: Plan,
+    description: dict[str, Any],
+    train_data: Encoded,
+    val_data: Encoded | None,
+    device: torch.device,
+) -> dict[str, Any]:
+    """What a person (and train.log) should know about a run before it starts."""
+    data_file = Path(spec.data_path()).resolve()
+    return {
+        "meta_file": str(Path(meta_path).resolve()),
+        "data_file": str(data_file),
+        "data_sha256": sha256_file(data_file),
+        "model_dir": str(model_dir),
+        "task": plan.codec.task,
+        "unit": "sequences" if plan.codec.is_sequence else "instances",
+        "train": len(train_data),
+        "validation": len(val_data) if val_data is not None else 0,
+        "labels": list(plan.codec.labels),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "network": type(plan.model).__name__,
+        "parameters": description["architecture"]["parameters"],
+        "settings": runlog.headline_settings(description),
+        "architecture": description["architecture"]["text"],
     }
 
 
@@ -359,10 +426,14 @@ class LoadedModel:
         return self.predictor.apply(instances, distribution=distribution)
 
     def evaluate(self, data_path: str) -> dict:
-        result = read_data(self.codec, data_path)
-        report = self.predictor.evaluate(result.data)
+        return self.evaluation(data_path)[0]
+
+    def evaluation(self, data_path: str) -> tuple[dict, Encoded, RowOutputs]:
+        """The report, the encoded data and the predictions, for error analysis."""
+        data = read_data(self.codec, data_path).data
+        report, outputs = self.predictor.evaluate_rows(data)
         report["file"] = str(data_path)
-        return report
+        return report, data, outputs
 
     def describe(self) -> dict:
         return self.metadata["description"]
