@@ -376,7 +376,10 @@ class Dispatcher:
 
 def _model_summary(entry: LoadedEntry) -> dict[str, Any]:
     model = entry.model
-    return {"dir": entry.model_dir, "task": model.task, "labels": len(model.labels)}
+    # num_labels is the count; "labels" (the same count) stays for one version for old clients,
+    # although elsewhere "labels" is a list of names (protocol.md §5.6).
+    count = len(model.labels)
+    return {"dir": entry.model_dir, "task": model.task, "num_labels": count, "labels": count}
 
 
 def _set_torch_threads(threads: int) -> None:
