@@ -33,19 +33,28 @@ class TrainOptions:
     valfile: str | None = _opt(None, "a separate LF data file to validate on (instead of --valsize)")
     batch_size: int | None = _opt(None, "training items per update; default: about 32 updates per epoch")
     max_epochs: int | None = _opt(None, "at most this many epochs; default 100 below 2,000 items, else 50")
-    learning_rate: float | None = _opt(None, "Adam's learning rate; default 2e-3 below 5,000 items, else 1e-3")
+    learning_rate: float | None = _opt(
+        None, "Adam's learning rate; default 2e-3 below 5,000 items, else 1e-3"
+    )
     es_patience: int | None = _opt(
         None, "stop after this many validations without improvement; default 8 below 500 items, else 5"
     )
     es_metric: str = _opt(
-        "auto", "what decides the best model; auto: span F1 for chunk labels, accuracy otherwise, mse for regression"
+        "auto",
+        "what decides the best model; auto: span F1 for chunk labels, accuracy otherwise, mse for regression",
     )
     device: str = _opt("auto", "where to train: auto (a GPU when there is one), cpu, cuda or cuda:N")
     threads: int | None = _opt(None, "CPU threads for torch; default: torch's choice")
     resume: bool = _opt(False, "continue an interrupted training from its checkpoint in MODEL_DIR")
-    stop_file: str | None = _opt(None, "training stops when this file appears; default STOP next to the meta file")
-    embs: str | None = _opt(None, "embedding settings per emb_id, the old syntax EMBID:DIMS:TRAIN:MINFREQ:FILE[,...]")
-    maxlens: str | None = _opt(None, "length limits of token-list columns, the old syntax ATTR:MAXLEN:SHORTEN[,...]")
+    stop_file: str | None = _opt(
+        None, "training stops when this file appears; default STOP next to the meta file"
+    )
+    embs: str | None = _opt(
+        None, "embedding settings per emb_id, the old syntax EMBID:DIMS:TRAIN:MINFREQ:FILE[,...]"
+    )
+    maxlens: str | None = _opt(
+        None, "length limits of token-list columns, the old syntax ATTR:MAXLEN:SHORTEN[,...]"
+    )
     ngram_layer: str | None = _opt(None, "encoder of token-list (N-gram) columns; default cnn")
     module: str | None = _opt(
         None, "network: a predefined module (TextCnn, BiLstmCrfTagger, MlpClassifier, ...) or file.py:Class"
@@ -54,7 +63,9 @@ class TrainOptions:
         default_factory=dict,
         metadata={"help": "override an architecture or training setting (value parsed as JSON); repeatable"},
     )
-    skip_bad_lines: bool = _opt(False, "skip malformed training lines (counted in the log) instead of failing")
+    skip_bad_lines: bool = _opt(
+        False, "skip malformed training lines (counted in the log) instead of failing"
+    )
     shuffle: bool = _opt(True, "shuffle before the validation split (--no-shuffle: keep file order)")
     validate_every_epochs: int = _opt(1, "validate every N epochs")
     validate_every_batches: int | None = _opt(None, "also validate every N batches")

@@ -42,7 +42,13 @@ def versions() -> dict[str, str]:
 
 
 def version_line() -> str:
-    return "lfengine " + __version__ + " (" + ", ".join(f"{k} {v}" for k, v in list(versions().items())[1:]) + ")"
+    return (
+        "lfengine "
+        + __version__
+        + " ("
+        + ", ".join(f"{k} {v}" for k, v in list(versions().items())[1:])
+        + ")"
+    )
 
 
 def now() -> str:
@@ -58,9 +64,7 @@ def headline_settings(description: dict[str, Any]) -> dict[str, Any]:
     """The hyperparameters that matter for this run: the usual suspects and any the user set."""
     hyper = description["hyperparameters"]
     return {
-        name: h["value"]
-        for name, h in hyper.items()
-        if name in HEADLINE_SETTINGS or h["source"] == "option"
+        name: h["value"] for name, h in hyper.items() if name in HEADLINE_SETTINGS or h["source"] == "option"
     }
 
 

@@ -70,7 +70,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("columns", [80, 200])
-def test_the_bar_fits_the_terminal_and_log_lines_stay_apart(corpus: Path, tmp_path: Path, columns: int) -> None:
+def test_the_bar_fits_the_terminal_and_log_lines_stay_apart(
+    corpus: Path, tmp_path: Path, columns: int
+) -> None:
     # Short relative paths, so that every line, not only the bar, can fit 80 columns.
     code, output = run_in_terminal(
         ["train", corpus.name, f"m{columns}", "--max-epochs", "4", "--threads", "1"], columns, corpus.parent
@@ -93,12 +95,28 @@ def test_the_bar_fits_the_terminal_and_log_lines_stay_apart(corpus: Path, tmp_pa
 
 def test_not_a_terminal_gives_plain_log_lines(corpus: Path, tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "lfengine", "train", str(corpus), str(tmp_path / "m"), "--max-epochs", "2",
-         "--threads", "1"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "lfengine",
+            "train",
+            str(corpus),
+            str(tmp_path / "m"),
+            "--max-epochs",
+            "2",
+            "--threads",
+            "1",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=240,
         stdin=subprocess.DEVNULL,
     )
     assert run.returncode == 0, run.stderr
     assert "\r" not in run.stderr and "\x1b" not in run.stderr
-    assert all(LOG_RECORD.match(line) for line in run.stderr.splitlines() if line and not line.startswith(" "))
+    assert all(
+        LOG_RECORD.match(line) for line in run.stderr.splitlines() if line and not line.startswith(" ")
+    )
     assert "curve" not in run.stdout  # the sparkline is for terminals

@@ -107,7 +107,17 @@ def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path
     assert 1 <= stopped_at < epochs
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(killed_dir), *flags, "--resume", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "lfengine",
+            "train",
+            str(seq_meta),
+            str(killed_dir),
+            *flags,
+            "--resume",
+            "--json",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,

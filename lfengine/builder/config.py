@@ -25,7 +25,9 @@ class ModelConfig:
     """Architecture (first block) and training settings (second block) of one model."""
 
     # --- architecture ---
-    module: str | None = _setting("the network: null/auto builds one for the task; a predefined name or file.py:Class")
+    module: str | None = _setting(
+        "the network: null/auto builds one for the task; a predefined name or file.py:Class"
+    )
     hidden_size: int = _setting("classifier/regressor hidden layer width")
     hidden_layers: int = _setting("classifier/regressor hidden layers (0: linear model over the features)")
     dropout: float = _setting("dropout between learned layers")
@@ -48,7 +50,9 @@ class ModelConfig:
     es_patience: int = _setting("validations without improvement before early stopping")
     weight_decay: float = _setting("Adam's L2 coefficient")
     grad_clip: float = _setting("largest gradient norm; 0 disables clipping")
-    previous_label_dropout: float = _setting("share of training items whose gate.LF.target columns are hidden")
+    previous_label_dropout: float = _setting(
+        "share of training items whose gate.LF.target columns are hidden"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)

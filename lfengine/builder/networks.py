@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lfengine.builder.base import Prediction, TaskModel
-from lfengine.builder.config import ReadRecorder, ModelConfig, TRAINING_SETTINGS
+from lfengine.builder.config import TRAINING_SETTINGS, ModelConfig, ReadRecorder
 from lfengine.builder.crf import Crf
 from lfengine.builder.features import InputFeatures
 from lfengine.data.batch import Batch, InputLayout
@@ -218,4 +218,3 @@ def build_reporting_settings(
             if value is recorder:
                 setattr(module, name, config)
     return model, used
-

@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import difflib
 import json
-import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -74,7 +73,9 @@ def setting_lines() -> list[str]:
 
 
 def set_epilog() -> str:
-    return "\n".join(["settings for --set KEY=VALUE (describe shows the value and source of each):", *setting_lines()])
+    return "\n".join(
+        ["settings for --set KEY=VALUE (describe shows the value and source of each):", *setting_lines()]
+    )
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +106,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
             kind = int if str(f.type).startswith("int") else float if str(f.type).startswith("float") else str
             choices = CHOICES.get(f.name) if f.name != "device" else None  # device also takes cuda:N
             group.add_argument(
-                flag, dest=f.name, type=kind, default=None, choices=choices, metavar=f.name.upper(), help=option_help(f)
+                flag,
+                dest=f.name,
+                type=kind,
+                default=None,
+                choices=choices,
+                metavar=f.name.upper(),
+                help=option_help(f),
             )
 
 
@@ -177,8 +184,7 @@ class Parser(argparse.ArgumentParser):
                 if word.startswith("-")
             ]
             message = "unrecognized arguments: " + ", ".join(hints or [message.split(":", 1)[1].strip()])
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {message}\n({self.prog} --help shows the options)\n")
 
 
 def global_flags(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -188,7 +194,5 @@ def global_flags(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     group.add_argument(
         "-q", "--quiet", action="store_true", help="only warnings and errors on stderr", **suppress
     )
-    group.add_argument(
-        "-v", "--verbose", action="store_true", help="DEBUG log records on stderr", **suppress
-    )
+    group.add_argument("-v", "--verbose", action="store_true", help="DEBUG log records on stderr", **suppress)
     group.add_argument("--debug", action="store_true", help="the same as --verbose", **suppress)

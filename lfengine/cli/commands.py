@@ -37,7 +37,9 @@ class Command:
 
 # --- describe ---------------------------------------------------------------------------------
 def _describe_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("meta", metavar="META_OR_MODEL_DIR", help="an LF meta file (x.meta.json), or a model directory")
+    p.add_argument(
+        "meta", metavar="META_OR_MODEL_DIR", help="an LF meta file (x.meta.json), or a model directory"
+    )
     p.add_argument("--json", action="store_true", help="print the description as JSON (keys: README)")
     add_train_options(p)
 
@@ -61,7 +63,9 @@ def _run_describe(args: argparse.Namespace) -> int:
 # --- apply ------------------------------------------------------------------------------------
 def _apply_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by lfengine train")
-    p.add_argument("data", metavar="DATA", help="an LF data file, one instance (or sequence) per line; - reads stdin")
+    p.add_argument(
+        "data", metavar="DATA", help="an LF data file, one instance (or sequence) per line; - reads stdin"
+    )
     p.add_argument(
         "--labeled", action="store_true", help="lines are [features, target] as in training (default: off)"
     )
@@ -127,21 +131,29 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         choices=("auto", "json", "msgpack"),
         default="auto",
-        help="message framing; auto: decided by the first byte (default: auto)",
+        help="message framing: json, msgpack, or auto (decided by the first byte) (default: auto)",
     )
     p.add_argument(
-        "--max-message-mb", type=int, default=256, metavar="MB", help="largest message accepted (default: 256)"
+        "--max-message-mb",
+        type=int,
+        default=256,
+        metavar="MB",
+        help="largest message accepted (default: 256)",
     )
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from lfengine.server import serve
 
-    return serve(sys.stdin.buffer, sys.stdout.buffer, fmt=args.format, max_message_bytes=args.max_message_mb * 2**20)
+    return serve(
+        sys.stdin.buffer, sys.stdout.buffer, fmt=args.format, max_message_bytes=args.max_message_mb * 2**20
+    )
 
 
 def _replay_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sessions", nargs="+", metavar="SESSION", help="NAME.requests.jsonl files, or a folder of them")
+    p.add_argument(
+        "sessions", nargs="+", metavar="SESSION", help="NAME.requests.jsonl files, or a folder of them"
+    )
 
 
 def _run_replay(args: argparse.Namespace) -> int:
@@ -151,7 +163,9 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workdir", metavar="DIR", help="where to write the corpora and models (default: a temporary dir)")
+    p.add_argument(
+        "--workdir", metavar="DIR", help="where to write the corpora and models (default: a temporary dir)"
+    )
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -195,8 +209,11 @@ COMMANDS: tuple[Command, ...] = (
         "Show what training would build from an LF meta file (the data file is not read), or what a "
         "model directory holds and how it was trained: the network, vocabularies, labels and every "
         "setting the network uses with its source (heuristic, meta, option, default).",
-        ("lfengine describe crvd.meta.json", "lfengine describe crvd.meta.json --set hidden_size=64 --json",
-         "lfengine describe models/crvd"),
+        (
+            "lfengine describe crvd.meta.json",
+            "lfengine describe crvd.meta.json --set hidden_size=64 --json",
+            "lfengine describe models/crvd",
+        ),
         _describe_arguments,
         _run_describe,
         set_epilog,
@@ -207,8 +224,12 @@ COMMANDS: tuple[Command, ...] = (
         "Train a network on an LF export (META and the .data.json next to it) into MODEL_DIR. A progress "
         "bar on a terminal (log lines otherwise), a start and an end summary; Ctrl-C stops after the "
         "current batch, keeps the best model and tells how to --resume.",
-        ("lfengine train crvd.meta.json models/crvd", "lfengine train crvd.meta.json models/crvd --max-epochs 20 --set dropout=0.3",
-         "lfengine train crvd.meta.json models/crvd --resume", "lfengine train crvd.meta.json models/again --config models/crvd"),
+        (
+            "lfengine train crvd.meta.json models/crvd",
+            "lfengine train crvd.meta.json models/crvd --max-epochs 20 --set dropout=0.3",
+            "lfengine train crvd.meta.json models/crvd --resume",
+            "lfengine train crvd.meta.json models/again --config models/crvd",
+        ),
         train_arguments,
         run_train,
         set_epilog,
@@ -218,8 +239,11 @@ COMMANDS: tuple[Command, ...] = (
         "scores, confusion matrix and warnings of a model on a labeled LF data file",
         "Score a model on a labeled LF data file: per-label precision/recall/F1, macro/micro F1, span F1 "
         "for chunk labels, a confusion matrix, and warnings for results that cannot be trusted.",
-        ("lfengine evaluate models/crvd test.data.json", "lfengine evaluate models/crvd test.data.json --json",
-         "lfengine evaluate models/ner test.data.json --predictions errors.conll"),
+        (
+            "lfengine evaluate models/crvd test.data.json",
+            "lfengine evaluate models/crvd test.data.json --json",
+            "lfengine evaluate models/ner test.data.json --predictions errors.conll",
+        ),
         evaluate_arguments,
         run_evaluate,
     ),
@@ -228,8 +252,11 @@ COMMANDS: tuple[Command, ...] = (
         "apply a model to an LF data file; one JSON result per line",
         "Apply a model to an LF data file (- reads stdin): one JSON object per input line, with the "
         "label (a list per sequence), its confidence and, on request, the label distribution.",
-        ("lfengine apply models/crvd new.data.json", "lfengine apply models/crvd test.data.json --labeled --distribution",
-         "cat new.data.json | lfengine apply models/crvd - | head"),
+        (
+            "lfengine apply models/crvd new.data.json",
+            "lfengine apply models/crvd test.data.json --labeled --distribution",
+            "cat new.data.json | lfengine apply models/crvd - | head",
+        ),
         _apply_arguments,
         _run_apply,
     ),
@@ -285,6 +312,10 @@ COMMANDS: tuple[Command, ...] = (
         _gate_wrapper_arguments,
         _run_gate_wrapper,
     ),
-    Command("gate-train", "what FileJsonPyTorch/train.sh runs", "", (), None, lambda argv: _run_gate(argv, True)),
-    Command("gate-apply", "what FileJsonPyTorch/apply.sh runs", "", (), None, lambda argv: _run_gate(argv, False)),
+    Command(
+        "gate-train", "what FileJsonPyTorch/train.sh runs", "", (), None, lambda argv: _run_gate(argv, True)
+    ),
+    Command(
+        "gate-apply", "what FileJsonPyTorch/apply.sh runs", "", (), None, lambda argv: _run_gate(argv, False)
+    ),
 )

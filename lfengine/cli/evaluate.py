@@ -8,8 +8,8 @@ import json
 import shutil
 import sys
 import tempfile
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,12 @@ from lfengine.safe_io import sha256_file
 
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by lfengine train")
-    p.add_argument("data", metavar="DATA", help="a labeled LF data file ([features, target] per line); - reads stdin")
-    p.add_argument("--json", action="store_true", help="print the report as JSON (with confusion and warnings)")
+    p.add_argument(
+        "data", metavar="DATA", help="a labeled LF data file ([features, target] per line); - reads stdin"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the report as JSON (with confusion and warnings)"
+    )
     p.add_argument(
         "--predictions",
         metavar="FILE",
@@ -96,7 +100,11 @@ def write_predictions(target: Path, model: Any, path: str, data: Any, outputs: A
             for i, (gold, value) in enumerate(zip(records, outputs.values.tolist()), 1):
                 out.write(f"{i}\t{gold[1]}\t{value:.6g}\n")
             return
-        gold_ids, pred_ids, conf = data.targets.tolist(), outputs.label_ids.tolist(), outputs.confidence.tolist()
+        gold_ids, pred_ids, conf = (
+            data.targets.tolist(),
+            outputs.label_ids.tolist(),
+            outputs.confidence.tolist(),
+        )
         if not model.is_sequence:
             out.write("line\tgold\tpredicted\tconfidence\n")
             for i in range(len(gold_ids)):

@@ -51,8 +51,11 @@ def check_meta_argument(meta: str, model_dir: str | None = None) -> None:
         swapped = model_dir is not None and model_dir.endswith(".meta.json")
         raise OptionError(
             f"{meta} is a model directory, not a meta file\n  hint: "
-            + (f"the arguments are swapped: the meta file comes first ({model_dir} {meta})" if swapped
-               else "describe MODEL_DIR shows a model; train needs the LF meta file (x.meta.json)")
+            + (
+                f"the arguments are swapped: the meta file comes first ({model_dir} {meta})"
+                if swapped
+                else "describe MODEL_DIR shows a model; train needs the LF meta file (x.meta.json)"
+            )
         )
     if meta.endswith(".data.json"):
         raise OptionError(
@@ -60,7 +63,9 @@ def check_meta_argument(meta: str, model_dir: str | None = None) -> None:
             "the data file next to it is found from there"
         )
     if meta == "-":
-        raise OptionError("a meta file cannot be read from stdin\n  hint: give the path of the x.meta.json file")
+        raise OptionError(
+            "a meta file cannot be read from stdin\n  hint: give the path of the x.meta.json file"
+        )
 
 
 def first_record(path: str) -> Any:
@@ -74,45 +79,62 @@ def first_record(path: str) -> Any:
     return None
 
 
-def _looks_like_sequence(value: Any, width: int) -> bool:
-    """A list of elements that each carry ``width`` feature values."""
+def _is_target(target: Any, features: Any) -> bool:
+    """A label or value, or one label per element of ``features``."""
+    if isinstance(target, (str, int, float)) and not isinstance(target, bool):
+        return True
     return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(e, list) and len(e) == width for e in value)
-        and len(value) != width
+        isinstance(target, list)
+        and isinstance(features, list)
+        and len(target) == len(features)
+        and all(isinstance(t, str) for t in target)
     )
 
 
-def _looks_like_instance(value: Any, width: int) -> bool:
-    return isinstance(value, list) and len(value) == width and not _looks_like_sequence(value, width)
+def _is_element_list(features: Any) -> bool:
+    """A list of equally long lists: the shape of a sequence's elements."""
+    return (
+        isinstance(features, list)
+        and bool(features)
+        and all(isinstance(e, list) for e in features)
+        and len({len(e) for e in features}) == 1
+    )
 
 
 def explain(codec: Any, record: Any, *, labeled: bool) -> str | None:
     """Why a record does not fit a model, when its shape tells."""
     width, sequence = codec.num_features, codec.is_sequence
-    fits = _looks_like_sequence if sequence else _looks_like_instance
-    if not labeled and isinstance(record, list) and len(record) == 2 and fits(record[0], width):
+    pair = isinstance(record, list) and len(record) == 2 and _is_target(record[1], record[0])
+    if not labeled and pair and width != 2:
         return "the lines look like [features, target]: this is a labeled file; add --labeled"
-    if labeled and fits(record, width):
-        return "the lines hold features only, no target: evaluating needs a labeled file ([features, target] per line)"
-    features = record[0] if labeled and isinstance(record, list) and len(record) == 2 else record
-    if not sequence and _looks_like_sequence(features, width):
+    if labeled and not pair:
+        return (
+            "the lines hold features only, no target: evaluating needs a labeled file "
+            "([features, target] per line)"
+        )
+    features, target = (record[0], record[1]) if labeled else (record, None)
+    if target is not None:
+        holds_sequence = isinstance(target, list)
+    else:
+        holds_sequence = _is_element_list(features) and len(features) != width
+    if holds_sequence and not sequence:
         return (
             f"the line holds a sequence of {len(features)} elements, but the model classifies instances: "
             "apply a sequence-tagging model, or export instances for this one"
         )
-    if sequence and isinstance(features, list) and features and not isinstance(features[0], list):
-        return "the line holds one instance, but the model tags sequences: give sequence data (a list of elements per line)"
-    if isinstance(features, list):
-        rows = features if sequence else [features]
-        widths = {len(r) for r in rows if isinstance(r, list)}
-        if widths and widths != {width}:
-            return (
-                f"the model was trained on {width} features per {'element' if sequence else 'instance'}, "
-                f"this file has {', '.join(map(str, sorted(widths)))}: it comes from an export with another "
-                "meta file (feature specification); export it with the model's feature specification"
-            )
+    if sequence and not holds_sequence:
+        return (
+            "the line holds one instance, but the model tags sequences: give sequence data "
+            "(a list of elements per line)"
+        )
+    rows = features if sequence else [features]
+    widths = {len(r) for r in rows if isinstance(r, list)}
+    if widths and widths != {width}:
+        return (
+            f"the model was trained on {width} features per {'element' if sequence else 'instance'}, "
+            f"this file has {', '.join(map(str, sorted(widths)))}: it comes from an export with another "
+            "meta file (feature specification); export it with the model's feature specification"
+        )
     return None
 
 
@@ -132,4 +154,3 @@ def explaining_file(model: Any, path: str) -> Iterator[None]:
         yield
     except DataError as error:
         raise with_hint(error, explain(model.codec, first_record(path), labeled=True)) from None
-

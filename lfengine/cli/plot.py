@@ -32,7 +32,9 @@ def sparkline(history: list[dict]) -> str | None:
     if metric is None:
         return None
     values = [h["validation"][metric] for h in history if metric in h.get("validation", {})]
-    ticks = SPARKS if (sys.stdout.encoding or "").lower().replace("-", "") in ("utf8", "utf16") else ASCII_SPARKS
+    ticks = (
+        SPARKS if (sys.stdout.encoding or "").lower().replace("-", "") in ("utf8", "utf16") else ASCII_SPARKS
+    )
     low, high = min(values), max(values)
     span = (high - low) or 1.0
     line = "".join(ticks[min(len(ticks) - 1, int((v - low) / span * (len(ticks) - 1) + 0.5))] for v in values)
@@ -40,7 +42,9 @@ def sparkline(history: list[dict]) -> str | None:
     return f"{metric} {line} best {best:.4f} ({len(values)} validations)"
 
 
-def _series(history: list[dict]) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[tuple[float, float]]]]:
+def _series(
+    history: list[dict],
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[tuple[float, float]]]]:
     losses: dict[str, list[tuple[float, float]]] = {"train loss": [], "validation loss": []}
     scores: dict[str, list[tuple[float, float]]] = {}
     for h in history:
@@ -57,8 +61,13 @@ def _series(history: list[dict]) -> tuple[dict[str, list[tuple[float, float]]], 
 
 
 def _panel(
-    top: float, title: str, series: dict[str, list[tuple[float, float]]], x_max: float, ticks: list[tuple[float, str]],
-    best_x: float | None, fixed: tuple[float, float] | None,
+    top: float,
+    title: str,
+    series: dict[str, list[tuple[float, float]]],
+    x_max: float,
+    ticks: list[tuple[float, str]],
+    best_x: float | None,
+    fixed: tuple[float, float] | None,
 ) -> list[str]:
     plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     values = [y for points in series.values() for _, y in points]
@@ -80,18 +89,30 @@ def _panel(
         y = low + (high - low) * i / 4
         out.append(f'<text x="{MARGIN_LEFT - 6}" y="{py(y) + 4:.1f}" class="ytick">{y:.3g}</text>')
     for x, label in ticks:
-        out.append(f'<text x="{px(x):.1f}" y="{top + PANEL_HEIGHT + 14}" class="xtick">{escape(label)}</text>')
+        out.append(
+            f'<text x="{px(x):.1f}" y="{top + PANEL_HEIGHT + 14}" class="xtick">{escape(label)}</text>'
+        )
     if best_x is not None:
-        out.append(f'<line x1="{px(best_x):.1f}" y1="{top}" x2="{px(best_x):.1f}" y2="{top + PANEL_HEIGHT}" class="best"/>')
+        out.append(
+            f'<line x1="{px(best_x):.1f}" y1="{top}" x2="{px(best_x):.1f}" '
+            f'y2="{top + PANEL_HEIGHT}" class="best"/>'
+        )
     for n, (name, points) in enumerate(series.items()):
         colour = COLOURS[n % len(COLOURS)]
         coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
-        out.append(f'<polyline points="{coords}" stroke="{colour}" class="curve" data-series="{escape(name)}"/>')
+        out.append(
+            f'<polyline points="{coords}" stroke="{colour}" class="curve" data-series="{escape(name)}"/>'
+        )
         for x, y in points:
-            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}" class="point" '
-                       f'data-series="{escape(name)}"><title>{escape(name)} {y:.4f}</title></circle>')
+            out.append(
+                f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{colour}" class="point" '
+                f'data-series="{escape(name)}"><title>{escape(name)} {y:.4f}</title></circle>'
+            )
         ly = top + 14 + 16 * n
-        out.append(f'<text x="{WIDTH - MARGIN_RIGHT + 10}" y="{ly}" fill="{colour}" class="legend">{escape(name)}</text>')
+        out.append(
+            f'<text x="{WIDTH - MARGIN_RIGHT + 10}" y="{ly}" fill="{colour}" '
+            f'class="legend">{escape(name)}</text>'
+        )
     return out
 
 
@@ -121,7 +142,8 @@ def render_svg(training: dict, title: str) -> tuple[str, int]:
     doc = "\n".join(
         [
             '<?xml version="1.0" encoding="UTF-8"?>',
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">',
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+            f'viewBox="0 0 {WIDTH} {height}">',
             "<style>text{font:12px sans-serif} .title{font-weight:bold} .ytick{text-anchor:end} "
             ".xtick{text-anchor:middle} .frame{fill:none;stroke:#888} .curve{fill:none;stroke-width:1.5} "
             ".best{stroke:#444;stroke-dasharray:4 3}</style>",
@@ -135,7 +157,9 @@ def render_svg(training: dict, title: str) -> tuple[str, int]:
 
 def write_svg(training: dict, output: Path, title: str) -> int:
     if output.suffix.lower() != ".svg":
-        raise OptionError(f"{output}: lfengine plot writes SVG only; name the file .svg (browsers and editors open it)")
+        raise OptionError(
+            f"{output}: lfengine plot writes SVG only; name the file .svg (browsers and editors open it)"
+        )
     document, validations = render_svg(training, title)
     atomic_write(output, lambda handle: handle.write(document.encode("utf-8")))
     return validations

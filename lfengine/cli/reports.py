@@ -66,7 +66,7 @@ def render_description(d: dict) -> str:
 
 def render_model_training(t: dict[str, Any]) -> str:
     """How a stored model was trained (describe MODEL_DIR)."""
-    best = t.get("best") or {}
+    best, stopped = t.get("best") or {}, t.get("stopped")
     return "\n".join(
         [
             "training:",
@@ -75,8 +75,9 @@ def render_model_training(t: dict[str, Any]) -> str:
             f"  data sha256  {t.get('data_sha256', '(not recorded)')}",
             f"  started      {t.get('started', '(not recorded)')}",
             f"  finished     {t.get('finished', '(not recorded)')}",
-            f"  data         {t.get('instances', '?')} for training, {t.get('validation', '?')} for validation",
-            f"  epochs       {t.get('epochs', '?')}, stopped by {STOP_REASONS.get(t.get('stopped'), t.get('stopped'))}",
+            f"  data         {t.get('instances', '?')} for training, "
+            f"{t.get('validation', '?')} for validation",
+            f"  epochs       {t.get('epochs', '?')}, stopped by {STOP_REASONS.get(stopped, stopped)}",
             f"  best epoch   {t.get('best_epoch', '?')}: {_scores(best)}",
         ]
     )
@@ -86,10 +87,13 @@ def start_block(f: dict[str, Any]) -> str:
     """What a training run is about to do, before the first epoch."""
     labels = f["labels"]
     shown = ", ".join(labels[:12]) + (f", ... ({len(labels) - 12} more)" if len(labels) > 12 else "")
-    settings = "  ".join(f"{k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in f["settings"].items())
+    settings = "  ".join(
+        f"{k} {v if isinstance(v, str) else json.dumps(v)}" for k, v in f["settings"].items()
+    )
     return "\n".join(
         [
-            f"training {f['network']} ({f['task']}, {f['parameters']:,} parameters)" + (" - resumed" if f.get("resumed") else ""),
+            f"training {f['network']} ({f['task']}, {f['parameters']:,} parameters)"
+            + (" - resumed" if f.get("resumed") else ""),
             f"  data      {short_path(f['data_file'])}",
             f"            {f['train']} {f['unit']} for training, {f['validation']} for validation",
             f"  labels    {len(labels)}: {shown}",
@@ -121,7 +125,9 @@ def engine_info() -> dict[str, Any]:
 
     from lfengine.runlog import versions
 
-    devices = ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    devices = ["cpu"] + [
+        f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())
+    ]
     return {
         "versions": versions(),
         "devices": devices,
@@ -159,14 +165,25 @@ def confusion_section(report: dict) -> list[str]:
     labels, matrix = confusion["labels"], confusion["matrix"]
     if len(labels) > MAX_MATRIX_LABELS:
         pairs = sorted(
-            ((matrix[g][p], labels[g], labels[p]) for g in range(len(labels)) for p in range(len(labels)) if g != p and matrix[g][p]),
+            (
+                (matrix[g][p], labels[g], labels[p])
+                for g in range(len(labels))
+                for p in range(len(labels))
+                if g != p and matrix[g][p]
+            ),
             reverse=True,
         )[:15]
-        return ["most frequent confusions (gold -> predicted):", *(f"  {n:>7}  {g} -> {p}" for n, g, p in pairs)]
+        return [
+            "most frequent confusions (gold -> predicted):",
+            *(f"  {n:>7}  {g} -> {p}" for n, g, p in pairs),
+        ]
     names = [label[:10] for label in labels]
     width = max(6, *(len(n) for n in names), *(len(str(c)) for row in matrix for c in row))
     head = max(len(n) for n in names) + 2
-    lines = ["confusion matrix (rows: gold, columns: predicted):", " " * head + " ".join(n.rjust(width) for n in names)]
+    lines = [
+        "confusion matrix (rows: gold, columns: predicted):",
+        " " * head + " ".join(n.rjust(width) for n in names),
+    ]
     for name, row in zip(names, matrix):
         lines.append(name.ljust(head) + " ".join(str(c).rjust(width) for c in row))
     return lines
@@ -178,7 +195,11 @@ def warnings_section(report: dict) -> list[str]:
 
 #: The sections of the text report of ``lfengine evaluate``, in order; each gives its lines, or
 #: none when it has nothing to say. A new section is one more function here.
-EVALUATE_SECTIONS: tuple[Callable[[dict], list[str]], ...] = (scores_section, confusion_section, warnings_section)
+EVALUATE_SECTIONS: tuple[Callable[[dict], list[str]], ...] = (
+    scores_section,
+    confusion_section,
+    warnings_section,
+)
 
 
 def render_evaluation(report: dict) -> str:

@@ -22,7 +22,9 @@ log = logging.getLogger("lfengine")
 
 
 def train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("meta", metavar="META", help="the LF meta file (x.meta.json); its data file sits next to it")
+    p.add_argument(
+        "meta", metavar="META", help="the LF meta file (x.meta.json); its data file sits next to it"
+    )
     p.add_argument("model_dir", metavar="MODEL_DIR", help="where to write the model (created if missing)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of the end summary")
     add_train_options(p)
@@ -57,7 +59,12 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         with ProgressDisplay(sys.stderr) as display:
             result = service.train(
-                args.meta, args.model_dir, options, on_progress=display.update, cancel=cancel, on_start=started
+                args.meta,
+                args.model_dir,
+                options,
+                on_progress=display.update,
+                cancel=cancel,
+                on_start=started,
             )
     finally:
         signal.signal(signal.SIGINT, previous)
