@@ -8,6 +8,7 @@ import fcntl
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -24,8 +25,12 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 LOG_RECORD = re.compile(r"\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ")
 
 
-def run_in_terminal(args: list[str], columns: int, cwd: Path, timeout: float = 240) -> tuple[int, str]:
-    """Run ``python -m lfengine ARGS`` in ``cwd`` with stdout and stderr on a pty of ``columns`` columns."""
+def run_in_terminal(
+    args: list[str], columns: int, cwd: Path, timeout: float = 240, resize_to: int | None = None
+) -> tuple[int, str]:
+    """Run ``python -m lfengine ARGS`` in ``cwd`` with stdout and stderr on a pty of ``columns``
+    columns; with ``resize_to``, the terminal is resized (and SIGWINCH sent, as a terminal
+    emulator does) once the first bar is drawn."""
     leader, follower = os.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": str(columns)}
@@ -38,7 +43,6 @@ def run_in_terminal(args: list[str], columns: int, cwd: Path, timeout: float = 2
         stderr=follower,
         close_fds=True,
     )
-    os.close(follower)
     chunks, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([leader], [], [], 1.0)
@@ -50,12 +54,18 @@ def run_in_terminal(args: list[str], columns: int, cwd: Path, timeout: float = 2
             if not data:
                 break
             chunks.append(data)
+            if resize_to is not None and b"items/s" in data:
+                fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, resize_to, 0, 0))
+                process.send_signal(signal.SIGWINCH)
+                chunks.append(b"\n<<resized>>\n")
+                resize_to = None
         elif process.poll() is not None:
             break
     else:
         process.kill()
         pytest.fail(f"lfengine did not finish within {timeout} s")
     os.close(leader)
+    os.close(follower)
     return process.wait(timeout=30), b"".join(chunks).decode("utf-8", errors="replace")
 
 
@@ -120,3 +130,22 @@ def test_not_a_terminal_gives_plain_log_lines(corpus: Path, tmp_path: Path) -> N
         LOG_RECORD.match(line) for line in run.stderr.splitlines() if line and not line.startswith(" ")
     )
     assert "curve" not in run.stdout  # the sparkline is for terminals
+
+
+def test_the_bar_is_redrawn_at_the_new_width_after_a_resize(corpus: Path) -> None:
+    code, output = run_in_terminal(
+        ["train", corpus.name, "resized", "--max-epochs", "6", "--threads", "1"],
+        200,
+        corpus.parent,
+        resize_to=70,
+    )
+    assert code == 0, output
+    before, marker, after = output.partition("<<resized>>")
+    assert marker, "the training ended before the terminal could be resized"
+
+    def bars(text: str) -> list[str]:
+        pieces = [ANSI.sub("", p) for p in text.replace("\r\n", "\n").replace("\n", "\r").split("\r")]
+        return [p for p in pieces if p.startswith("epoch ") and "[" in p]
+
+    assert max(len(bar) for bar in bars(before)) > 70  # it was using the width it had
+    assert bars(after) and max(len(bar) for bar in bars(after)) <= 70
