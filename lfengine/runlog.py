@@ -68,6 +68,41 @@ def headline_settings(description: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_facts(
+    meta_path: str,
+    data_path: Path,
+    model_dir: Path,
+    network: str,
+    codec: Any,
+    description: dict[str, Any],
+    sizes: tuple[int, int],
+    device: str,
+) -> dict[str, Any]:
+    """What a person (and train.log) should know about a run before it starts."""
+    import torch
+
+    from lfengine.safe_io import sha256_file
+
+    data_file = Path(data_path).resolve()
+    return {
+        "meta_file": str(Path(meta_path).resolve()),
+        "data_file": str(data_file),
+        "data_sha256": sha256_file(data_file),
+        "model_dir": str(model_dir),
+        "task": codec.task,
+        "unit": "sequences" if codec.is_sequence else "instances",
+        "train": sizes[0],
+        "validation": sizes[1],
+        "labels": list(codec.labels),
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "network": network,
+        "parameters": description["architecture"]["parameters"],
+        "settings": headline_settings(description),
+        "architecture": description["architecture"]["text"],
+    }
+
+
 def run_header(facts: dict[str, Any], options: dict[str, Any]) -> str:
     """The block that opens a run in train.log."""
     lines = [

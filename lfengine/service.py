@@ -7,9 +7,10 @@ JSON-able dicts, so every front end runs exactly the same code.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,28 +19,23 @@ import torch
 
 from lfengine import __version__, runlog, store
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.registry import resolve_module
+from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
 from lfengine.data.batching import split_indices
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
-from lfengine.errors import ModelError, OptionError
+from lfengine.errors import DataLineError, ModelError, OptionError
 from lfengine.options import TrainOptions
-from lfengine.plan import Plan, describe_plan, make_plan
+from lfengine.paths import open_regular, path_problem
+from lfengine.planning import describe, describe_plan, plan_model, split_sizes
 from lfengine.predictor import Predictor, RowOutputs
-from lfengine.safe_io import sha256_file
+from lfengine.safe_io import remove_stale_temp_files
 from lfengine.trainer import Schedule, StopSignals, Trainer
 
+__all__ = ["describe", "evaluate", "load_model", "LoadedModel", "train"]
+
 log = logging.getLogger(__name__)
-
-
-# --- describing ------------------------------------------------------------------------------
-def describe(meta_path: str, options: TrainOptions) -> dict[str, Any]:
-    """What training would build, without reading the data file."""
-    spec = read_meta(meta_path)
-    n_train = max(spec.lines_written - int(0.1 * spec.lines_written), 1)
-    return describe_plan(make_plan(spec, options, n_train), options)
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -77,7 +73,8 @@ def _read_splits(spec: FeatureSpec, codec: Codec, options: TrainOptions) -> tupl
     if options.valfile:
         val = read_data(codec, options.valfile, skip_bad_lines=options.skip_bad_lines).data
         return data, val
-    train_idx, val_idx = split_indices(len(data), options.valsize, seed=options.seed, shuffle=options.shuffle)
+    validation = split_sizes(len(data), options)[1]
+    train_idx, val_idx = split_indices(len(data), validation, seed=options.seed, shuffle=options.shuffle)
     return data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
 
 
@@ -88,41 +85,126 @@ def train(
     *,
     on_progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
+    trust_module: bool = False,
     on_start: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Train a model from an LF meta/data pair into ``model_dir``; blocks until done.
 
     ``on_start`` receives the facts of the run (data counts, labels, device, settings,
-    architecture) once the network is built, before the first epoch."""
+    architecture; runlog.run_facts) once the network is built, before the first epoch.
+
+    ``trust_module``: on resume, allow the user module named in the stored model.json to be
+    imported (naming the same module in ``options`` allows it too).
+    """
+    with torch_threads(options.threads):
+        return _train(meta_path, model_dir, options, on_progress, cancel, trust_module, on_start)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with this many torch threads, then restore the previous setting (it is process-wide,
+    and one request must not change the threads of the requests after it)."""
+    if not threads:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_paths(model_dir: str, options: TrainOptions) -> None:
+    """Refuse a model path that training could only fail to write, and a validation file it
+    could not read, before any work starts."""
+    problem = path_problem(model_dir)
+    if problem is not None:
+        raise OptionError(f"model directory {model_dir!r} cannot be used: {problem}", param="model")
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise OptionError(
+            f"model directory {model_dir} is an existing file, not a directory: give a directory "
+            "(new or an earlier model's) to write the model into",
+            param="model",
+        )
+    model_json = store.model_paths(model_dir).model_json
+    if model_json.exists() and not options.no_train:
+        store.refuse_foreign_model_json(model_json)
+    if options.stop_file and os.path.lexists(options.stop_file) and not os.path.isfile(options.stop_file):
+        raise OptionError(
+            f"stop_file {options.stop_file} exists and is not a regular file: training would stop at "
+            "once; give the path of a file to create when training should stop"
+        )
+    if options.valfile:
+        try:
+            open_regular(options.valfile).close()
+        except OSError as exc:
+            raise DataLineError(
+                "cannot read the validation file", file=options.valfile, found=exc.strerror or str(exc)
+            ) from None
+
+
+def _resume_options(
+    model_dir: Path, options: TrainOptions, trust_module: bool
+) -> tuple[dict, dict, TrainOptions]:
+    """The stored model, its weights and its options (as in the interrupted run, except where to
+    run and, if given, how long) for resuming."""
+    stored, weights = store.load_model_dir(model_dir)
+    stored_options = stored["training"]["options"]
+    module = stored_options.get("module")
+    if is_user_module(module) and not trust_module and module != absolute_module(options.module):
+        raise ModelError(untrusted_module_message(str(model_dir), module), file=str(model_dir))
+    resumed = {**stored_options, "resume": True, "device": options.device, "threads": options.threads}
+    if options.max_epochs is not None:
+        resumed["max_epochs"] = options.max_epochs
+        log.info("resuming with max_epochs %d", options.max_epochs)
+    return stored, weights, TrainOptions.from_dict(resumed)
+
+
+def _train(
+    meta_path: str,
+    model_dir: str,
+    options: TrainOptions,
+    on_progress: Callable[[dict], None] | None,
+    cancel: threading.Event | None,
+    trust_module: bool,
+    on_start: Callable[[dict], None] | None,
+) -> dict[str, Any]:
     started = time.monotonic()
     started_at = runlog.now()
-    if options.threads:
-        torch.set_num_threads(options.threads)
+    _check_paths(model_dir, options)
     device = _device(options.device)
     spec = read_meta(meta_path)
     model_dir_path = Path(model_dir)
     codec = init = None
     stored_weights: dict[str, torch.Tensor] = {}
+    if model_dir_path.is_dir():
+        remove_stale_temp_files(model_dir_path)
+    if options.resume and not store.model_paths(model_dir_path).checkpoint.is_file():
+        log.warning(
+            "--resume: %s holds no checkpoint (the earlier run ended before its first epoch was "
+            "saved, or never ran): starting afresh",
+            model_dir_path,
+        )
+        options = TrainOptions.from_dict({**options.to_dict(), "resume": False})
     if options.resume:
-        stored, stored_weights = store.load_model_dir(model_dir_path)
+        stored, stored_weights, options = _resume_options(model_dir_path, options, trust_module)
         codec = Codec.from_dict(stored["codec"])  # the same vocabularies as the interrupted run
-        # Everything as in the interrupted run, except where to run it and, if given, how long.
-        resumed = {
-            **stored["training"]["options"],
-            "resume": True,
-            "device": options.device,
-            "threads": options.threads,
-        }
-        if options.max_epochs is not None:
-            resumed["max_epochs"] = options.max_epochs
-            log.info("resuming with max_epochs %d", options.max_epochs)
-        options = TrainOptions.from_dict(resumed)
     else:
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     train_data, val_data = _read_splits(spec, codec, options)
-    plan = make_plan(spec, options, len(train_data), codec, init)
+    plan = plan_model(spec, options, len(train_data), codec, init)
     description = describe_plan(plan, options)
-    facts = _run_facts(meta_path, spec, model_dir_path, plan, description, train_data, val_data, device)
+    facts = runlog.run_facts(
+        meta_path,
+        spec.data_path(),
+        model_dir_path,
+        type(plan.model).__name__,
+        codec,
+        description,
+        (len(train_data), len(val_data) if val_data is not None else 0),
+        str(device),
+    )
     facts.update(started=started_at, resumed=options.resume)
     log.log(
         logging.DEBUG if on_start is not None else logging.INFO,  # else the caller shows the facts
@@ -234,37 +316,6 @@ def train(
     return result
 
 
-def _run_facts(
-    meta_path: str,
-    spec: FeatureSpec,
-    model_dir: Path,
-    plan: Plan,
-    description: dict[str, Any],
-    train_data: Encoded,
-    val_data: Encoded | None,
-    device: torch.device,
-) -> dict[str, Any]:
-    """What a person (and train.log) should know about a run before it starts."""
-    data_file = Path(spec.data_path()).resolve()
-    return {
-        "meta_file": str(Path(meta_path).resolve()),
-        "data_file": str(data_file),
-        "data_sha256": sha256_file(data_file),
-        "model_dir": str(model_dir),
-        "task": plan.codec.task,
-        "unit": "sequences" if plan.codec.is_sequence else "instances",
-        "train": len(train_data),
-        "validation": len(val_data) if val_data is not None else 0,
-        "labels": list(plan.codec.labels),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "network": type(plan.model).__name__,
-        "parameters": description["architecture"]["parameters"],
-        "settings": runlog.headline_settings(description),
-        "architecture": description["architecture"]["text"],
-    }
-
-
 def _finish_metadata(metadata: dict[str, Any], state: Any, stopped: str | None = None) -> None:
     metadata["training"].update(
         best=state.best_metrics,
@@ -279,7 +330,7 @@ def _finish_metadata(metadata: dict[str, Any], state: Any, stopped: str | None =
 class LoadedModel:
     """A trained model resident in memory, ready for apply / evaluate."""
 
-    def __init__(self, model_dir: str, device: str = "cpu") -> None:
+    def __init__(self, model_dir: str, device: str = "cpu", *, trust_module: bool = False) -> None:
         self.model_dir = str(model_dir)
         metadata, weights = store.load_model_dir(model_dir, map_location="cpu")
         try:
@@ -288,6 +339,8 @@ class LoadedModel:
         except (KeyError, TypeError) as exc:
             raise ModelError(f"{model_dir}: model.json lacks or garbles {exc}", file=str(model_dir)) from None
         self.metadata = metadata
+        if is_user_module(config.module) and not trust_module:
+            raise ModelError(untrusted_module_message(self.model_dir, config.module), file=self.model_dir)
         network = resolve_module(config.module)(self.codec.layout(), config, None)
         try:
             network.load_state_dict(weights)
@@ -328,9 +381,20 @@ class LoadedModel:
         return self.metadata["description"]
 
 
-def load_model(model_dir: str, device: str = "cpu") -> LoadedModel:
-    return LoadedModel(model_dir, device)
+def load_model(model_dir: str, device: str = "cpu", *, trust_module: bool = False) -> LoadedModel:
+    """Load a model directory; a user module named in it is imported only with ``trust_module``."""
+    return LoadedModel(model_dir, device, trust_module=trust_module)
 
 
-def evaluate(model_dir: str, data_path: str) -> dict:
-    return load_model(model_dir).evaluate(data_path)
+def evaluate(model_dir: str, data_path: str, *, trust_module: bool = False) -> dict:
+    return load_model(model_dir, trust_module=trust_module).evaluate(data_path)
+
+
+def untrusted_module_message(model_dir: str, module: str) -> str:
+    return (
+        f"{model_dir}: model.json names the user module {module!r}; loading the model would import "
+        "(execute) that file. A model directory is data, so lfengine imports a file named in it only "
+        'when the caller allows it for this load: "trust_module": true in the request (protocol), '
+        "--trust-module (command line) or --trust_module (apply.sh). Allow it only for a model "
+        "directory and module file you trust."
+    )

@@ -187,6 +187,29 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n({self.prog} --help shows the options)\n")
 
 
+MAX_MESSAGE_MB = 4096
+
+
+def message_mb(text: str) -> int:
+    """--max-message-mb: a whole number of MiB in range (argparse reports the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB, got {text!r}") from None
+    if not 1 <= value <= MAX_MESSAGE_MB:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_MESSAGE_MB} MiB, got {value}")
+    return value
+
+
+def add_trust_module(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-module",
+        action="store_true",
+        help="allow importing (running) the user module file that the model directory names; "
+        "only for model directories you trust (default: off)",
+    )
+
+
 def global_flags(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     """-q/-v/--debug, accepted before and after the subcommand."""
     suppress = {} if defaults else {"default": argparse.SUPPRESS}

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from lfengine.cli import hints
-from lfengine.cli.arguments import add_train_options, options_from, set_epilog
+from lfengine.cli.arguments import (
+    MAX_MESSAGE_MB,
+    add_train_options,
+    add_trust_module,
+    message_mb,
+    options_from,
+    set_epilog,
+)
 from lfengine.cli.evaluate import evaluate_arguments, run_evaluate
 from lfengine.cli.reports import render_description, render_model_training
 from lfengine.cli.train import run_train, train_arguments
@@ -41,6 +48,7 @@ def _describe_arguments(p: argparse.ArgumentParser) -> None:
         "meta", metavar="META_OR_MODEL_DIR", help="an LF meta file (x.meta.json), or a model directory"
     )
     p.add_argument("--json", action="store_true", help="print the description as JSON (keys: README)")
+    add_trust_module(p)
     add_train_options(p)
 
 
@@ -48,7 +56,7 @@ def _run_describe(args: argparse.Namespace) -> int:
     from lfengine import service
 
     if Path(args.meta).is_dir():
-        model = service.load_model(args.meta)
+        model = service.load_model(args.meta, trust_module=args.trust_module)
         result = {**model.describe(), "training": model.metadata.get("training", {})}
         result["training"] = {k: v for k, v in result["training"].items() if k != "history"}
         text = render_description(result) + "\n\n" + render_model_training(result["training"])
@@ -74,6 +82,7 @@ def _apply_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add the probability of every label, in the order of the model's labels (default: off)",
     )
+    add_trust_module(p)
 
 
 def _run_apply(args: argparse.Namespace) -> int:
@@ -81,7 +90,7 @@ def _run_apply(args: argparse.Namespace) -> int:
     from lfengine.data.reader import read_records
 
     hints.check_model_argument(args.model_dir, args.data)
-    model = service.load_model(args.model_dir)
+    model = service.load_model(args.model_dir, trust_module=args.trust_module)
     for chunk in read_records(args.data, labeled=args.labeled):
         instances = [r[0] for r in chunk] if args.labeled else chunk
         with hints.explaining(model, instances[0], labeled=False):
@@ -135,10 +144,10 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-message-mb",
-        type=int,
+        type=message_mb,
         default=256,
         metavar="MB",
-        help="largest message accepted (default: 256)",
+        help=f"largest message in MiB, 1-{MAX_MESSAGE_MB} (default: 256)",
     )
 
 
@@ -190,8 +199,8 @@ def _run_gate_wrapper(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_gate(argv: list[str], train: bool) -> int:
-    from lfengine.gate import gate_apply_main, gate_train_main
+def _run_gate(program: str, argv: list[str]) -> int:
+    from lfengine.gate import script_main
 
     logging.basicConfig(
         level=logging.DEBUG if "--debug" in argv else logging.INFO,
@@ -199,7 +208,7 @@ def _run_gate(argv: list[str], train: bool) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
-    return (gate_train_main if train else gate_apply_main)(argv)
+    return script_main(program, argv)
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -313,9 +322,19 @@ COMMANDS: tuple[Command, ...] = (
         _run_gate_wrapper,
     ),
     Command(
-        "gate-train", "what FileJsonPyTorch/train.sh runs", "", (), None, lambda argv: _run_gate(argv, True)
+        "gate-train",
+        "what FileJsonPyTorch/train.sh runs",
+        "",
+        (),
+        None,
+        lambda argv: _run_gate("gate-train", argv),
     ),
     Command(
-        "gate-apply", "what FileJsonPyTorch/apply.sh runs", "", (), None, lambda argv: _run_gate(argv, False)
+        "gate-apply",
+        "what FileJsonPyTorch/apply.sh runs",
+        "",
+        (),
+        None,
+        lambda argv: _run_gate("gate-apply", argv),
     ),
 )

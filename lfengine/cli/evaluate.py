@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lfengine.cli import hints
+from lfengine.cli.arguments import add_trust_module
 from lfengine.cli.reports import render_evaluation
 from lfengine.metrics import confusion_matrix, single_predicted_label
 from lfengine.safe_io import sha256_file
@@ -33,6 +34,7 @@ def evaluate_arguments(p: argparse.ArgumentParser) -> None:
         help="also write every prediction: for sequences CoNLL-style columns token, gold, predicted, "
         "confidence (a blank line between sequences); for instances TSV line, gold, predicted, confidence",
     )
+    add_trust_module(p)
 
 
 @contextmanager
@@ -51,7 +53,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from lfengine import service
 
     hints.check_model_argument(args.model_dir, args.data)
-    model = service.load_model(args.model_dir)
+    model = service.load_model(args.model_dir, trust_module=args.trust_module)
     with _as_file(args.data) as path:
         with hints.explaining_file(model, path):
             report, data, outputs = model.evaluation(path)

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from lfengine.cli import hints
-from lfengine.cli.arguments import add_train_options, options_from
+from lfengine.cli.arguments import add_train_options, add_trust_module, options_from
 from lfengine.cli.plot import sparkline
 from lfengine.cli.reports import end_block, render_description, start_block
 from lfengine.progress import ProgressDisplay, fit_lines, terminal_columns
@@ -27,6 +27,7 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("model_dir", metavar="MODEL_DIR", help="where to write the model (created if missing)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of the end summary")
+    add_trust_module(p)
     add_train_options(p)
 
 
@@ -65,6 +66,7 @@ def run_train(args: argparse.Namespace) -> int:
                 on_progress=display.update,
                 cancel=cancel,
                 on_start=started,
+                trust_module=args.trust_module,
             )
     finally:
         signal.signal(signal.SIGINT, previous)

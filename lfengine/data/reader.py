@@ -18,6 +18,7 @@ from pathlib import Path
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded, RecordError, encode_records
 from lfengine.errors import DataLineError
+from lfengine.paths import open_regular
 
 log = logging.getLogger(__name__)
 CHUNK_LINES = 20_000
@@ -69,7 +70,7 @@ def _parsed_lines(path: str | Path, skip: bool) -> Iterator[tuple[int, object]]:
     name = str(path)
     try:
         # "-" is stdin (not closed when done); its lines are numbered like a file's.
-        handle = nullcontext(sys.stdin.buffer) if name == "-" else open(path, "rb")
+        handle = nullcontext(sys.stdin.buffer) if name == "-" else open_regular(path)
     except FileNotFoundError:
         raise DataLineError(
             "data file not found",

@@ -1,12 +1,12 @@
-"""What training will build: the codec, the settings chosen for this data and these options,
-the network, and the description of all that (``describe``), shared by describe and train."""
+"""Planning a model: what a training would build for a meta file and options, before any data
+is read. ``describe`` and ``train`` both plan here, so what describe shows is what train builds.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +17,11 @@ from lfengine.builder.config import ModelConfig
 from lfengine.builder.describe import describe_model, render_tree
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.networks import build_reporting_settings
+from lfengine.builder.registry import absolute_module, resolve_module
+from lfengine.data.batching import validation_size
 from lfengine.data.codec import Codec, build_codec
-from lfengine.data.meta import FeatureSpec
-from lfengine.errors import OptionError
+from lfengine.data.meta import FeatureSpec, read_meta
+from lfengine.errors import LfEngineError, OptionError
 from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
 
@@ -39,36 +41,34 @@ class Plan:
     used: frozenset[str]  # the settings this network and its training read (describe shows these)
 
 
-def make_plan(
+def plan_model(
     spec: FeatureSpec,
     options: TrainOptions,
     n_train: int,
     codec: Codec | None = None,
     init: dict[str, np.ndarray] | None = None,
 ) -> Plan:
-    module = options.module
-    if module and ".py:" in module and not Path(module).is_absolute():
-        # Stored with the model and imported again at load time, possibly from another directory.
-        path, _, class_name = module.rpartition(":")
-        options = dataclasses.replace(options, module=f"{Path(path).resolve()}:{class_name}")
+    """Codec (built from the meta file unless given), settings and network for ``n_train``
+    training items: the training size the heuristics see (split_sizes)."""
+    if options.module != absolute_module(options.module):
+        options = dataclasses.replace(options, module=absolute_module(options.module))
     if codec is None:
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     layout = codec.layout()
     config, provenance = choose_config(layout, options, n_train)
+    network = resolve_module(config.module)
+    check_size(network, layout, config, init)
     torch.manual_seed(options.seed)
     model, used = build_reporting_settings(layout, config, init)
     if not codec.previous_label_columns:
         used -= {"previous_label_dropout"}
-    _warn_unused(options, provenance, used, type(model).__name__)
-    return Plan(spec, codec, config, provenance, model, _es_metric(options.es_metric, codec), used)
+    _warn_unused(provenance, used, type(model).__name__)
+    return Plan(spec, codec, config, provenance, model, es_metric_for(options.es_metric, codec), used)
 
 
-def _warn_unused(
-    options: TrainOptions, provenance: dict[str, str], used: frozenset[str], network: str
-) -> None:
+def _warn_unused(provenance: dict[str, str], used: frozenset[str], network: str) -> None:
     """A setting the user gave that the chosen network never reads would be silently ignored."""
-    unused = sorted(name for name, source in provenance.items() if source == "option" and name not in used)
-    for name in unused:
+    for name in sorted(n for n, source in provenance.items() if source == "option" and n not in used):
         log.warning(
             "setting %s is ignored: the %s network does not use it (describe lists the settings it uses)",
             name,
@@ -76,7 +76,35 @@ def _warn_unused(
         )
 
 
-def _es_metric(choice: str, codec: Codec) -> str:
+#: The most parameters a network may have: 2 GiB of float32 weights, and three times that with
+#: the optimizer's state. Far beyond what LF data sets need; beyond it, settings are typos.
+MAX_PARAMETERS = 2**29
+
+
+def check_size(network: type[TaskModel], layout: Any, config: ModelConfig, init: Any) -> None:
+    """Refuse settings whose network would exhaust memory, before a byte of it is allocated.
+
+    Each setting is range-checked on its own, but together (64 layers of 16384 units, or a
+    large vocabulary with wide embeddings) they can still ask for tens of GB. The network is
+    built once on torch's "meta" device, which records shapes and allocates nothing, and its
+    parameters are counted (the first such build in a process costs a second or two).
+    """
+    try:
+        with torch.device("meta"):
+            parameters = sum(p.numel() for p in network(layout, config, init).parameters())
+    except LfEngineError:
+        raise
+    except Exception as exc:  # a user module that cannot be built without data: not checked
+        log.debug("network size not checked (%s: %s)", type(exc).__name__, exc)
+        return
+    if parameters > MAX_PARAMETERS:
+        raise OptionError(
+            f"these settings build a network of {parameters:,} parameters, more than the limit of "
+            f"{MAX_PARAMETERS:,}: lower hidden_size, hidden_layers, the LSTM sizes or the embedding dims"
+        )
+
+
+def es_metric_for(choice: str, codec: Codec) -> str:
     """auto: span F1 for chunk labels, accuracy for other labels, MSE for regression."""
     if codec.task == "regression":
         if choice in ("accuracy", "f1"):
@@ -130,3 +158,23 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         "labels": codec.labels,
         "hyperparameters": hyper,
     }
+
+
+def split_sizes(n: int, options: TrainOptions) -> tuple[int, int]:
+    """How many of the training file's ``n`` items train and how many validate.
+
+    The one place that turns valsize/valfile into sizes: training splits its data by it, and
+    describe plans with it, so the heuristics that depend on the training size (batch size,
+    epochs, patience, learning rate) come out the same in both.
+    """
+    if options.valfile:
+        return n, 0  # validation comes from its own file; the whole training file trains
+    size = validation_size(n, options.valsize)
+    return n - size, size
+
+
+def describe(meta_path: str, options: TrainOptions) -> dict[str, Any]:
+    """What training would build, without reading the data file (its size is in the meta file)."""
+    spec = read_meta(meta_path)
+    n_train = split_sizes(spec.lines_written, options)[0] if spec.lines_written > 0 else 0
+    return describe_plan(plan_model(spec, options, n_train), options)
