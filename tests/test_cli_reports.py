@@ -51,54 +51,23 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("reports")
 
 
+def train(meta: Path, model: Path, *flags: str) -> None:
+    """`lfengine train` in this process, quickly: one thread, the result as JSON."""
+    assert cli.main(["train", str(meta), str(model), "--threads", "1", "--json", *flags]) == 0
+
+
 @pytest.fixture(scope="module")
 def tagger(root: Path) -> tuple[Path, Path]:
     meta = write_sequence_corpus(root / "seq", 60, seed=3)
-    model = root / "tagger"
-    assert (
-        cli.main(
-            [
-                "train",
-                str(meta),
-                str(model),
-                "--max-epochs",
-                "3",
-                "--threads",
-                "1",
-                "--json",
-                "--validate-every-batches",
-                "2",
-            ]
-        )
-        == 0
-    )
-    return meta, model
+    train(meta, root / "tagger", "--max-epochs", "3", "--validate-every-batches", "2")
+    return meta, root / "tagger"
 
 
 @pytest.fixture(scope="module")
 def classifier(root: Path) -> tuple[Path, Path]:
     meta = write_classification_corpus(root / "cls", 150, seed=4)
-    model = root / "classifier"
-    assert (
-        cli.main(
-            [
-                "train",
-                str(meta),
-                str(model),
-                "--max-epochs",
-                "2",
-                "--threads",
-                "1",
-                "--json",
-                "--seed",
-                "3",
-                "--set",
-                "hidden_size=40",
-            ]
-        )
-        == 0
-    )
-    return meta, model
+    train(meta, root / "classifier", "--max-epochs", "2", "--seed", "3", "--set", "hidden_size=40")
+    return meta, root / "classifier"
 
 
 def test_plot_writes_an_svg_with_one_point_per_validation(tagger, capsys, tmp_path: Path) -> None:
@@ -180,9 +149,7 @@ def test_train_log_has_a_header_and_a_result_per_run(classifier, capsys, root: P
     meta, _ = classifier
     model = root / "twice"
     for _ in range(2):
-        assert (
-            cli.main(["train", str(meta), str(model), "--max-epochs", "1", "--threads", "1", "--json"]) == 0
-        )
+        train(meta, model, "--max-epochs", "1")
     log = store.model_paths(model).log.read_text(encoding="utf-8")
     assert log.count("\ncommand: ") == 2 and log.count("\nresult: {") == 2
     for needed in ("versions: lfengine", "torch", "options: {", "architecture:", "instances for training"):
@@ -322,3 +289,14 @@ def test_hint_swapped_arguments(classifier, capsys, caplog, tmp_path: Path) -> N
 def test_hint_stdin_is_for_data_not_models(classifier, capsys, caplog) -> None:
     code, _ = run_main(capsys, "apply", "-", str(classifier[1]))
     assert code == 1 and "- (stdin) is for the data file" in caplog.text
+
+
+def test_quiet_after_the_subcommand_keeps_info_off_the_terminal_not_out_of_train_log(
+    tagger, root: Path
+) -> None:
+    meta, _ = tagger
+    model = root / "quiet"
+    run = lfengine("train", str(meta), str(model), "--max-epochs", "1", "--threads", "1", "-q")
+    assert run.returncode == 0, run.stderr
+    assert b" INFO " not in run.stderr
+    assert " INFO " in store.model_paths(model).log.read_text(encoding="utf-8")

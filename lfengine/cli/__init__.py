@@ -59,9 +59,12 @@ def build_parser() -> Parser:
 
 def setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose or args.debug else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
-    )
+    # The level is the console's own: training lowers the root logger's level to INFO so that
+    # train.log gets every record, and -q must still keep them off the terminal.
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[console])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,6 +201,13 @@ def message_mb(text: str) -> int:
     return value
 
 
+def add_model_and_data(parser: argparse.ArgumentParser, data_help: str | None) -> None:
+    """MODEL_DIR, and (unless ``data_help`` is None) the DATA file that may be - for stdin."""
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by lfengine train")
+    if data_help is not None:
+        parser.add_argument("data", metavar="DATA", help=f"{data_help}; - reads stdin")
+
+
 def add_trust_module(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust-module",

@@ -18,6 +18,7 @@ from typing import Any
 from lfengine.cli import hints
 from lfengine.cli.arguments import (
     MAX_MESSAGE_MB,
+    add_model_and_data,
     add_train_options,
     add_trust_module,
     message_mb,
@@ -70,10 +71,7 @@ def _run_describe(args: argparse.Namespace) -> int:
 
 # --- apply ------------------------------------------------------------------------------------
 def _apply_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by lfengine train")
-    p.add_argument(
-        "data", metavar="DATA", help="an LF data file, one instance (or sequence) per line; - reads stdin"
-    )
+    add_model_and_data(p, "an LF data file, one instance (or sequence) per line")
     p.add_argument(
         "--labeled", action="store_true", help="lines are [features, target] as in training (default: off)"
     )
@@ -103,7 +101,7 @@ def _run_apply(args: argparse.Namespace) -> int:
 
 # --- plot -------------------------------------------------------------------------------------
 def _plot_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by lfengine train")
+    add_model_and_data(p, None)
     p.add_argument(
         "-o", "--output", metavar="FILE.svg", help="where to write the SVG (default: MODEL_DIR/curves.svg)"
     )

@@ -14,17 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from lfengine.cli import hints
-from lfengine.cli.arguments import add_trust_module
+from lfengine.cli.arguments import add_model_and_data, add_trust_module
 from lfengine.cli.reports import render_evaluation
 from lfengine.metrics import confusion_matrix, single_predicted_label
 from lfengine.safe_io import sha256_file
 
 
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="a directory written by lfengine train")
-    p.add_argument(
-        "data", metavar="DATA", help="a labeled LF data file ([features, target] per line); - reads stdin"
-    )
+    add_model_and_data(p, "a labeled LF data file ([features, target] per line)")
     p.add_argument(
         "--json", action="store_true", help="print the report as JSON (with confusion and warnings)"
     )
