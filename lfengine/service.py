@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lfengine import __version__, distributed, store
+from lfengine import __version__, distributed, runlog, store
 from lfengine.accelerate import auto_device, choose_precision, dense_parameters
 from lfengine.allocator import training_memory
 from lfengine.builder.config import ModelConfig
@@ -33,7 +33,7 @@ from lfengine.model_parts import save_part
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import describe, describe_plan, plan_model, split_sizes
-from lfengine.predictor import Predictor
+from lfengine.predictor import Predictor, RowOutputs
 from lfengine.safe_io import remove_stale_temp_files
 from lfengine.trainer import Schedule, StopSignals, Trainer
 
@@ -90,15 +90,19 @@ def train(
     on_progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
     trust_module: bool = False,
+    on_start: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Train a model from an LF meta/data pair into ``model_dir``; blocks until done.
+
+    ``on_start`` receives the facts of the run (data counts, labels, device, settings,
+    architecture; runlog.run_facts) once the network is built, before the first epoch.
 
     ``trust_module``: on resume, allow the user module named in the stored model.json to be
     imported (naming the same module in ``options`` allows it too).
     """
     # Every process that trains (CLI, protocol server, GATE scripts) keeps freed memory for reuse.
     with training_memory(), torch_threads(options.threads or distributed.threads_per_worker(options.workers)):
-        return _train(meta_path, model_dir, options, on_progress, cancel, trust_module)
+        return _train(meta_path, model_dir, options, on_progress, cancel, trust_module, on_start)
 
 
 @contextmanager
@@ -169,8 +173,10 @@ def _train(
     on_progress: Callable[[dict], None] | None,
     cancel: threading.Event | None,
     trust_module: bool,
+    on_start: Callable[[dict], None] | None,
 ) -> dict[str, Any]:
     started = time.monotonic()
+    started_at = runlog.now()
     _check_paths(model_dir, options)
     device = _device(options.device)
     if device.type == "cpu":  # refuse bf16/fp16 on the CPU before any work
@@ -201,21 +207,38 @@ def _train(
         device = torch.device(auto_device(dense, torch.cuda.is_available(), options.precision))
     device = distributed.local_device(device)
     precision = choose_precision(options.precision, device)
-    log.info("device %s, precision %s", device, precision.name)
+    log.log(
+        logging.INFO if device.type == "cuda" else logging.DEBUG,
+        "device %s, precision %s",
+        device,
+        precision.name,
+    )
     description = describe_plan(plan, options)
-    log.info(
-        "lfengine %s: %s model for %s\n%s",
+    facts = runlog.run_facts(
+        meta_path,
+        spec.data_path(),
+        model_dir_path,
+        type(plan.model).__name__,
+        codec,
+        description,
+        (len(train_data), len(val_data) if val_data is not None else 0),
+        str(device),
+    )
+    facts.update(started=started_at, resumed=options.resume)
+    log.log(
+        logging.DEBUG if on_start is not None else logging.INFO,  # else the caller shows the facts
+        "lfengine %s: %s (%s) for %s: training on %d %s, validating on %d",
         __version__,
+        facts["network"],
         codec.task,
         meta_path,
-        description["architecture"]["text"],
+        facts["train"],
+        facts["unit"],
+        facts["validation"],
     )
-    log.info(
-        "training on %d %s, validating on %d",
-        len(train_data),
-        "sequences" if codec.is_sequence else "instances",
-        len(val_data) if val_data is not None else 0,
-    )
+    log.debug("architecture:\n%s", description["architecture"]["text"])
+    if on_start is not None:
+        on_start(facts)
     if options.no_train:
         return {
             "model_dir": str(model_dir_path),
@@ -235,7 +258,10 @@ def _train(
         "config": plan.config.to_dict(),
         "description": description,
         "training": {
-            "meta_file": str(Path(meta_path).resolve()),
+            "meta_file": facts["meta_file"],
+            "data_file": facts["data_file"],
+            "data_sha256": facts["data_sha256"],
+            "started": started_at,
             "options": options.to_dict(),
             "instances": len(train_data),
             "validation": len(val_data) if val_data is not None else 0,
@@ -284,29 +310,36 @@ def _train(
         coordinator=coordinator,
         precision=precision,
     )
+    log_path = store.model_paths(model_dir_path).log
+    if main:
+        defaults = TrainOptions().to_dict()
+        changed = {k: v for k, v in options.to_dict().items() if v != defaults[k]}
+        runlog.append_text(log_path, runlog.run_header(facts, changed))
     failed = True
     try:
-        with _log_to(store.model_paths(model_dir_path).log) if main else nullcontext():
+        with _log_to(log_path) if main else nullcontext():
             if options.resume:
                 # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
                 payload = store.load_checkpoint(model_dir_path, map_location="cpu") if main else None
                 trainer.resume(coordinator.shared_payload(payload))
             stopped = trainer.fit(train_data, val_data)
+        state = trainer.state
+        metadata["training"]["finished"] = runlog.now()
+        if best_weights and main:  # rewrite model.json with the whole history, keeping the best weights
+            _finish_metadata(metadata, state, stopped)
+            store.save_model_dir(model_dir_path, metadata, best_weights)
+        coordinator.barrier()  # every rank returns once the model is written
         failed = False
     finally:
         coordinator.close(failed)
-    state = trainer.state
-    if best_weights and main:  # rewrite model.json with the whole history, keeping the best weights
-        _finish_metadata(metadata, state, stopped)
-        store.save_model_dir(model_dir_path, metadata, best_weights)
     log.info(
         "training finished (%s) after %d epochs; best epoch %d: %s",
         stopped,
         state.epoch,
         state.best_epoch,
-        state.best_metrics,
+        " ".join(f"{k} {v:.4f}" for k, v in state.best_metrics.items()),
     )
-    return {
+    result = {
         "model_dir": str(model_dir_path),
         "epochs": state.epoch,
         "stopped": stopped,
@@ -314,6 +347,8 @@ def _train(
         "best": state.best_metrics,
         "seconds": time.monotonic() - started,
     }
+    runlog.append_text(log_path, runlog.run_footer(result))
+    return result
 
 
 def _finish_metadata(metadata: dict[str, Any], state: Any, stopped: str | None = None) -> None:
@@ -368,10 +403,14 @@ class LoadedModel:
         return self.predictor.apply(instances, distribution=distribution)
 
     def evaluate(self, data_path: str) -> dict:
-        result = read_data(self.codec, data_path)
-        report = self.predictor.evaluate(result.data)
+        return self.evaluation(data_path)[0]
+
+    def evaluation(self, data_path: str) -> tuple[dict, Encoded, RowOutputs]:
+        """The report, the encoded data and the predictions, for error analysis."""
+        data = read_data(self.codec, data_path).data
+        report, outputs = self.predictor.evaluate_rows(data)
         report["file"] = str(data_path)
-        return report
+        return report, data, outputs
 
     def describe(self) -> dict:
         return self.metadata["description"]

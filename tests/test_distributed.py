@@ -34,7 +34,7 @@ for _key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
 
 def _train_cli(meta: Path, model_dir: Path, flags: list[str], env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "lfengine", "train", str(meta), str(model_dir), *flags],
+        [sys.executable, "-m", "lfengine", "train", str(meta), str(model_dir), "--json", *flags],
         cwd=REPO,
         env=env or CLI_ENV,
         stdout=subprocess.PIPE,
