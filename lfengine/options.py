@@ -15,6 +15,7 @@ from lfengine.errors import OptionError
 ES_METRICS = ("auto", "loss", "accuracy", "f1")
 NGRAM_LAYERS = ("cnn", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
+VALSPLITS = ("random", "tail")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class TrainOptions:
     model: dict[str, Any] = field(default_factory=dict)  # overrides of architecture heuristics
     skip_bad_lines: bool = False  # skip malformed training lines (counted in the log) instead of failing
     shuffle: bool = True  # shuffle before the validation split
+    valsplit: str | None = None  # random | tail (the file's last part); None: the default
     validate_every_epochs: int = 1
     validate_every_batches: int | None = None
     validate_every_instances: int | None = None
@@ -57,6 +59,8 @@ class TrainOptions:
             raise OptionError(f"ngram_layer must be 'cnn' or 'lstm', got {self.ngram_layer!r}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.valsplit is not None and self.valsplit not in VALSPLITS:
+            raise OptionError(f"valsplit must be one of {', '.join(VALSPLITS)}, got {self.valsplit!r}")
         if self.valsize is not None and self.valsize < 0:
             raise OptionError(f"valsize must be >= 0, got {self.valsize}")
         for name in (

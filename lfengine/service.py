@@ -25,11 +25,12 @@ from lfengine.builder.config import ModelConfig
 from lfengine.builder.describe import describe_model, render_tree
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.registry import resolve_module
-from lfengine.data.batching import split_indices
+from lfengine.data.batching import DEFAULT_VALSPLIT, split_indices
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
+from lfengine.data.rows import remap_untrained, restrict_to_trained
 from lfengine.errors import ModelError, OptionError
 from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
@@ -92,11 +93,16 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         for name, value in plan.config.to_dict().items()
     }
     defaults = TrainOptions()
-    for name in ("seed", "valsize", "valfile", "ngram_layer", "embs", "maxlens", "shuffle"):
+    for name in ("seed", "valsize", "valfile", "valsplit", "ngram_layer", "embs", "maxlens", "shuffle"):
         value = getattr(options, name)
         hyper[name] = {"value": value, "source": "option" if value != getattr(defaults, name) else "default"}
     if options.valsize is None and options.valfile is None:
         hyper["valsize"] = {"value": 0.1, "source": "heuristic"}
+    if options.valsplit is None and options.valfile is None:
+        hyper["valsplit"] = {
+            "value": "tail" if not options.shuffle else DEFAULT_VALSPLIT,
+            "source": "heuristic",
+        }
     hyper["es_metric"] = {
         "value": plan.es_metric,
         "source": "option" if options.es_metric != "auto" else "heuristic",
@@ -117,6 +123,7 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
                 "pretrained": bool(s.file),
                 "file": s.file or None,
                 "sources": s.sources,
+                "rows": codec.row_counts.get(e),
             }
             for e, s in codec.embeddings.items()
         ],
@@ -170,7 +177,9 @@ def _read_splits(spec: FeatureSpec, codec: Codec, options: TrainOptions) -> tupl
     if options.valfile:
         val = read_data(codec, options.valfile, skip_bad_lines=options.skip_bad_lines).data
         return data, val
-    train_idx, val_idx = split_indices(len(data), options.valsize, seed=options.seed, shuffle=options.shuffle)
+    train_idx, val_idx = split_indices(
+        len(data), options.valsize, seed=options.seed, shuffle=options.shuffle, valsplit=options.valsplit
+    )
     return data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
 
 
@@ -209,6 +218,12 @@ def train(
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     train_data, val_data = _read_splits(spec, codec, options)
     plan = _plan(spec, options, len(train_data), codec, init)
+    if plan.config.oov_untrained and not options.resume:  # a resumed codec has this already
+        # Values only in the validation split (or nowhere) are unknown from here on.
+        restrict_to_trained(codec, train_data)
+        if val_data is not None:
+            val_data = remap_untrained(codec, val_data)
+        log.info("embedding rows (trained / pretrained only / mapped to OOV): %s", codec.row_counts)
     description = describe_plan(plan, options)
     log.info(
         "lfengine %s: %s model for %s\n%s",

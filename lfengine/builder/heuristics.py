@@ -150,8 +150,11 @@ def _max_epochs(ctx: Context) -> int:
 
 
 def _es_patience(ctx: Context) -> int:
-    """8 epochs below 500 items (small validation sets are noisy), else 5."""
-    return 8 if ctx.n_train < 500 else 5
+    """8 validations below 500 items (small validation sets are noisy), 5 below 5000, else 3:
+    large data converge in few epochs, and ``lr_decay`` has cut the rate by then."""
+    if ctx.n_train < 500:
+        return 8
+    return 5 if ctx.n_train < 5000 else 3
 
 
 def _weight_decay(ctx: Context) -> float:
@@ -169,6 +172,36 @@ def _previous_label_dropout(ctx: Context) -> float:
     them empty when applying (gate-plugin.md §8, item 8); hiding them in half of the training
     items teaches the model to work without them (defect C13 of the old wrapper)."""
     return 0.5
+
+
+def _unk_replace(ctx: Context) -> float:
+    """0.5 (Lample et al. 2016): half the occurrences of a word seen once in training are fed as
+    OOV, so the OOV row learns what an unseen word in that place means."""
+    return 0.5
+
+
+def _word_dropout(ctx: Context) -> float:
+    """0: singleton replacement already teaches the OOV row; dropping frequent words as well
+    costs known-word accuracy (bench/bench_generalisation.py)."""
+    return 0.0
+
+
+def _oov_untrained(ctx: Context) -> bool:
+    """On: a row no training item updated holds its random start, worse than the learned OOV row."""
+    return True
+
+
+def _lr_decay(ctx: Context) -> float:
+    """0.5 per validation without improvement once half of ``es_patience`` is used up (reduce on
+    plateau): the rate that found the plateau is too coarse to leave it; halving gets the final
+    gains in a few epochs."""
+    return 0.5
+
+
+def _es_min_delta(ctx: Context) -> float:
+    """0.001: a gain below 0.1 point of accuracy or F1 is noise and does not restart patience
+    (the best model is still kept)."""
+    return 1e-3
 
 
 #: Rules in evaluation order (settings a rule reads come before it).
@@ -196,6 +229,11 @@ RULES: dict[str, Callable[[Context], Any]] = {
     "weight_decay": _weight_decay,
     "grad_clip": _grad_clip,
     "previous_label_dropout": _previous_label_dropout,
+    "unk_replace": _unk_replace,
+    "word_dropout": _word_dropout,
+    "oov_untrained": _oov_untrained,
+    "lr_decay": _lr_decay,
+    "es_min_delta": _es_min_delta,
 }
 
 
