@@ -351,8 +351,13 @@ class Trainer:
         score = self._score(metrics)
         improved = score > s.best_score or (score == s.best_score and metrics["loss"] < s.best_loss)
         # Patience restarts only on a gain of at least es_min_delta (the best model is kept
-        # anyway), or on a lower loss at an equal score (span F1 stays 0 for the first epochs).
-        tie = score == s.best_score and metrics["loss"] < s.best_loss
+        # anyway), or, while the score has shown no progress at all (span F1 stays 0 for the
+        # first epochs of a small tagging set), on a lower loss.
+        tie = (
+            score == s.best_score
+            and metrics["loss"] < s.best_loss
+            and (s.best_score <= 0 or not cfg.es_min_delta)
+        )
         if score > s.best_score + cfg.es_min_delta or tie or not math.isfinite(s.best_score):
             s.bad_epochs = 0
         else:
