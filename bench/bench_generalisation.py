@@ -70,6 +70,18 @@ def split_export(name: str, workdir: Path, share: float = 0.8) -> tuple[Path, Pa
     cut = int(len(lines) * share)
     head, tail = lines[:cut], lines[cut:]
     records = [json.loads(line) for line in head]
+    # A tail line with a label the training part never has cannot be scored: left out, counted.
+    known = {t for _, target in records for t in (target if meta["isSequence"] else [target])}
+    kept = [
+        line
+        for line in tail
+        if all(t in known for t in (json.loads(line)[1] if meta["isSequence"] else [json.loads(line)[1]]))
+    ]
+    if len(kept) < len(tail):
+        print(
+            f"{name}: {len(tail) - len(kept)} of {len(tail)} tail lines left out (label unseen in training)"
+        )
+    tail = kept
     if meta["isSequence"]:
         vectors = [v for seq, _ in records for v in seq]
         targets = [t for _, labels in records for t in labels]
@@ -156,8 +168,11 @@ def main() -> int:
     parser.add_argument(
         "--set", action="append", default=[], help="passed to the 'after' runs as --set (to try settings)"
     )
+    parser.add_argument("--valsplit", choices=("random", "tail"), help="passed to the 'after' runs")
     args = parser.parse_args()
     CONFIGS["after"] = [a for item in args.set for a in ("--set", item)]
+    if args.valsplit:
+        CONFIGS["after"] += ["--valsplit", args.valsplit]
     if not LFDATA.is_dir():
         print(f"skipped: {LFDATA} not found (the shared LF data sits next to the repository)")
         return 0
