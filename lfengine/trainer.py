@@ -30,6 +30,7 @@ from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.rows import rare_rows
 from lfengine.errors import OptionError
+from lfengine.metrics import single_predicted_label
 from lfengine.predictor import Predictor, headline
 
 log = logging.getLogger(__name__)
@@ -374,14 +375,19 @@ class Trainer:
         if improved:
             s.best_score, s.best_loss, s.best_epoch, s.best_metrics = score, metrics["loss"], epoch, metrics
         self._record(epoch, train_loss, metrics, improved)
-        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "loss")
         wall, cpu = self._elapsed()
         log.info(
-            "epoch %d validation: %s%s",
+            "epoch %d: train loss %.4f | validation loss %.4f %s%s",
             epoch,
+            train_loss,
+            metrics["loss"],
             shown,
-            f" (best so far after {wall:.1f} s, {cpu:.1f} CPU s; saved)" if improved else "",
+            f" | best so far after {wall:.1f} s, {cpu:.1f} CPU s, saved" if improved else "",
         )
+        only = single_predicted_label(report)
+        if only is not None:
+            log.warning("epoch %d: the model predicts %r for everything in the validation set", epoch, only)
         if improved:
             self.save_model(s)
         return metrics
