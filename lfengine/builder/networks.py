@@ -146,7 +146,7 @@ class SequenceTagger(TaskModel):
         if self.crf is None:
             return super().predict(batch)
         mask = batch.mask
-        emissions = self(batch).float()
+        emissions = self(batch).double()  # forward-backward in float64: see crf.py
         path = self.crf.decode(emissions, mask)
         marginals = self.crf.marginals(emissions, mask)
         chosen = marginals.gather(2, path.clamp(min=0).unsqueeze(2)).squeeze(2)
