@@ -234,3 +234,20 @@ def run_legacy_fuzz(models: list[Model], count: int, *, seed: int, workdir: Path
             tally.add("traceback", case, f"tracebacks on stderr at lines {proc.tracebacks[:10]}")
     tally.seconds = time.monotonic() - started
     return tally
+
+
+def train_models(lfdata: Path, workdir: Path) -> list[Model]:
+    """A classifier and a tagger trained by ``gate-train`` (one epoch, small slices), as GATE would."""
+    from bench.reliability.corpus import slice_lfdata
+
+    tiny = slice_lfdata(lfdata, workdir / "lfdata", lines=20)
+    models = []
+    for pair, is_sequence in (("class-ionosphere", False), ("seq-pos2", True)):
+        meta = tiny / f"{pair}.meta.json"
+        prefix = workdir / f"{pair}.model"
+        subprocess.run(
+            [sys.executable, "-m", "lfengine", "gate-train", str(meta), str(prefix), "--maxepochs", "1"],
+            check=True, capture_output=True, timeout=900, env=engine_env(),
+        )
+        models.append(Model(prefix, meta, valid_instances(tiny / f"{pair}.data.json"), is_sequence))
+    return models

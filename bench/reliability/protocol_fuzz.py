@@ -121,6 +121,7 @@ class ProtocolFuzz:
         self.engine: Engine | None = None
         self.tally = Tally(f"protocol fuzz ({fmt})")
         self.sentinels = 0
+        self.engine_starts = 0
 
     # --- frames -----------------------------------------------------------------------------
     def make_frame(self, index: int) -> tuple[bytes, list[Any] | str, str, bool]:
@@ -158,6 +159,14 @@ class ProtocolFuzz:
     # --- engine -----------------------------------------------------------------------------
     def _start(self) -> Engine:
         engine = Engine(self.fmt, self.workdir, ("--max-message-mb", "1"))
+        models = {r["params"]["name"]: r["params"]["model"] for r in self.prelude}
+        if self.engine_starts and models:  # the models exist: load them instead of training again
+            init = {"jsonrpc": "2.0", "id": "reload", "method": "init", "params": {"models": models}}
+            reply = engine.request(init, timeout=600)
+            if is_response(reply) and "result" in reply:
+                self.engine_starts += 1
+                return engine
+        self.engine_starts += 1
         for request in self.prelude:
             reply = engine.request(request, timeout=600)
             if not (is_response(reply) and "result" in reply):
