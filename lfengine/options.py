@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,10 +76,10 @@ class TrainOptions:
             raise OptionError(f"es_metric must be one of {', '.join(ES_METRICS)}, got {self.es_metric!r}")
         if self.ngram_layer is not None and self.ngram_layer not in NGRAM_LAYERS:
             raise OptionError(f"ngram_layer must be 'cnn' or 'lstm', got {self.ngram_layer!r}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d{1,4}", self.device):
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.valsize is not None and not (math.isfinite(self.valsize) and self.valsize >= 0):
-            raise OptionError(f"valsize must be a finite number >= 0, got {self.valsize}")
+        if self.valsize is not None and not (math.isfinite(self.valsize) and 0 <= self.valsize <= MAX_COUNT):
+            raise OptionError(f"valsize must be a number between 0 and {MAX_COUNT}, got {self.valsize}")
         for name, (low, high) in INT_RANGES.items():
             value = getattr(self, name)
             if value is not None and not low <= value <= high:

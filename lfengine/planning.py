@@ -5,6 +5,7 @@ is read. ``describe`` and ``train`` both plan here, so what describe shows is wh
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +20,11 @@ from lfengine.builder.registry import absolute_module, resolve_module
 from lfengine.data.batching import validation_size
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import FeatureSpec, read_meta
-from lfengine.errors import OptionError
+from lfengine.errors import LfEngineError, OptionError
 from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,9 +54,39 @@ def plan_model(
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     layout = codec.layout()
     config, provenance = choose_config(layout, options, n_train)
+    network = resolve_module(config.module)
+    check_size(network, layout, config, init)
     torch.manual_seed(options.seed)
-    model = resolve_module(config.module)(layout, config, init)
+    model = network(layout, config, init)
     return Plan(spec, codec, config, provenance, model, es_metric_for(options.es_metric, codec))
+
+
+#: The most parameters a network may have: 2 GiB of float32 weights, and three times that with
+#: the optimizer's state. Far beyond what LF data sets need; beyond it, settings are typos.
+MAX_PARAMETERS = 2**29
+
+
+def check_size(network: type[TaskModel], layout: Any, config: ModelConfig, init: Any) -> None:
+    """Refuse settings whose network would exhaust memory, before a byte of it is allocated.
+
+    Each setting is range-checked on its own, but together (64 layers of 16384 units, or a
+    large vocabulary with wide embeddings) they can still ask for tens of GB. The network is
+    built once on torch's "meta" device, which records shapes and allocates nothing, and its
+    parameters are counted (the first such build in a process costs a second or two).
+    """
+    try:
+        with torch.device("meta"):
+            parameters = sum(p.numel() for p in network(layout, config, init).parameters())
+    except LfEngineError:
+        raise
+    except Exception as exc:  # a user module that cannot be built without data: not checked
+        log.debug("network size not checked (%s: %s)", type(exc).__name__, exc)
+        return
+    if parameters > MAX_PARAMETERS:
+        raise OptionError(
+            f"these settings build a network of {parameters:,} parameters, more than the limit of "
+            f"{MAX_PARAMETERS:,}: lower hidden_size, hidden_layers, the LSTM sizes or the embedding dims"
+        )
 
 
 def es_metric_for(choice: str, codec: Codec) -> str:

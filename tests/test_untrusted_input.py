@@ -223,8 +223,11 @@ def test_a_meta_file_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch
         {"learning_rate": 10**400},
         {"learning_rate": float("inf")},
         {"valsize": float("nan")},
+        {"valsize": 1e300},
+        {"device": "cuda:x"},
         {"model": {"hidden_size": 10**9}},
         {"model": {"cnn_kernels": [3, 1000]}},
+        {"model": {"hidden_layers": 64, "hidden_size": 16384}},  # each in range, together 17e9 weights
         {"model": {"dropout": float("nan")}},
         {"embs": ":1000000000:yes"},
     ],
