@@ -49,12 +49,19 @@ def main() -> int:
 
         def add(tally: Tally) -> None:
             tallies.append(tally)
-            print(tally.report() if tally.failures else f"{tally.category}: all {tally.tried} handled",
-                  file=sys.stderr, flush=True)
+            print(
+                tally.report() if tally.failures else f"{tally.category}: all {tally.tried} handled",
+                file=sys.stderr,
+                flush=True,
+            )
 
         if "protocol" in parts:
             for fmt in ("json", "msgpack"):
-                add(run_protocol_fuzz(fmt, args.frames, seed=args.seed, lfdata=LFDATA, workdir=_dir(work, fmt)))
+                add(
+                    run_protocol_fuzz(
+                        fmt, args.frames, seed=args.seed, lfdata=LFDATA, workdir=_dir(work, fmt)
+                    )
+                )
         if "legacy" in parts:
             models = train_models(LFDATA, _dir(work, "legacy"))
             add(run_legacy_fuzz(models, args.legacy, seed=args.seed, workdir=work / "legacy"))
@@ -66,7 +73,11 @@ def main() -> int:
             add(faults.run_kill_resume(meta, _dir(work, "kill"), args.kills, seed=args.seed))
             add(faults.run_sigterm(meta, _dir(work, "term"), args.sigterms, seed=args.seed))
             add(faults.run_read_only(meta, small / "class-ionosphere.data.json", _dir(work, "ro")))
-            add(faults.run_full_disk(small / "class-window-pos1.meta.json", _dir(work, "disk"), seed=args.seed))
+            add(
+                faults.run_full_disk(
+                    small / "class-window-pos1.meta.json", _dir(work, "disk"), seed=args.seed
+                )
+            )
     print(table(tallies))
     return 0 if all(t.counts["handled"] == t.tried for t in tallies) else 1
 

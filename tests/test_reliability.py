@@ -48,7 +48,9 @@ def small(lfdata, tmp_path_factory):
         pytest.param("msgpack", 10_000, marks=slow),
     ],
 )
-def test_protocol_fuzz_every_request_gets_one_reply_and_the_engine_keeps_serving(fmt, count, lfdata, tmp_path):
+def test_protocol_fuzz_every_request_gets_one_reply_and_the_engine_keeps_serving(
+    fmt, count, lfdata, tmp_path
+):
     tally = run_protocol_fuzz(fmt, count, seed=SEED, lfdata=lfdata, workdir=tmp_path)
     assert_all_handled(tally, count)
 
@@ -78,7 +80,9 @@ def test_sigterm_to_serve_during_train_answers_everything_and_keeps_the_model(co
 
 
 def test_read_only_model_dir_applies_and_refuses_training_with_a_typed_error(small, tmp_path):
-    tally = faults.run_read_only(small / "class-ionosphere.meta.json", small / "class-ionosphere.data.json", tmp_path)
+    tally = faults.run_read_only(
+        small / "class-ionosphere.meta.json", small / "class-ionosphere.data.json", tmp_path
+    )
     if tally.failures == [] and tally.tried == 1:
         pytest.skip("a tmpfs cannot be mounted here (needs root)")
     assert_all_handled(tally, 7)

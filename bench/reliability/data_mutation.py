@@ -155,7 +155,8 @@ def _data_case(rng: random.Random, pair: str, meta: str, data: bytes, is_sequenc
     n = rng.randrange(len(lines))
     lineno = n + 1
     kind = rng.choice(
-        list(LINE_MUTATIONS) + ["truncate", "truncate-file", "bad-utf8", "delete", "duplicate", "blank", "crlf"]
+        list(LINE_MUTATIONS)
+        + ["truncate", "truncate-file", "bad-utf8", "delete", "duplicate", "blank", "crlf"]
     )
     how = f"{kind} at line {lineno}"
     if kind in LINE_MUTATIONS:
@@ -190,8 +191,20 @@ def _data_case(rng: random.Random, pair: str, meta: str, data: bytes, is_sequenc
 
 
 def _meta_case(rng: random.Random, pair: str, meta: str, data: bytes) -> Case:
-    kind = rng.choice(["truncate", "bad-utf8", "not-object", "drop-key", "key-type", "stats", "datatype",
-                       "labels", "lines-written", "features-arity"])
+    kind = rng.choice(
+        [
+            "truncate",
+            "bad-utf8",
+            "not-object",
+            "drop-key",
+            "key-type",
+            "stats",
+            "datatype",
+            "labels",
+            "lines-written",
+            "features-arity",
+        ]
+    )
     obj = json.loads(meta)
     how = f"meta {kind}"
     if kind == "truncate":
@@ -226,7 +239,9 @@ def _meta_case(rng: random.Random, pair: str, meta: str, data: bytes) -> Case:
     elif kind == "lines-written":
         obj["linesWritten"] = rng.choice([0, -5, 10**9, "7"])
     elif kind == "features-arity":
-        obj["features"] = obj["features"][:-1] if rng.random() < 0.5 else obj["features"] + obj["features"][:1]
+        obj["features"] = (
+            obj["features"][:-1] if rng.random() < 0.5 else obj["features"] + obj["features"][:1]
+        )
     return Case(pair, how, json.dumps(obj).replace('"@NaN@"', "NaN"), data, "meta")
 
 
@@ -277,7 +292,9 @@ def judge_reply(case: Case, reply: Any, meta: Path, data: Path) -> tuple[str, st
         if f"{data}:{case.line}" not in error["message"]:
             return "lost", f"the message does not name {data.name}:{case.line}: {error['message'][:300]}"
         return "handled", ""
-    if not 1000 <= error["code"] <= 1010 or not (str(meta) in error["message"] or str(data) in error["message"]):
+    if not 1000 <= error["code"] <= 1010 or not (
+        str(meta) in error["message"] or str(data) in error["message"]
+    ):
         return "lost", f"a meta error that names neither file: {json.dumps(error)[:400]}"
     return "handled", ""
 
@@ -301,8 +318,11 @@ def run_data_mutation(
             "jsonrpc": "2.0",
             "id": i,
             "method": "train",
-            "params": {"meta": str(meta), "model": str(meta.parent / "model"),
-                       "options": {"max_epochs": 1, "seed": 1, "threads": 1}},
+            "params": {
+                "meta": str(meta),
+                "model": str(meta.parent / "model"),
+                "options": {"max_epochs": 1, "seed": 1, "threads": 1},
+            },
         }
         reply = engine.request(request, timeout=300)
         label = f"seed {seed} case {i} {case.pair}: {case.how}"
@@ -325,9 +345,21 @@ def run_cli_case(case: Case, directory: Path, label: str) -> tuple[str, str, str
     """``lfengine train`` on one case: exit 0, or exit 1 with one ERROR line naming file (and line)."""
     meta, data = write_case(case, directory)
     proc = subprocess.run(
-        [sys.executable, "-m", "lfengine", "train", str(meta), str(directory / "model"), "--max-epochs", "1",
-         "--threads", "1"],
-        capture_output=True, timeout=600, env=engine_env(),
+        [
+            sys.executable,
+            "-m",
+            "lfengine",
+            "train",
+            str(meta),
+            str(directory / "model"),
+            "--max-epochs",
+            "1",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        timeout=600,
+        env=engine_env(),
     )
     label += f" {case.pair}: {case.how}"
     err = proc.stderr.decode("utf-8", "replace")

@@ -50,12 +50,16 @@ def model_problem(model_dir: Path) -> str | None:
 
 
 # --- kill -9 then resume ----------------------------------------------------------------------
-def _train_until_killed(meta: Path, model_dir: Path, delay: float, max_epochs: int) -> tuple[int | None, float]:
+def _train_until_killed(
+    meta: Path, model_dir: Path, delay: float, max_epochs: int
+) -> tuple[int | None, float]:
     """Start a training, SIGKILL it ``delay`` seconds after it begins training; (exit code, seconds
     from the start of training to the exit)."""
     proc = subprocess.Popen(
         _cli("train", str(meta), str(model_dir), *_options(max_epochs)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=engine_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=engine_env(),
     )
     lines: list[str] = []
     training = threading.Event()
@@ -100,13 +104,17 @@ def run_kill_resume(meta: Path, workdir: Path, count: int, *, seed: int, max_epo
         killed, _ = _train_until_killed(meta, model_dir, delay, max_epochs)
         resumed = subprocess.run(
             _cli("train", str(meta), str(model_dir), "--resume", *_options(max_epochs)),
-            capture_output=True, timeout=900, env=engine_env(),
+            capture_output=True,
+            timeout=900,
+            env=engine_env(),
         )
         err = resumed.stderr.decode("utf-8", "replace")
         if TRACEBACK in err:
             tally.add("traceback", case, err[-1500:])
         elif resumed.returncode != 0:
-            tally.add("crash", case, f"killed (exit {killed}); resume exit {resumed.returncode}: {err[-800:]}")
+            tally.add(
+                "crash", case, f"killed (exit {killed}); resume exit {resumed.returncode}: {err[-800:]}"
+            )
         elif (problem := model_problem(model_dir)) is not None:
             tally.add("lost", case, problem)
         else:
@@ -130,8 +138,16 @@ def run_sigterm(meta: Path, workdir: Path, count: int, *, seed: int) -> Tally:
         model_dir = workdir / f"term{i}"
         engine = Engine("json", workdir)
         case = f"seed {seed} sigterm {i}"
-        engine.send(engine.encode({"jsonrpc": "2.0", "id": 1, "method": "init", "params": {"notifications": ["progress"]}}))
-        train = {"meta": str(meta), "model": str(model_dir), "options": {"max_epochs": 1000, "batch_size": 4, "threads": 1}}
+        engine.send(
+            engine.encode(
+                {"jsonrpc": "2.0", "id": 1, "method": "init", "params": {"notifications": ["progress"]}}
+            )
+        )
+        train = {
+            "meta": str(meta),
+            "model": str(model_dir),
+            "options": {"max_epochs": 1000, "batch_size": 4, "threads": 1},
+        }
         for message in (
             {"jsonrpc": "2.0", "id": 2, "method": "train", "params": train},
             {"jsonrpc": "2.0", "id": 3, "method": "describe", "params": {"meta": str(meta)}},
@@ -191,7 +207,9 @@ def tmpfs(path: Path, size: str, *, read_only: bool = False) -> Iterator[bool]:
     mounted = (
         os.geteuid() == 0
         and shutil.which("mount") is not None
-        and subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
+        ).returncode
         == 0
     )
     try:
@@ -216,8 +234,13 @@ def run_read_only(meta: Path, data: Path, workdir: Path) -> Tally:
             tally.add("handled", "skipped: tmpfs cannot be mounted here (not root)")
             return tally
         model_dir = mount / "model"
-        subprocess.run(_cli("train", str(meta), str(model_dir), "--max-epochs", "1", "--threads", "1"),
-                       check=True, capture_output=True, timeout=900, env=engine_env())
+        subprocess.run(
+            _cli("train", str(meta), str(model_dir), "--max-epochs", "1", "--threads", "1"),
+            check=True,
+            capture_output=True,
+            timeout=900,
+            env=engine_env(),
+        )
         _remount(mount, "ro")
         engine = Engine("json", workdir)
         first = json.loads(data.read_text().splitlines()[0])[0]
@@ -225,20 +248,39 @@ def run_read_only(meta: Path, data: Path, workdir: Path) -> Tally:
             ("apply", "apply-batch", {"model": str(model_dir), "instances": [first]}, None),
             ("evaluate", "evaluate", {"model": str(model_dir), "data": str(data)}, None),
             ("describe", "describe", {"model": str(model_dir)}, None),
-            ("train into it", "train", {"meta": str(meta), "model": str(model_dir), "options": {"max_epochs": 1}}, "error"),
-            ("resume into it", "train", {"meta": str(meta), "model": str(model_dir), "options": {"resume": True}}, "error"),
-            ("train a new dir in it", "train", {"meta": str(meta), "model": str(mount / "new"), "options": {"max_epochs": 1}}, "error"),
+            (
+                "train into it",
+                "train",
+                {"meta": str(meta), "model": str(model_dir), "options": {"max_epochs": 1}},
+                "error",
+            ),
+            (
+                "resume into it",
+                "train",
+                {"meta": str(meta), "model": str(model_dir), "options": {"resume": True}},
+                "error",
+            ),
+            (
+                "train a new dir in it",
+                "train",
+                {"meta": str(meta), "model": str(mount / "new"), "options": {"max_epochs": 1}},
+                "error",
+            ),
         ]
         for i, (name, method, params, expect) in enumerate(cases):
             engine.frame = i
-            reply = engine.request({"jsonrpc": "2.0", "id": i, "method": method, "params": params}, timeout=600)
+            reply = engine.request(
+                {"jsonrpc": "2.0", "id": i, "method": method, "params": params}, timeout=600
+            )
             tally.add(*_judge_plain(name, reply, expect, str(model_dir) if expect else None, engine, i))
         status = engine.request({"jsonrpc": "2.0", "id": "s", "method": "status"}, timeout=120)
         if not (is_response(status) and "result" in status):
             tally.add("crash", "status after the read-only cases", repr(status))
         engine.close(120)
         problem = model_problem(model_dir)
-        tally.add(*(("lost", "the model after the attempts", problem) if problem else ("handled", "model intact")))
+        tally.add(
+            *(("lost", "the model after the attempts", problem) if problem else ("handled", "model intact"))
+        )
     tally.seconds = time.monotonic() - started
     return tally
 
@@ -264,7 +306,9 @@ def _judge_plain(name: str, reply, expect: str | None, must_name: str | None, en
     return "handled", name, ""
 
 
-def run_full_disk(meta: Path, workdir: Path, *, seed: int, fills: tuple[int, ...] = (0, 4096, 32768, 131072)) -> Tally:
+def run_full_disk(
+    meta: Path, workdir: Path, *, seed: int, fills: tuple[int, ...] = (0, 4096, 32768, 131072)
+) -> Tally:
     """Training onto a nearly full disk: a typed error (or success) and, for a directory that
     held a model, the old model still loads; no temp files; the engine keeps serving."""
     tally = Tally("full disk")
@@ -308,8 +352,12 @@ def run_full_disk(meta: Path, workdir: Path, *, seed: int, fills: tuple[int, ...
 
 
 def _train_request(rid: str, meta: Path, model_dir: Path) -> dict:
-    return {"jsonrpc": "2.0", "id": rid, "method": "train",
-            "params": {"meta": str(meta), "model": str(model_dir), "options": {"max_epochs": 2, "threads": 1}}}
+    return {
+        "jsonrpc": "2.0",
+        "id": rid,
+        "method": "train",
+        "params": {"meta": str(meta), "model": str(model_dir), "options": {"max_epochs": 2, "threads": 1}},
+    }
 
 
 def _fill(mount: Path, filler: Path, free: int) -> None:

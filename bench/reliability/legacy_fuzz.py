@@ -25,7 +25,7 @@ from bench.reliability.mutate import mutate_bytes
 from bench.reliability.tally import Tally
 
 STOP_VARIANTS = [b"STOP", b"STOP\r", b" STOP ", b"\tSTOP", b"\xef\xbb\xbfSTOP", b"STOP  \r"]
-NOT_STOP = [b"stop", b"STOPX", b"STOP STOP", b"S TOP", b"\"STOP\"", b"[\"STOP\"]", b"STO", b"STOP\x00"]
+NOT_STOP = [b"stop", b"STOPX", b"STOP STOP", b"S TOP", b'"STOP"', b'["STOP"]', b"STO", b"STOP\x00"]
 
 
 @dataclass
@@ -46,9 +46,21 @@ def valid_instances(data_file: Path, limit: int = 20) -> list[Any]:
 class ApplyProcess:
     def __init__(self, model: Model, cwd: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lfengine", "gate-apply", str(model.prefix), "--cuda", "False",
-             "--metafile", str(model.meta)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+            [
+                sys.executable,
+                "-m",
+                "lfengine",
+                "gate-apply",
+                str(model.prefix),
+                "--cuda",
+                "False",
+                "--metafile",
+                str(model.meta),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
             env=engine_env(),
         )
         self.line = -1
@@ -112,7 +124,9 @@ def make_line(rng: random.Random, model: Model) -> tuple[bytes, str, str]:
     """(line without its newline, expectation "ok" | "error" | "any", description)."""
     instance = rng.choice(model.instances)
     text = json.dumps(instance).encode()
-    kind = rng.choice(("valid", "crlf", "arity", "arity", "type", "bytes", "bytes", "binary", "blank", "notstop"))
+    kind = rng.choice(
+        ("valid", "crlf", "arity", "arity", "type", "bytes", "bytes", "binary", "blank", "notstop")
+    )
     if kind == "valid":
         return rng.choice((text, b"\xef\xbb\xbf" + text, b"  " + text)), "ok", "valid instance"
     if kind == "crlf":
@@ -178,7 +192,9 @@ def _check_reply(raw: bytes, expect: str, model_labels: list[str] | None) -> tup
     return "handled", ""
 
 
-def run_legacy_fuzz(models: list[Model], count: int, *, seed: int, workdir: Path, per_process: int = 1000) -> Tally:
+def run_legacy_fuzz(
+    models: list[Model], count: int, *, seed: int, workdir: Path, per_process: int = 1000
+) -> Tally:
     """``count`` request lines over processes of each model, ending each with a STOP variant."""
     tally = Tally("legacy apply.sh fuzz")
     rng = random.Random(f"legacy-{seed}")
@@ -247,7 +263,10 @@ def train_models(lfdata: Path, workdir: Path) -> list[Model]:
         prefix = workdir / f"{pair}.model"
         subprocess.run(
             [sys.executable, "-m", "lfengine", "gate-train", str(meta), str(prefix), "--maxepochs", "1"],
-            check=True, capture_output=True, timeout=900, env=engine_env(),
+            check=True,
+            capture_output=True,
+            timeout=900,
+            env=engine_env(),
         )
         models.append(Model(prefix, meta, valid_instances(tiny / f"{pair}.data.json"), is_sequence))
     return models

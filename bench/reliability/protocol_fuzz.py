@@ -178,7 +178,9 @@ class ProtocolFuzz:
         engine.frame = -1
         reply = engine.request({"jsonrpc": "2.0", "id": "final-status", "method": "status"}, timeout=300)
         ok = is_response(reply) and "result" in reply
-        bye = engine.request({"jsonrpc": "2.0", "id": "bye", "method": "shutdown"}, timeout=300) if ok else None
+        bye = (
+            engine.request({"jsonrpc": "2.0", "id": "bye", "method": "shutdown"}, timeout=300) if ok else None
+        )
         code = engine.close(timeout=120)
         if not ok or not (is_response(bye) and bye.get("result") == {}) or code != 0:
             self.tally.add(
@@ -216,7 +218,9 @@ class ProtocolFuzz:
         self.sentinels += 1
         sentinel_id = f"sentinel-{self.sentinels}"
         tail = engine.encode(CANCEL) if is_train else b""
-        sent = engine.send(data + tail + engine.encode({"jsonrpc": "2.0", "id": sentinel_id, "method": "status"}))
+        sent = engine.send(
+            data + tail + engine.encode({"jsonrpc": "2.0", "id": sentinel_id, "method": "status"})
+        )
         if not sent:
             return "crash", f"the engine stopped reading; exit {engine.proc.poll()}\n{engine.stderr_tail()}"
         replies: list[dict] = []
@@ -254,7 +258,10 @@ class ProtocolFuzz:
         if ids == LOOSE:
             return "handled", ""
         if len(replies) != len(ids):
-            return "lost", f"owed {len(ids)} responses (ids {ids!r:.100}), got {len(replies)}: {replies!r:.600}"
+            return (
+                "lost",
+                f"owed {len(ids)} responses (ids {ids!r:.100}), got {len(replies)}: {replies!r:.600}",
+            )
         for want, reply in zip(ids, replies):
             if want is not None and reply["id"] != want:
                 return "lost", f"response id {reply['id']!r} for a request with id {want!r}"
@@ -299,7 +306,13 @@ class ProtocolFuzz:
 
 
 def run_protocol_fuzz(
-    fmt: str, count: int, *, seed: int, lfdata: Path, workdir: Path, frames_per_process: int = 2500,
+    fmt: str,
+    count: int,
+    *,
+    seed: int,
+    lfdata: Path,
+    workdir: Path,
+    frames_per_process: int = 2500,
     time_limit: float = 3600.0,
 ) -> Tally:
     fuzz = ProtocolFuzz(fmt, seed=seed, lfdata=lfdata, workdir=workdir, frames_per_process=frames_per_process)
