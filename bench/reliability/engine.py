@@ -71,6 +71,21 @@ def is_notification(msg: Any) -> bool:
     )
 
 
+def close_process(proc: subprocess.Popen, timeout: float) -> int | None:
+    """Close the child's stdin and wait for its exit code; kill it and return None after ``timeout``."""
+    try:
+        if proc.stdin is not None and not proc.stdin.closed:
+            proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+        return None
+
+
 class Engine:
     """One ``lfengine serve`` child; ``frame`` is the index of the frame being answered."""
 
@@ -168,18 +183,7 @@ class Engine:
         return None
 
     def close(self, timeout: float) -> int | None:
-        """Close stdin and wait for the exit code; kill and return None after ``timeout``."""
-        stdin = self.proc.stdin
-        try:
-            if stdin is not None and not stdin.closed:
-                stdin.close()
-        except OSError:
-            pass
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
+        return close_process(self.proc, timeout)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -219,6 +219,15 @@ def tmpfs(path: Path, size: str, *, read_only: bool = False) -> Iterator[bool]:
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
+@contextlib.contextmanager
+def _scratch_file_system(tally: Tally, mount: Path) -> Iterator[bool]:
+    """A 64 MiB tmpfs at ``mount`` for one category; marks the tally skipped where there is none."""
+    with tmpfs(mount, "64m") as mounted:
+        if not mounted:
+            tally.skipped = "a tmpfs cannot be mounted here (needs root)"
+        yield mounted
+
+
 def _remount(path: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True, capture_output=True)
 
@@ -229,9 +238,8 @@ def run_read_only(meta: Path, data: Path, workdir: Path) -> Tally:
     tally = Tally("read-only model dir")
     started = time.monotonic()
     mount = workdir / "ro"
-    with tmpfs(mount, "64m") as mounted:
+    with _scratch_file_system(tally, mount) as mounted:
         if not mounted:
-            tally.add("handled", "skipped: tmpfs cannot be mounted here (not root)")
             return tally
         model_dir = mount / "model"
         subprocess.run(
@@ -314,9 +322,8 @@ def run_full_disk(
     tally = Tally("full disk")
     started = time.monotonic()
     mount = workdir / "disk"
-    with tmpfs(mount, "64m") as mounted:
+    with _scratch_file_system(tally, mount) as mounted:
         if not mounted:
-            tally.add("handled", "skipped: tmpfs cannot be mounted here (not root)")
             return tally
         engine = Engine("json", workdir)
         old = mount / "old"

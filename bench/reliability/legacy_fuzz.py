@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.reliability.engine import TRACEBACK, engine_env
+from bench.reliability.engine import TRACEBACK, close_process, engine_env
 from bench.reliability.mutate import mutate_bytes
 from bench.reliability.tally import Tally
 
@@ -107,17 +107,7 @@ class ApplyProcess:
             return list(self.replies)
 
     def close(self, timeout: float) -> int | None:
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(30)
-            return None
+        return close_process(self.proc, timeout)
 
 
 def make_line(rng: random.Random, model: Model) -> tuple[bytes, str, str]:

@@ -31,6 +31,7 @@ class Tally:
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
     keep: int = 20
+    skipped: str | None = None  # why nothing could be tried here
 
     @property
     def tried(self) -> int:
@@ -61,6 +62,9 @@ def table(tallies: list[Tally]) -> str:
     rows = [head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for t in tallies:
         c = t.counts
+        if t.skipped:
+            rows.append(f"| {t.category} | skipped: {t.skipped} | | | | | | |")
+            continue
         rows.append(
             f"| {t.category} | {t.tried} | {c['handled']} | {c['crash']} | {c['hang']} | "
             f"{c['traceback']} | {c['lost']} | {t.seconds:.0f} |"
