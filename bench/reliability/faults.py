@@ -34,13 +34,13 @@ def leftovers(model_dir: Path) -> list[str]:
     return sorted(p.name for p in model_dir.iterdir() if p.name.endswith(".tmp"))
 
 
-def model_problem(model_dir: Path) -> str | None:
+def model_problem(model_dir: Path, *, allow_leftovers: bool = False) -> str | None:
     """Why the directory is not a usable model (None if it is), loaded by the real code."""
     from lfengine import service
     from lfengine.errors import LfEngineError
 
     left = leftovers(model_dir)
-    if left:
+    if left and not allow_leftovers:
         return f"temporary files left: {left}"
     try:
         service.load_model(str(model_dir))
@@ -102,6 +102,10 @@ def run_kill_resume(meta: Path, workdir: Path, count: int, *, seed: int, max_epo
         delay = rng.uniform(0, span)
         case = f"seed {seed} kill {i} at {delay:.2f} s of ~{span:.1f} s training"
         killed, _ = _train_until_killed(meta, model_dir, delay, max_epochs)
+        saved = (model_dir / "model.json").exists()
+        if saved and (problem := model_problem(model_dir, allow_leftovers=True)):
+            tally.add("lost", case, f"right after the kill (exit {killed}): {problem}")
+            continue
         resumed = subprocess.run(
             _cli("train", str(meta), str(model_dir), "--resume", *_options(max_epochs)),
             capture_output=True,
