@@ -8,8 +8,9 @@ from typing import Any
 
 METHODS = ["init", "train", "apply-batch", "describe", "evaluate", "status", "cancel", "predict", ""]
 
-#: Values swapped in anywhere. No device paths (/dev/zero) and no mid-sized integers that would
-#: make a valid network of tens of gigabytes: the suite must stay safe for a shared machine.
+#: Values swapped in anywhere. No device paths (/dev/zero), no directory outside the fuzzer's
+#: scratch directory (a fuzzed train may write a model there) and no mid-sized integers that
+#: would make a valid network of tens of gigabytes: the suite must stay safe for a shared machine.
 VALUES: list[Any] = [
     None,
     True,
@@ -33,9 +34,8 @@ VALUES: list[Any] = [
     "\u00e9\u4e2d\U0001f600",
     "a\u0000b",
     "/nonexistent/file.meta.json",
-    "/tmp",
-    ".",
-    "../shared",
+    ".",  # the engine's working directory: the fuzzer's own scratch directory
+    "sub/..",
     [],
     [[]],
     [None],
