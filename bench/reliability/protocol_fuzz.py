@@ -115,7 +115,9 @@ class ProtocolFuzz:
         self.tiny = slice_lfdata(lfdata, workdir / "lfdata", lines=24)
         self.tmp = workdir / "tmp"
         self.tmp.mkdir(exist_ok=True)
-        self.objects, self.raw = session_requests(lfdata=self.tiny, tmp=self.tmp)
+        # Paths relative to the engine's working directory (the scratch directory): a mutated
+        # path then still points inside it, so a fuzzed train never writes elsewhere.
+        self.objects, self.raw = session_requests(lfdata=Path("lfdata"), tmp=Path("tmp"))
         self.prelude = prelude(self.objects)
         self.frames_per_process = frames_per_process
         self.engine: Engine | None = None
