@@ -308,7 +308,8 @@ def _train(
     log_path = store.model_paths(model_dir_path).log
     defaults = TrainOptions().to_dict()
     changed = {k: v for k, v in options.to_dict().items() if v != defaults[k]}
-    runlog.append_text(log_path, runlog.run_header(facts, changed))
+    with store.file_system_errors("write the training log", log_path):  # a full disk: 1020
+        runlog.append_text(log_path, runlog.run_header(facts, changed))
     with _log_to(log_path):
         if options.resume:
             # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
@@ -334,7 +335,10 @@ def _train(
         "best": state.best_metrics,
         "seconds": time.monotonic() - started,
     }
-    runlog.append_text(log_path, runlog.run_footer(result))
+    try:  # the model is saved: a log that cannot be written must not cost the result
+        runlog.append_text(log_path, runlog.run_footer(result))
+    except OSError as exc:
+        log.warning("cannot write %s: %s", log_path, exc)
     return result
 
 
