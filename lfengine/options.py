@@ -39,6 +39,7 @@ PATH_OPTIONS = ("valfile", "stop_file", "module")
 NGRAM_LAYERS = ("cnn", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+VALSPLITS = ("random", "tail")
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -95,6 +96,9 @@ class TrainOptions:
         False, "skip malformed training lines (counted in the log) instead of failing"
     )
     shuffle: bool = _opt(True, "shuffle before the validation split (--no-shuffle: keep file order)")
+    valsplit: str | None = _opt(
+        None, "which items validate: random (default) or tail (the file's last part, like new documents)"
+    )
     validate_every_epochs: int = _opt(1, "validate every N epochs")
     validate_every_batches: int | None = _opt(None, "also validate every N batches")
     validate_every_instances: int | None = _opt(None, "also validate every N training instances")
@@ -114,6 +118,8 @@ class TrainOptions:
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.precision not in PRECISIONS:
             raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.valsplit is not None and self.valsplit not in VALSPLITS:
+            raise OptionError(f"valsplit must be one of {', '.join(VALSPLITS)}, got {self.valsplit!r}")
         if self.valsize is not None and not (math.isfinite(self.valsize) and 0 <= self.valsize <= MAX_COUNT):
             raise OptionError(f"valsize must be a number between 0 and {MAX_COUNT}, got {self.valsize}")
         for name, (low, high) in INT_RANGES.items():

@@ -6,9 +6,11 @@ JSON-able dicts, so every front end runs exactly the same code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +30,7 @@ from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
+from lfengine.data.rows import remap_untrained, restrict_to_trained
 from lfengine.errors import DataLineError, ModelError, OptionError
 from lfengine.model_parts import save_part
 from lfengine.options import TrainOptions
@@ -51,11 +54,29 @@ def _device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+class _TrainLogHandler(logging.FileHandler):
+    """train.log: a write that fails (a full disk) costs the log file, never the training, and
+    is reported once on stderr, without the traceback logging would print for each record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failed_stream, self.stream = self.stream, None
+        logging.getLogger().removeHandler(self)
+        sys.stderr.write(f"lfengine: cannot write {self.baseFilename} any more: {sys.exc_info()[1]}\n")
+        with contextlib.suppress(OSError):
+            if failed_stream is not None:
+                failed_stream.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            super().close()
+
+
 @contextmanager
 def _log_to(path: Path):
     """Copy log records to the model's train.log while training runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    with store.file_system_errors("write the training log", path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = _TrainLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -78,7 +99,9 @@ def _read_splits(spec: FeatureSpec, codec: Codec, options: TrainOptions) -> tupl
         val = read_data(codec, options.valfile, skip_bad_lines=options.skip_bad_lines).data
         return data, val
     validation = split_sizes(len(data), options)[1]
-    train_idx, val_idx = split_indices(len(data), validation, seed=options.seed, shuffle=options.shuffle)
+    train_idx, val_idx = split_indices(
+        len(data), validation, seed=options.seed, shuffle=options.shuffle, valsplit=options.valsplit
+    )
     return data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
 
 
@@ -135,6 +158,8 @@ def _check_paths(model_dir: str, options: TrainOptions) -> None:
     model_json = store.model_paths(model_dir).model_json
     if model_json.exists() and not options.no_train:
         store.refuse_foreign_model_json(model_json)
+    if not options.no_train:
+        store.check_writable(model_dir)
     if options.stop_file and os.path.lexists(options.stop_file) and not os.path.isfile(options.stop_file):
         raise OptionError(
             f"stop_file {options.stop_file} exists and is not a regular file: training would stop at "
@@ -202,6 +227,12 @@ def _train(
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     train_data, val_data = _read_splits(spec, codec, options)
     plan = plan_model(spec, options, len(train_data), codec, init)
+    if plan.config.oov_untrained and not options.resume:  # a resumed codec has this already
+        # Values only in the validation split (or nowhere) are unknown from here on.
+        restrict_to_trained(codec, train_data)
+        if val_data is not None:
+            val_data = remap_untrained(codec, val_data)
+        log.info("embedding rows (trained / pretrained only / mapped to OOV): %s", codec.row_counts)
     if options.device == "auto":
         dense = dense_parameters(plan.model)
         device = torch.device(auto_device(dense, torch.cuda.is_available(), options.precision))
@@ -314,7 +345,8 @@ def _train(
     if main:
         defaults = TrainOptions().to_dict()
         changed = {k: v for k, v in options.to_dict().items() if v != defaults[k]}
-        runlog.append_text(log_path, runlog.run_header(facts, changed))
+        with store.file_system_errors("write the training log", log_path):  # a full disk: 1020
+            runlog.append_text(log_path, runlog.run_header(facts, changed))
     failed = True
     try:
         with _log_to(log_path) if main else nullcontext():
@@ -347,7 +379,10 @@ def _train(
         "best": state.best_metrics,
         "seconds": time.monotonic() - started,
     }
-    runlog.append_text(log_path, runlog.run_footer(result))
+    try:  # the model is saved: a log that cannot be written must not cost the result
+        runlog.append_text(log_path, runlog.run_footer(result))
+    except OSError as exc:
+        log.warning("cannot write %s: %s", log_path, exc)
     return result
 
 
