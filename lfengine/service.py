@@ -279,13 +279,16 @@ def _train(
             "seconds": time.monotonic() - started,
             "description": description,
         }
+    codec_ref = None
+    if main:  # the vocabularies, written once here rather than at each save of the model
+        with store.file_system_errors("write the vocabularies to", model_dir_path):  # a full disk: 1020
+            codec_ref = save_part(model_dir_path, "codec", codec.to_dict())
     metadata = {
         "task": codec.task,
         "is_sequence": codec.is_sequence,
         "labels": codec.labels,
         "num_features": codec.num_features,
-        # The vocabularies, written once here rather than at each save of the model.
-        "codec": save_part(model_dir_path, "codec", codec.to_dict()) if main else None,
+        "codec": codec_ref,
         "config": plan.config.to_dict(),
         "description": description,
         "training": {

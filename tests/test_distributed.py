@@ -79,10 +79,14 @@ def test_shard_gives_every_rank_items_and_covers_the_batch() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "epochs"),
-    [("seq-pos1", 2), ("class-ngram-sp1", 8)],
+    ("name", "epochs", "tolerance"),
+    # seq-pos1 validates on ~1,900 tokens: 1 point. class-ngram-sp1 on 100 sentences, where one
+    # seed differs from the next by 2 points (README) and 1 point is one sentence: 4 points.
+    [("seq-pos1", 2, 0.01), ("class-ngram-sp1", 8, 0.04)],
 )
-def test_two_workers_train_within_a_point_of_one_worker(name: str, epochs: int, tmp_path: Path) -> None:
+def test_two_workers_train_within_a_point_of_one_worker(
+    name: str, epochs: int, tolerance: float, tmp_path: Path
+) -> None:
     meta = LFDATA / f"{name}.meta.json"
     if not meta.is_file():
         pytest.skip(f"{meta} is not there (shared LF data absent)")
@@ -90,7 +94,10 @@ def test_two_workers_train_within_a_point_of_one_worker(name: str, epochs: int, 
     one = _finish(_train_cli(meta, tmp_path / "one", [*flags, "--threads", "1"]))
     two = _finish(_train_cli(meta, tmp_path / "two", [*flags, "--workers", "2"]))
     assert two["epochs"] == one["epochs"] == epochs
-    assert abs(two["best"]["accuracy"] - one["best"]["accuracy"]) <= 0.01 + 1e-9, (one["best"], two["best"])
+    assert abs(two["best"]["accuracy"] - one["best"]["accuracy"]) <= tolerance + 1e-9, (
+        one["best"],
+        two["best"],
+    )
     # One model directory, written by rank 0 alone, loadable and consistent with its metrics.
     model = service.load_model(str(tmp_path / "two"))
     assert model.metadata["training"]["options"]["workers"] == 2
