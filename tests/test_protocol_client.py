@@ -329,3 +329,15 @@ def test_evaluate_replies_with_the_confusion_matrix_the_command_line_prints(engi
     capsys.readouterr()
     assert cli.main(["evaluate", str(engine.models / "tagger"), data, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["confusion"] == confusion  # one computation, two fronts
+
+
+def test_command_line_apply_puts_each_token_of_real_data_beside_the_protocols_label(engine, capsys):
+    data = LFDATA / "seq-pos2.data.json"
+    records = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    capsys.readouterr()
+    assert cli.main(["apply", str(engine.models / "tagger"), str(data), "--labeled"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["tokens"] for line in lines] == [[element[0] for element in seq] for seq, _ in records]
+    assert lines[0]["tokens"][:3] == ["horse", "racing", "-"]  # Token string_lc, the export's A column
+    tagged = engine.call("apply-batch", {"model": "tagger", "instances": [seq for seq, _ in records[:5]]})
+    assert [line["label"] for line in lines[:5]] == [p["label"] for p in tagged["predictions"]]
