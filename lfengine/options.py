@@ -36,6 +36,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 PATH_OPTIONS = ("valfile", "stop_file", "module")
 NGRAM_LAYERS = ("cnn", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
+VALSPLITS = ("random", "tail")
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -88,6 +89,9 @@ class TrainOptions:
         False, "skip malformed training lines (counted in the log) instead of failing"
     )
     shuffle: bool = _opt(True, "shuffle before the validation split (--no-shuffle: keep file order)")
+    valsplit: str | None = _opt(
+        None, "which items validate: random (default) or tail (the file's last part, like new documents)"
+    )
     validate_every_epochs: int = _opt(1, "validate every N epochs")
     validate_every_batches: int | None = _opt(None, "also validate every N batches")
     validate_every_instances: int | None = _opt(None, "also validate every N training instances")
@@ -105,6 +109,8 @@ class TrainOptions:
             raise OptionError(f"ngram_layer must be 'cnn' or 'lstm', got {self.ngram_layer!r}")
         if self.device not in DEVICES and not re.fullmatch(r"cuda:\d{1,4}", self.device):
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.valsplit is not None and self.valsplit not in VALSPLITS:
+            raise OptionError(f"valsplit must be one of {', '.join(VALSPLITS)}, got {self.valsplit!r}")
         if self.valsize is not None and not (math.isfinite(self.valsize) and 0 <= self.valsize <= MAX_COUNT):
             raise OptionError(f"valsize must be a number between 0 and {MAX_COUNT}, got {self.valsize}")
         for name, (low, high) in INT_RANGES.items():

@@ -25,6 +25,7 @@ from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
+from lfengine.data.rows import remap_untrained, restrict_to_trained
 from lfengine.errors import DataLineError, ModelError, OptionError
 from lfengine.metrics import confusion_matrix
 from lfengine.options import TrainOptions
@@ -75,7 +76,9 @@ def _read_splits(spec: FeatureSpec, codec: Codec, options: TrainOptions) -> tupl
         val = read_data(codec, options.valfile, skip_bad_lines=options.skip_bad_lines).data
         return data, val
     validation = split_sizes(len(data), options)[1]
-    train_idx, val_idx = split_indices(len(data), validation, seed=options.seed, shuffle=options.shuffle)
+    train_idx, val_idx = split_indices(
+        len(data), validation, seed=options.seed, shuffle=options.shuffle, valsplit=options.valsplit
+    )
     return data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
 
 
@@ -195,6 +198,12 @@ def _train(
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     train_data, val_data = _read_splits(spec, codec, options)
     plan = plan_model(spec, options, len(train_data), codec, init)
+    if plan.config.oov_untrained and not options.resume:  # a resumed codec has this already
+        # Values only in the validation split (or nowhere) are unknown from here on.
+        restrict_to_trained(codec, train_data)
+        if val_data is not None:
+            val_data = remap_untrained(codec, val_data)
+        log.info("embedding rows (trained / pretrained only / mapped to OOV): %s", codec.row_counts)
     description = describe_plan(plan, options)
     facts = runlog.run_facts(
         meta_path,

@@ -28,6 +28,7 @@ from lfengine.builder.config import ModelConfig
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
+from lfengine.data.rows import rare_rows
 from lfengine.errors import OptionError
 from lfengine.metrics import single_predicted_label
 from lfengine.predictor import Predictor, headline
@@ -61,6 +62,8 @@ class TrainState:
     best_metrics: dict[str, float] = field(default_factory=dict)
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # training time (wall) before the current run, for resumed runs
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -129,6 +132,16 @@ class Trainer:
         self.state = TrainState()
         self.rng = np.random.default_rng(seed)
         self.position: EpochPosition | None = None  # set by resume() after a mid-epoch stop
+        self.rare: dict[int, torch.Tensor] = {}  # emb_id's rare-row mask per token column (fit)
+        self.rare_lists: dict[int, torch.Tensor] = {}
+        self.clock = (time.monotonic(), time.process_time())  # when this run started
+
+    def _elapsed(self) -> tuple[float, float]:
+        """Training time so far, wall and CPU seconds, counting the runs before a resume."""
+        return (
+            self.state.seconds + time.monotonic() - self.clock[0],
+            self.state.cpu_seconds + time.process_time() - self.clock[1],
+        )
 
     # --- resume ---------------------------------------------------------------------------
     def checkpoint_payload(self, position: EpochPosition | None = None) -> dict[str, Any]:
@@ -149,6 +162,8 @@ class Trainer:
                 "best_metrics": s.best_metrics,
                 "bad_epochs": s.bad_epochs,
                 "history": s.history,
+                "seconds": self._elapsed()[0],
+                "cpu_seconds": self._elapsed()[1],
             },
         }
 
@@ -175,6 +190,8 @@ class Trainer:
             best_metrics=s["best_metrics"],
             bad_epochs=s["bad_epochs"],
             history=s["history"],
+            seconds=s.get("seconds", 0.0),
+            cpu_seconds=s.get("cpu_seconds", 0.0),
         )
         log.info(
             "resuming after epoch %d%s (best so far: epoch %d)",
@@ -187,6 +204,18 @@ class Trainer:
     def fit(self, train: Encoded, val: Encoded | None) -> str:
         """Train until max epochs, early stopping or a stop signal; returns why it stopped."""
         cfg, s = self.config, self.state
+        self.clock = (time.monotonic(), time.process_time())
+        rare = rare_rows(self.codec, train) if cfg.unk_replace > 0 else {}
+        self.rare = {
+            j: torch.from_numpy(rare[self.codec.nominal[j].emb_id]).to(self.device)
+            for j in self.codec.token_columns
+            if self.codec.nominal[j].emb_id in rare
+        }
+        self.rare_lists = {
+            k: torch.from_numpy(rare[self.codec.lists[k].emb_id]).to(self.device)
+            for k in self.codec.token_lists
+            if self.codec.lists[k].emb_id in rare
+        }
         lengths = train.lengths()
         bucket = train.seq_offsets is not None
         started = time.monotonic()
@@ -263,6 +292,7 @@ class Trainer:
 
     def _step(self, batch: Any) -> float:
         self._blank_previous_labels(batch)
+        self._unknown_words(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.model.loss(batch)
         if not torch.isfinite(loss):
@@ -291,6 +321,28 @@ class Trainer:
         part = batch.nominal[..., columns]
         batch.nominal[..., columns] = part.masked_fill(hide.unsqueeze(-1), 0)
 
+    def _unknown_words(self, batch: Any) -> None:
+        """Feed some training tokens as OOV, so that the OOV row learns what an unseen word means:
+        a rare (singleton) token with chance ``unk_replace`` (Lample et al. 2016), any token with
+        chance ``word_dropout``. Only token-string columns; PAD (missing) stays PAD."""
+        cfg, codec = self.config, self.codec
+        if cfg.unk_replace <= 0 and cfg.word_dropout <= 0:
+            return
+
+        def replace(ids: torch.Tensor, rare: torch.Tensor | None, unknown: int) -> torch.Tensor:
+            chance = torch.full(ids.shape, cfg.word_dropout, device=ids.device)
+            if rare is not None:
+                chance = torch.where(rare[ids], max(cfg.unk_replace, cfg.word_dropout), chance)
+            hit = (torch.rand(ids.shape, device=ids.device) < chance) & (ids > unknown)
+            return ids.masked_fill(hit, unknown)
+
+        for j in codec.token_columns:
+            unknown = codec.vocabs[codec.nominal[j].emb_id].unknown_index
+            batch.nominal[..., j] = replace(batch.nominal[..., j], self.rare.get(j), unknown)
+        for k in codec.token_lists:
+            unknown = codec.vocabs[codec.lists[k].emb_id].unknown_index
+            batch.lists[k] = replace(batch.lists[k], self.rare_lists.get(k), unknown)
+
     @staticmethod
     def _due(every: int | None, counter: int, step: int) -> bool:
         """True when ``counter`` passed a multiple of ``every`` in its last step of ``step``."""
@@ -300,23 +352,38 @@ class Trainer:
         report = Predictor(self.model, self.codec, self.device).evaluate(val)
         self.model.train()
         metrics = headline(report)
-        s = self.state
+        s, cfg = self.state, self.config
         score = self._score(metrics)
         improved = score > s.best_score or (score == s.best_score and metrics["loss"] < s.best_loss)
-        if improved:
-            s.best_score, s.best_loss, s.best_epoch, s.best_metrics = score, metrics["loss"], epoch, metrics
+        # Patience restarts only on a gain of at least es_min_delta (the best model is kept
+        # anyway), or, while the score has shown no progress at all (span F1 stays 0 for the
+        # first epochs of a small tagging set), on a lower loss.
+        tie = (
+            score == s.best_score
+            and metrics["loss"] < s.best_loss
+            and (s.best_score <= 0 or not cfg.es_min_delta)
+        )
+        if score > s.best_score + cfg.es_min_delta or tie or not math.isfinite(s.best_score):
             s.bad_epochs = 0
         else:
             s.bad_epochs += 1
+            # Reduce on plateau, once half the patience is used up: small validation sets are
+            # noisy, and halving on every dip starves a small-data run.
+            if cfg.lr_decay < 1 and s.bad_epochs >= max(1, cfg.es_patience // 2):
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= cfg.lr_decay
+        if improved:
+            s.best_score, s.best_loss, s.best_epoch, s.best_metrics = score, metrics["loss"], epoch, metrics
         self._record(epoch, train_loss, metrics, improved)
         shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "loss")
+        wall, cpu = self._elapsed()
         log.info(
             "epoch %d: train loss %.4f | validation loss %.4f %s%s",
             epoch,
             train_loss,
             metrics["loss"],
             shown,
-            " | best so far, saved" if improved else "",
+            f" | best so far after {wall:.1f} s, {cpu:.1f} CPU s, saved" if improved else "",
         )
         only = single_predicted_label(report)
         if only is not None:
@@ -343,6 +410,9 @@ class Trainer:
             "validation": metrics,
             "best": improved,
             "time": time.time(),
+            "seconds": round(self._elapsed()[0], 3),  # training time to this point (wall, CPU)
+            "cpu_seconds": round(self._elapsed()[1], 3),
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
         }
         self.state.history.append(entry)
         store.append_metrics(self.model_dir, entry)

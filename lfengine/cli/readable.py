@@ -10,8 +10,11 @@ from lfengine.data.codec import Codec
 
 
 def token_column(codec: Codec) -> int:
-    """The element column shown as the token: the char encoder's source column (the token's own
-    ``string`` feature, lfengine.data.codec.find_char_source), else the first column."""
+    """The element column shown as the token: the token string at the token itself (the codec's
+    ``key_column``, chosen by lfengine.data.codec.find_char_source), else the char encoder's
+    source column (models saved before ``key_column``), else the first column."""
+    if codec.key_column is not None:
+        return codec.nominal[codec.key_column].index
     return codec.char_column if codec.char_column is not None else 0
 
 
