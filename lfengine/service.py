@@ -6,8 +6,10 @@ JSON-able dicts, so every front end runs exactly the same code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,11 +51,29 @@ def _device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+class _TrainLogHandler(logging.FileHandler):
+    """train.log: a write that fails (a full disk) costs the log file, never the training, and
+    is reported once on stderr, without the traceback logging would print for each record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failed_stream, self.stream = self.stream, None
+        logging.getLogger().removeHandler(self)
+        sys.stderr.write(f"lfengine: cannot write {self.baseFilename} any more: {sys.exc_info()[1]}\n")
+        with contextlib.suppress(OSError):
+            if failed_stream is not None:
+                failed_stream.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            super().close()
+
+
 @contextmanager
 def _log_to(path: Path):
     """Copy log records to the model's train.log while training runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    with store.file_system_errors("write the training log", path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = _TrainLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -134,6 +154,8 @@ def _check_paths(model_dir: str, options: TrainOptions) -> None:
     model_json = store.model_paths(model_dir).model_json
     if model_json.exists() and not options.no_train:
         store.refuse_foreign_model_json(model_json)
+    if not options.no_train:
+        store.check_writable(model_dir)
     if options.stop_file and os.path.lexists(options.stop_file) and not os.path.isfile(options.stop_file):
         raise OptionError(
             f"stop_file {options.stop_file} exists and is not a regular file: training would stop at "
@@ -296,7 +318,8 @@ def _train(
     log_path = store.model_paths(model_dir_path).log
     defaults = TrainOptions().to_dict()
     changed = {k: v for k, v in options.to_dict().items() if v != defaults[k]}
-    runlog.append_text(log_path, runlog.run_header(facts, changed))
+    with store.file_system_errors("write the training log", log_path):  # a full disk: 1020
+        runlog.append_text(log_path, runlog.run_header(facts, changed))
     with _log_to(log_path):
         if options.resume:
             # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
@@ -322,7 +345,10 @@ def _train(
         "best": state.best_metrics,
         "seconds": time.monotonic() - started,
     }
-    runlog.append_text(log_path, runlog.run_footer(result))
+    try:  # the model is saved: a log that cannot be written must not cost the result
+        runlog.append_text(log_path, runlog.run_footer(result))
+    except OSError as exc:
+        log.warning("cannot write %s: %s", log_path, exc)
     return result
 
 

@@ -121,12 +121,28 @@ def model_dir_for_prefix(prefix: PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def _file_system_errors(action: str, path: Path) -> Iterator[None]:
+def file_system_errors(action: str, path: Path) -> Iterator[None]:
     """A full disk or a missing permission is the user's to fix: say so as a ModelError."""
     try:
         yield
     except OSError as error:
         raise ModelError(f"cannot {action} {path}: {error.strerror or error}", file=str(path)) from error
+
+
+def check_writable(model_dir: PathLike) -> None:
+    """Refuse, before any work is done, a model directory that could not be created or written
+    (a read-only file system, no write permission): training would only fail at its first save."""
+    path = Path(os.path.abspath(model_dir))
+    existing = path
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ModelError(f"cannot write the model to {path}: {existing} is not a directory", file=str(path))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ModelError(
+            f"cannot write the model to {path}: {existing} is read-only here; choose a writable directory",
+            file=str(path),
+        )
 
 
 def _missing(path: Path, what_to_do: str) -> ModelError:
@@ -184,7 +200,7 @@ def read_model_json(model_dir: PathLike) -> dict:
             "this is not an lfengine model directory, or training never saved a model into it; "
             "train (again) into this directory",
         )
-    with _file_system_errors("read", paths.model_json):
+    with file_system_errors("read", paths.model_json):
         text = read_regular_bytes(paths.model_json, MAX_MODEL_JSON_BYTES).decode("utf-8", errors="replace")
     document = parse_strict_json(text, paths.model_json)
     _check_format(document, paths.model_json, FORMAT_NAME, SUPPORTED_FORMAT_VERSIONS)
@@ -209,7 +225,7 @@ def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, to
     if paths.model_json.exists():
         refuse_foreign_model_json(paths.model_json)
     tensors = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}
-    with _file_system_errors("write the model to", paths.root):
+    with file_system_errors("write the model to", paths.root):
         paths.root.mkdir(parents=True, exist_ok=True)
         header = {
             "format": FORMAT_NAME,
@@ -250,7 +266,7 @@ def load_model_dir(
             paths.weights,
             "the model directory is incomplete (copied without it?); copy the whole directory, or retrain",
         )
-    with _file_system_errors("read", paths.weights):
+    with file_system_errors("read", paths.weights):
         digest = sha256_file(paths.weights)
     if digest != document["weights_sha256"]:
         raise ModelError(
@@ -285,7 +301,7 @@ def save_checkpoint(model_dir: PathLike, payload: dict) -> Path:
         "payload": payload,
     }
     check_tensor_tree(payload, "checkpoint")
-    with _file_system_errors("write the checkpoint", paths.checkpoint):
+    with file_system_errors("write the checkpoint", paths.checkpoint):
         paths.root.mkdir(parents=True, exist_ok=True)
         atomic_write(paths.checkpoint, lambda handle: torch.save(document, handle))
     return paths.checkpoint
@@ -364,7 +380,7 @@ def append_metrics(model_dir: PathLike, record: dict) -> None:
     """Append one validation record to metrics.jsonl as a single strict-JSON line, flushed."""
     paths = model_paths(model_dir)
     line = to_strict_json(record, "metrics record") + "\n"
-    with _file_system_errors("append to", paths.metrics):
+    with file_system_errors("append to", paths.metrics):
         paths.root.mkdir(parents=True, exist_ok=True)
         with open(paths.metrics, "a+b") as handle:
             if handle.seek(0, os.SEEK_END) > 0:
@@ -384,7 +400,7 @@ def read_metrics(model_dir: PathLike) -> list[dict]:
     paths = model_paths(model_dir)
     if not paths.metrics.is_file():
         return []
-    with _file_system_errors("read", paths.metrics):
+    with file_system_errors("read", paths.metrics):
         lines = paths.metrics.read_text(encoding="utf-8", errors="replace").splitlines()
     records = []
     for number, line in enumerate(lines, start=1):
