@@ -5,6 +5,8 @@ Layout of a model directory::
     model.json      format name and version, lfengine/torch versions, SHA-256 of weights.pt,
                     and the caller's metadata (feature spec, vocabularies, labels, architecture,
                     hyperparameters, training history). Strict JSON, ASCII only.
+    codec-*.json    (format 2) the vocabularies, written once per training run; model.json
+                    refers to it by name and SHA-256 (lfengine/model_parts.py).
     weights.pt      the network's state dict: a flat dict of name -> tensor, nothing else.
     checkpoint.pt   (optional) what resuming needs: weights, optimizer, scheduler, RNG states,
                     counters; only tensors and plain containers/scalars.
@@ -36,6 +38,7 @@ import torch
 
 from lfengine import __version__
 from lfengine.errors import ModelError
+from lfengine.model_parts import remove_unreferenced_parts, resolve_parts
 from lfengine.paths import MAX_MODEL_JSON_BYTES, read_regular_bytes
 from lfengine.safe_io import (
     PathLike,
@@ -53,8 +56,8 @@ from lfengine.safe_io import (
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "lfengine-model"
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
+FORMAT_VERSION = 2  # 2: large metadata parts (the codec) may live in files of their own
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 CHECKPOINT_FORMAT_NAME = "lfengine-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -237,6 +240,7 @@ def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, to
         }
         text = json.dumps(header, indent=1, ensure_ascii=True, allow_nan=False) + "\n"
         atomic_write(paths.model_json, lambda handle: handle.write(text.encode("ascii")))
+        remove_unreferenced_parts(paths.root, metadata)
     log.debug("saved model to %s (%d tensors)", paths.root, len(tensors))
     return paths.root
 
@@ -277,7 +281,9 @@ def load_model_dir(
         )
     state_dict = load_tensor_file(paths.weights, "model weights", map_location)
     check_state_dict(state_dict, str(paths.weights))
-    return document["metadata"], dict(state_dict)
+    with file_system_errors("read", paths.root):
+        metadata = resolve_parts(paths.root, document["metadata"])
+    return metadata, dict(state_dict)
 
 
 # ---------------------------------------------------------------------------------------------

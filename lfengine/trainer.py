@@ -23,12 +23,15 @@ import numpy as np
 import torch
 
 from lfengine import store
+from lfengine.accelerate import Precision
+from lfengine.allocator import release_freed_memory
 from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.rows import rare_rows
+from lfengine.distributed import Coordinator
 from lfengine.errors import OptionError
 from lfengine.metrics import single_predicted_label
 from lfengine.predictor import Predictor, headline
@@ -117,6 +120,8 @@ class Trainer:
         device: torch.device,
         signals: StopSignals,
         on_progress: Progress | None = None,
+        coordinator: Coordinator | None = None,
+        precision: Precision | None = None,
     ) -> None:
         self.model = model.to(device)
         self.codec = codec
@@ -132,6 +137,10 @@ class Trainer:
         self.state = TrainState()
         self.rng = np.random.default_rng(seed)
         self.position: EpochPosition | None = None  # set by resume() after a mid-epoch stop
+        # With several ranks (--workers, torchrun): rank 0 alone validates and writes.
+        self.coord = coordinator or Coordinator(device=device)
+        self.loss_of: Callable[[Any], torch.Tensor] = self.model.loss
+        self.precision = precision or Precision("fp32")
         self.rare: dict[int, torch.Tensor] = {}  # emb_id's rare-row mask per token column (fit)
         self.rare_lists: dict[int, torch.Tensor] = {}
         self.clock = (time.monotonic(), time.process_time())  # when this run started
@@ -151,6 +160,8 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": store.capture_rng_state(),
+            "torch_rngs": self.coord.torch_rng_states(),  # every rank's (a collective)
+            "grad_scaler": self.precision.state_dict(),  # fp16 on CUDA
             "batch_rng": _bitgen_state(self.rng),
             "state": {
                 "epoch": s.epoch,
@@ -171,6 +182,8 @@ class Trainer:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         store.restore_rng_state(payload["rng"])
+        self.coord.restore_torch_rng(payload.get("torch_rngs"))
+        self.precision.load_state_dict(payload.get("grad_scaler"))
         self.rng.bit_generator.state = _restore_bitgen(payload["batch_rng"])
         position = payload.get("position")
         self.position = None
@@ -222,6 +235,8 @@ class Trainer:
         epochs_left = cfg.max_epochs - s.epoch
         total_batches = math.ceil(len(train) / cfg.batch_size) * max(epochs_left, 0)
         done_batches = 0
+        self.loss_of = self.coord.loss_function(self.model)
+        main = self.coord.main
         while s.epoch < cfg.max_epochs:
             epoch = s.epoch + 1
             self.model.train()
@@ -235,10 +250,11 @@ class Trainer:
             for number, items in enumerate(batches, 1):
                 if number <= skip:
                     continue
-                reason = self.signals.reason()
+                reason = self.coord.agree(self.signals.reason() if main else None, self.optimizer)
                 if reason:
                     return self._stop(reason, val, EpochPosition(epoch_rng, number - 1, loss_sum, loss_n))
-                loss = self._step(collate(train, items).to(self.device))
+                mine = self.coord.shard(items)
+                loss = self._step(collate(train, mine).to(self.device), len(mine))
                 loss_sum += loss * len(items)
                 loss_n += len(items)
                 s.batches += 1
@@ -253,15 +269,21 @@ class Trainer:
                 self._progress(
                     epoch, number, len(batches), loss_sum / loss_n, None, started, done_batches, total_batches
                 )
-                if val is not None and (
-                    self._due(self.schedule.validate_every_batches, s.batches, 1)
-                    or self._due(self.schedule.validate_every_instances, s.instances, len(items))
+                if (
+                    main
+                    and val is not None
+                    and (
+                        self._due(self.schedule.validate_every_batches, s.batches, 1)
+                        or self._due(self.schedule.validate_every_instances, s.instances, len(items))
+                    )
                 ):
                     self._validate(val, epoch, loss_sum / loss_n)
                     self.model.train()
             s.epoch = epoch
             train_loss = loss_sum / max(loss_n, 1)
-            if val is None:
+            if not main:
+                pass  # rank 0 validates and saves
+            elif val is None:
                 self._record(epoch, train_loss, {})
                 self.save_model(s)
             elif epoch % self.schedule.validate_every_epochs == 0 or epoch == cfg.max_epochs:
@@ -280,8 +302,14 @@ class Trainer:
                 # Not validated yet: keep what we have, so that a model (and with it what --resume
                 # reads besides the checkpoint) exists from the first epoch on.
                 self.save_model(s)
-            store.save_checkpoint(self.model_dir, self.checkpoint_payload())
-            if val is not None and s.bad_epochs > cfg.es_patience:
+            # Hand the pages freed this epoch back: without it the allocator's heap fragments
+            # and the peak resident size grows epoch after epoch (bench/bench_memory.py).
+            release_freed_memory()
+            payload = self.checkpoint_payload()
+            if main:
+                store.save_checkpoint(self.model_dir, payload)
+            patience_spent = main and val is not None and s.bad_epochs > cfg.es_patience
+            if self.coord.agree("early-stopping" if patience_spent else None, self.optimizer):
                 log.info(
                     "early stopping: no improvement for %d validations; best epoch %d",
                     s.bad_epochs,
@@ -290,21 +318,24 @@ class Trainer:
                 return "early-stopping"
         return "max-epochs"
 
-    def _step(self, batch: Any) -> float:
+    def _step(self, batch: Any, items: int) -> float:
         self._blank_previous_labels(batch)
         self._unknown_words(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.model.loss(batch)
-        if not torch.isfinite(loss):
+        with self.precision.autocast():
+            loss = self.loss_of(batch)
+        value = self.coord.mean_loss(loss, items)  # over all ranks' items: all agree to go on
+        if not math.isfinite(value):
             raise OptionError(
-                f"the training loss became {float(loss.detach())} at batch {self.state.batches + 1}: "
+                f"the training loss became {value} at batch {self.state.batches + 1}: "
                 f"training diverged with learning_rate {self.config.learning_rate}; try a lower one"
             )
-        loss.backward()
+        self.precision.backward(loss)
         if self.config.grad_clip > 0:
+            self.precision.unscale(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        return float(loss.detach())
+        self.precision.step(self.optimizer)
+        return value
 
     def _blank_previous_labels(self, batch: Any) -> None:
         """Hide previous-label columns (gate.LF.target) in a random share of the training items.
@@ -418,12 +449,15 @@ class Trainer:
         store.append_metrics(self.model_dir, entry)
 
     def _stop(self, reason: str, val: Encoded | None, position: EpochPosition) -> str:
+        payload = self.checkpoint_payload(position)
+        if not self.coord.main:
+            return reason
         log.info("training stopped: %s; keeping the best model (epoch %d)", reason, self.state.best_epoch)
         if val is None or self.state.best_epoch == 0:
             self.save_model(self.state)  # nothing validated yet: keep what we have
             if val is not None:
                 log.warning("stopped before the first validation: the saved model was never validated")
-        store.save_checkpoint(self.model_dir, self.checkpoint_payload(position))
+        store.save_checkpoint(self.model_dir, payload)
         return reason
 
     def _progress(

@@ -71,11 +71,11 @@ class ModelConfig:
     lstm_hidden: int = _setting("tagger BiLSTM hidden size per direction")
     lstm_layers: int = _setting("tagger BiLSTM layers")
     # --- training ---
-    learning_rate: float = _setting("Adam's learning rate")
+    learning_rate: float = _setting("AdamW's learning rate")
     batch_size: int = _setting("training items (instances or sequences) per update")
     max_epochs: int = _setting("at most this many epochs")
     es_patience: int = _setting("validations without improvement before early stopping")
-    weight_decay: float = _setting("Adam's L2 coefficient")
+    weight_decay: float = _setting("AdamW's decoupled weight decay")
     grad_clip: float = _setting("largest gradient norm; 0 disables clipping")
     previous_label_dropout: float = _setting(
         "share of training items whose gate.LF.target columns are hidden"
