@@ -8,6 +8,7 @@ lfengine serve [--format json|msgpack|auto]      (default when stdin is not a TT
 lfengine replay SESSION...                       (recorded protocol sessions)
 lfengine demo [--workdir DIR]                    (the whole job on generated data)
 lfengine gate-wrapper DATADIR                    (drop-in scripts for the GATE LF plugin)
+lfengine eject META|MODEL_DIR -o FILE.py         (the built network as editable PyTorch source)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 from typing import Any
 
 from lfengine import __version__
+from lfengine.eject_cli import add_eject_parser, cmd_eject
 from lfengine.errors import LfEngineError, OptionError
 from lfengine.options import TrainOptions
 
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="record no local paths (lfengine must then be installed in PYTHON_BIN's Python)",
     )
+    add_eject_parser(sub, _add_train_options)
     sub.add_parser("gate-train", help="what FileJsonPyTorch/train.sh runs", add_help=False)
     sub.add_parser("gate-apply", help="what FileJsonPyTorch/apply.sh runs", add_help=False)
     return parser
@@ -297,4 +300,5 @@ _COMMANDS = {
     "replay": _cmd_replay,
     "demo": _cmd_demo,
     "gate-wrapper": _cmd_gate_wrapper,
+    "eject": lambda args: cmd_eject(args, _options_from(args)),
 }
