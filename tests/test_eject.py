@@ -135,3 +135,18 @@ def test_eject_refuses_what_it_cannot_write(lfdata: Path, tmp_path: Path, caplog
     assert cli.main(["eject", meta, "-o", str(target)]) == 1
     assert target.read_text(encoding="utf-8") == "# mine\n"  # never overwritten without --force
     assert cli.main(["eject", meta, "-o", str(tmp_path / "missing" / "net.py")]) == 1
+
+
+def test_softmax_tagger_with_a_list_column_round_trip(lf_pair, tmp_path: Path) -> None:
+    """Per-token list columns (LISTSEP values) and no CRF: the other code paths of the tagger."""
+    rng = random.Random(5)
+    records = []
+    for _ in range(40):
+        words = [rng.choice(["the", "cat", "sat", "on", "mat", "A", "Dog"]) for _ in range(rng.randint(1, 7))]
+        vectors = [[w, [w[:1], w[-1:]]] for w in words]
+        records.append([vectors, ["X" if w[0].isupper() else "y" for w in words]])
+    attributes = [LfAttribute("A", "string"), LfAttribute("A", "letters", listsep=";", emb_id="letters")]
+    meta = lf_pair(attributes, records, is_sequence=True, base="seq")
+    _round_trip(meta, tmp_path / "run")
+    text = (tmp_path / "run" / "my_network.py").read_text(encoding="utf-8")
+    assert "encode_positions(" in text and "Crf" not in text
