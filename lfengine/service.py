@@ -68,8 +68,12 @@ def _plan(
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     layout = codec.layout()
     config, provenance = choose_config(layout, options, n_train)
+    network_class = resolve_module(config.module)
+    notes = network_class.input_notes(layout, config)
+    for note in notes:
+        log.info("%s: %s", config.module or "auto network", note)
     torch.manual_seed(options.seed)
-    model = resolve_module(config.module)(layout, config, init)
+    model = network_class(layout, config, init)
     return Plan(spec, codec, config, provenance, model, _es_metric(options.es_metric, codec))
 
 
@@ -102,7 +106,9 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         "source": "option" if options.es_metric != "auto" else "heuristic",
     }
     codec = plan.codec
+    notes = type(plan.model).input_notes(codec.layout(), plan.config)
     return {
+        **({"notes": notes} if notes else {}),  # which LF columns a predefined module reads/ignores
         "task": codec.task,
         "is_sequence": codec.is_sequence,
         "features": codec.num_features,

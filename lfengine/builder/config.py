@@ -12,7 +12,7 @@ from typing import Any
 
 from lfengine.errors import ModelError, OptionError
 
-LIST_ENCODERS = ("cnn", "lstm", "mean")
+LIST_ENCODERS = ("cnn", "lstm", "mean", "attention")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ModelConfig:
     hidden_layers: int  # classifier/regressor hidden layers (0: linear model over the features)
     dropout: float  # between learned layers (see networks.py for where exactly)
     embedding_dropout: float  # on every embedding lookup (nominal, list tokens, characters)
-    list_encoder: str  # "cnn" | "lstm" | "mean": encoder of token-list (N) columns
+    list_encoder: str  # "cnn" | "lstm" | "mean" | "attention": encoder of token-list (N) columns
     cnn_kernels: tuple[int, ...]  # kernel widths of the list CNN
     cnn_channels: int  # filters per kernel width of the list CNN
     list_lstm_hidden: int  # hidden size per direction of the list BiLSTM

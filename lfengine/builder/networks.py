@@ -87,11 +87,16 @@ class Regressor(Classifier):
 class SequenceTagger(TaskModel):
     """Per-token features -> BiLSTM -> emissions (B, T, C), decoded by a CRF when configured."""
 
+    #: Add casing/shape flags of each token (encoders.WordShape) to its features.
+    word_shape: bool = False
+
     def __init__(
         self, layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
     ) -> None:
         super().__init__(layout, config, init)
-        self.features = InputFeatures(layout, config, init, use_chars=config.char_encoder)
+        self.features = InputFeatures(
+            layout, config, init, use_chars=config.char_encoder, use_shape=self.word_shape
+        )
         self.input_dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             self.features.output_size,
