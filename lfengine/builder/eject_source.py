@@ -92,6 +92,11 @@ def _encoder_call(config: ModelConfig, dims: int) -> tuple[str, str]:
             f"CNN, widths {', '.join(map(str, config.cnn_kernels))} x {config.cnn_channels} filters, "
             "max over the real tokens",
         )
+    if kind == "attention":
+        return (
+            f"MaskedAttentionEncoder({dims}, hidden_size={config.list_lstm_hidden})",
+            f"BiLSTM {config.list_lstm_hidden} per direction, attention pooling",
+        )
     if kind == "lstm":
         return (
             f"MaskedLstmEncoder({dims}, hidden_size={config.list_lstm_hidden})",
