@@ -84,6 +84,24 @@ def run_one(name: str, seed: int, workdir: Path, extra: list[str], module: str =
     }
 
 
+def run_all(pairs: list[tuple[str, str]], seeds: list[int], extra: list[str], jobs: int) -> tuple[list, list]:
+    """Every (data, module) pair with every seed, in parallel; failures are printed."""
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(run_one, n, s, Path(tmp), extra, m) for n, m in pairs for s in seeds]
+        results = [f.result() for f in futures]
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        print(f"FAILED {r['module']} on {r['name']} seed {r['seed']}:\n{r['error']}", file=sys.stderr)
+    return results, failed
+
+
+def finish(summary: dict, json_path: str | None, failed: list) -> int:
+    """Write the summary if asked; the exit status (1 when a run failed)."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(summary, indent=2))
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -107,12 +125,7 @@ def main() -> int:
         return compare_modules(args.modules or list(MODULE_TASKS), args)
     names = args.only or list(TASKS)
     extra = [a for s in args.set for a in ("--set", s)]
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_one, n, s, Path(tmp), extra) for n in names for s in args.seeds]
-        results = [f.result() for f in futures]
-    failed = [r for r in results if "error" in r]
-    for r in failed:
-        print(f"FAILED {r['name']} seed {r['seed']}:\n{r['error']}", file=sys.stderr)
+    results, failed = run_all([(n, AUTO) for n in names], args.seeds, extra, args.jobs)
     print(
         f"{'data':20} {'metric':9} {'old wrapper':>12} {'target':>7} {'mean':>7} {'min':>7}  scores"
         f"  {'epochs':>10} {'s/epoch':>8}  ok"
@@ -139,9 +152,7 @@ def main() -> int:
             f"{' '.join(f'{s:.3f}' for s in scores)}  {' '.join(str(r['epochs']) for r in runs):>10} "
             f"{summary[name]['sec_per_epoch']:>8.2f}  {'yes' if mean >= target else 'NO'}"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-    return 1 if failed else 0
+    return finish(summary, args.json, failed)
 
 
 def compare_modules(modules: list[str], args: argparse.Namespace) -> int:
@@ -149,12 +160,7 @@ def compare_modules(modules: list[str], args: argparse.Namespace) -> int:
     extra = [a for s in args.set for a in ("--set", s)]
     pairs = [(MODULE_TASKS[m], m) for m in modules]
     pairs += sorted({(MODULE_TASKS[m], AUTO) for m in modules})
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_one, n, s, Path(tmp), extra, m) for n, m in pairs for s in args.seeds]
-        results = [f.result() for f in futures]
-    failed = [r for r in results if "error" in r]
-    for r in failed:
-        print(f"FAILED {r['module']} on {r['name']} seed {r['seed']}:\n{r['error']}", file=sys.stderr)
+    results, failed = run_all(pairs, args.seeds, extra, args.jobs)
     print(f"{'module':26} {'data':18} {'metric':9} {'mean':>7}  scores (seeds {args.seeds})  epochs  s/epoch")
     summary: dict[str, dict] = {}
     for name, module in pairs:
@@ -176,9 +182,7 @@ def compare_modules(modules: list[str], args: argparse.Namespace) -> int:
             f"{' / '.join(f'{s:.3f}' for s in scores):24} {' '.join(map(str, entry['epochs'])):>8} "
             f"{entry['sec_per_epoch']:>7.2f}"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-    return 1 if failed else 0
+    return finish(summary, args.json, failed)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,10 @@ def test_word_shape_flags_follow_the_characters() -> None:
     width = max(map(len, words)) + 2  # extra padding must not matter
     chars = torch.tensor([_ids(w) + [0] * (width - len(w)) for w in words])
     flags = WordShape(ALPHABET)(chars)
-    got = {w: {name for name, on in zip(SHAPE_FLAGS, row.tolist(), strict=True) if on} for w, row in zip(words, flags)}
+    got = {
+        word: {name for name, on in zip(SHAPE_FLAGS, row.tolist(), strict=True) if on}
+        for word, row in zip(words, flags, strict=True)
+    }
     assert got == {
         "Paris": {"has_upper", "initial_upper", "has_lower"},
         "USA": {"has_upper", "all_upper", "initial_upper"},

@@ -251,11 +251,7 @@ class _Writer:
             *[f"            {line}" for line in hidden],
             "        )",
             f"        self.output = nn.Linear({size}, {outputs})",
-            "",
-            "    @classmethod",
-            "    def check_layout(cls, layout: InputLayout) -> None:",
-            "        check_same_data(layout)",
-            "",
+            *_CHECK_LAYOUT,
             "    def forward(self, batch: Batch) -> torch.Tensor:",
             f'        """{"(B,) standardised values" if regression else f"(B, {outputs}) logits"}."""',
             "        scores = self.output(self.hidden(self.features(batch)))",
@@ -295,11 +291,7 @@ class _Writer:
         if c.crf:
             lines.append(f"        self.crf = Crf({n})")
         lines += [
-            "",
-            "    @classmethod",
-            "    def check_layout(cls, layout: InputLayout) -> None:",
-            "        check_same_data(layout)",
-            "",
+            *_CHECK_LAYOUT,
             "    def forward(self, batch: Batch) -> torch.Tensor:",
             f'        """(B, T, {n}) label scores per token."""',
             "        features = self.features(batch)",
@@ -352,6 +344,14 @@ _INIT_SIGNATURE = (
     "        init: dict[str, np.ndarray] | None = None,",
     "    ) -> None:",
     "        super().__init__(layout, config, init)",
+)
+
+_CHECK_LAYOUT = (
+    "",
+    "    @classmethod",
+    "    def check_layout(cls, layout: InputLayout) -> None:",
+    "        check_same_data(layout)",
+    "",
 )
 
 _HIDDEN = '''class Hidden(nn.Module):

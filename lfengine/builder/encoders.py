@@ -51,6 +51,11 @@ class MaskedCnnEncoder(nn.Module):
         return features.masked_fill((lengths == 0).unsqueeze(1), 0.0)
 
 
+def _packed(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.nn.utils.rnn.PackedSequence:
+    """Right-padded lists packed for an LSTM; empty lists run as length 1 (masked by the caller)."""
+    return pack_padded_sequence(inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+
+
 class MaskedLstmEncoder(nn.Module):
     """BiLSTM over packed lists; the output is the final state of each direction at the real end."""
 
@@ -63,10 +68,7 @@ class MaskedLstmEncoder(nn.Module):
         n, steps, _ = inputs.shape
         if steps == 0 or n == 0:
             return inputs.new_zeros((n, self.output_size))
-        packed = pack_padded_sequence(
-            inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, (hidden, _) = self.lstm(packed)  # (2, N, H), back in input order
+        _, (hidden, _) = self.lstm(_packed(inputs, lengths))  # (2, N, H), back in input order
         features = torch.cat([hidden[0], hidden[1]], dim=-1)
         return features.masked_fill((lengths == 0).unsqueeze(1), 0.0)
 
@@ -103,10 +105,7 @@ class MaskedAttentionEncoder(nn.Module):
         n, steps, _ = inputs.shape
         if steps == 0 or n == 0:
             return inputs.new_zeros((n, self.output_size))
-        packed = pack_padded_sequence(
-            inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        states, _ = self.lstm(packed)
+        states, _ = self.lstm(_packed(inputs, lengths))
         states, _ = pad_packed_sequence(states, batch_first=True, total_length=steps)  # (N, L, 2H)
         scores = self.score(torch.tanh(self.project(states))).squeeze(-1)  # (N, L)
         mask = length_mask(lengths.clamp(min=1), steps)

@@ -129,7 +129,22 @@ def _tagger_notes(layout: InputLayout, config: ModelConfig, output: str) -> list
     return notes
 
 
-class NerTagger(BiLstmCrfTagger):
+class _SpellingTagger(SequenceTagger):
+    """A tagger that reads each token's characters: a character CNN plus casing/shape flags."""
+
+    word_shape = True
+    output_note = ""  # how the labels come out, for input_notes
+
+    @classmethod
+    def check_layout(cls, layout: InputLayout) -> None:
+        _require_chars(cls.__name__, layout)
+
+    @classmethod
+    def input_notes(cls, layout: InputLayout, config: ModelConfig) -> list[str]:
+        return _tagger_notes(layout, config, cls.output_note.format(labels=layout.num_labels))
+
+
+class NerTagger(_SpellingTagger, BiLstmCrfTagger):
     """Named-entity tagger: words + character CNN + casing/shape flags -> BiLSTM -> CRF.
 
     The Lample et al. (2016) / Ma & Hovy (2016) design with the explicit word-shape signal
@@ -138,18 +153,10 @@ class NerTagger(BiLstmCrfTagger):
     """
 
     config_defaults = {"crf": True, "char_encoder": True}
-    word_shape = True
-
-    @classmethod
-    def check_layout(cls, layout: InputLayout) -> None:
-        _require_chars(cls.__name__, layout)
-
-    @classmethod
-    def input_notes(cls, layout: InputLayout, config: ModelConfig) -> list[str]:
-        return _tagger_notes(layout, config, f"CRF over {layout.num_labels} labels (Viterbi decoding)")
+    output_note = "CRF over {labels} labels (Viterbi decoding)"
 
 
-class PosTagger(SequenceTagger):
+class PosTagger(_SpellingTagger):
     """Part-of-speech tagger: words + character CNN + casing/shape flags -> BiLSTM -> softmax.
 
     Unknown words are tagged from their spelling (suffixes via the character CNN, capitals and
@@ -158,15 +165,7 @@ class PosTagger(SequenceTagger):
     """
 
     config_defaults = {"crf": False, "char_encoder": True}
-    word_shape = True
-
-    @classmethod
-    def check_layout(cls, layout: InputLayout) -> None:
-        _require_chars(cls.__name__, layout)
-
-    @classmethod
-    def input_notes(cls, layout: InputLayout, config: ModelConfig) -> list[str]:
-        return _tagger_notes(layout, config, f"softmax over {layout.num_labels} labels per token")
+    output_note = "softmax over {labels} labels per token"
 
 
 class MlpClassifier(Classifier):
