@@ -27,6 +27,7 @@ from lfengine.data.meta import read_meta
 from lfengine.errors import ModelError, OptionError
 from lfengine.options import TrainOptions
 from lfengine.safe_io import atomic_write
+from lfengine.service import estimated_training_size
 
 #: Module names whose network ``eject`` can write (the auto-built networks and their variants).
 EJECTABLE = (None, AUTO, "Classifier", "SequenceTagger", "Regressor", "BiLstmCrfTagger", "MlpClassifier")
@@ -43,11 +44,10 @@ class EjectSource:
 
 
 def source_from_meta(meta_path: str, options: TrainOptions) -> EjectSource:
-    """The network ``lfengine train META`` would build with these options."""
+    """The network ``lfengine train META`` would build with these options (as describe shows it)."""
     spec = read_meta(meta_path)
     codec, _ = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
-    n_train = max(spec.lines_written - int(0.1 * spec.lines_written), 1)
-    config, _ = choose_config(codec.layout(), options, n_train)
+    config, _ = choose_config(codec.layout(), options, estimated_training_size(spec))
     return EjectSource(codec, config, f"meta file {meta_path}", meta_path)
 
 

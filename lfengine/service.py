@@ -134,11 +134,15 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
     }
 
 
+def estimated_training_size(spec: FeatureSpec) -> int:
+    """Training items before the data file is read: the meta file's count less 10 % validation."""
+    return max(spec.lines_written - int(0.1 * spec.lines_written), 1)
+
+
 def describe(meta_path: str, options: TrainOptions) -> dict[str, Any]:
     """What training would build, without reading the data file."""
     spec = read_meta(meta_path)
-    n_train = max(spec.lines_written - int(0.1 * spec.lines_written), 1)
-    return describe_plan(_plan(spec, options, n_train), options)
+    return describe_plan(_plan(spec, options, estimated_training_size(spec)), options)
 
 
 # --- training ---------------------------------------------------------------------------------
