@@ -32,7 +32,7 @@ LFDATA = REPO.parent / "shared" / "lfdata"
 TUTORIALS = (HERE / "ner.md", HERE / "pos.md")
 FENCE = re.compile(r"^```console\b(.*)$")
 FAST = " --max-epochs 1"
-TIMEOUT = 900  # seconds per command (a full default training of seq-pos1 on a loaded machine)
+TIMEOUT = 3600  # seconds per command: a full default training of seq-pos1 on a loaded 2-core machine
 
 
 @dataclass
