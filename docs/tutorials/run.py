@@ -129,14 +129,18 @@ def run_tutorial(path: Path, *, update: bool, fast: bool, workdir: Path) -> list
             step.output = shorten(output, block.options)
     if update:
         for block in reversed(blocks):
-            body = [line for step in block.steps for line in ["$ " + step.command[0], *step.command[1:], *step.output]]
+            body = []
+            for step in block.steps:
+                body += ["$ " + step.command[0], *step.command[1:], *step.output]
             lines[block.start + 1 : block.end] = body
         path.write_text("\n".join(lines), encoding="utf-8")
     return failures
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("tutorials", nargs="*", type=Path, default=list(TUTORIALS))
     parser.add_argument("--update", action="store_true", help="paste the outputs into the tutorials")
     parser.add_argument("--fast", action="store_true", help=f"add{FAST} to every lfengine train")
