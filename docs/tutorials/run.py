@@ -7,7 +7,8 @@ A tutorial's commands live in fenced ``console`` blocks: lines starting with ``$
 command above them. Options after the word ``console`` shape what is pasted: ``tail=N`` keeps the
 last N lines, ``head=N`` the first N (the cut is marked with ``...``). Every command runs with
 bash (pipefail) in one working directory per tutorial, in order, with ``$LFDATA`` set to the
-shared LF files and this checkout's ``lfengine`` first on PATH. Paths of the working directory
+shared LF files, this checkout's ``lfengine`` first on PATH and one torch thread
+(``OMP_NUM_THREADS=1``, unless set). Paths of the working directory
 and of the LF files are written back as ``.`` and ``$LFDATA``.
 
 Without --update the commands run and must all succeed; nothing is written. ``--fast`` adds
@@ -91,6 +92,7 @@ def run_step(step: Step, workdir: Path, fast: bool) -> tuple[int, list[str]]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(REPO)
     env["COLUMNS"] = "100"
+    env.setdefault("OMP_NUM_THREADS", "1")  # one torch thread: outputs independent of the core count
     proc = subprocess.run(
         ["bash", "-o", "pipefail", "-c", shell],
         cwd=workdir,
