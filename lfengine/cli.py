@@ -85,6 +85,29 @@ def _parse_setting(item: str) -> tuple[str, Any]:
         return key.strip(), text  # a bare string such as --set list_encoder=lstm
 
 
+MAX_MESSAGE_MB = 4096
+
+
+def _message_mb(text: str) -> int:
+    """--max-message-mb: a whole number of MiB in range (argparse reports the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB, got {text!r}") from None
+    if not 1 <= value <= MAX_MESSAGE_MB:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_MESSAGE_MB} MiB, got {value}")
+    return value
+
+
+def _add_trust_module(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-module",
+        action="store_true",
+        help="allow importing (running) the user module file that the model directory names; "
+        "only for model directories you trust",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lfengine",
@@ -98,11 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("describe", help="show the network, vocabularies, labels and hyperparameters")
     p.add_argument("meta", help="LF meta file (or a model directory)")
     p.add_argument("--json", action="store_true")
+    _add_trust_module(p)
     _add_train_options(p)
 
     p = sub.add_parser("train", help="train a model from an LF meta/data pair")
     p.add_argument("meta")
     p.add_argument("model_dir")
+    _add_trust_module(p)
     _add_train_options(p)
 
     p = sub.add_parser("apply", help="apply a model to an LF data file; one JSON result per line")
@@ -110,15 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--labeled", action="store_true", help="lines are [features, target] as in training")
     p.add_argument("--distribution", action="store_true", help="include the full label distribution")
+    _add_trust_module(p)
 
     p = sub.add_parser("evaluate", help="metrics of a model on a labeled LF data file")
     p.add_argument("model_dir")
     p.add_argument("data")
     p.add_argument("--json", action="store_true")
+    _add_trust_module(p)
 
     p = sub.add_parser("serve", help="the resident engine on stdin/stdout (see protocol.md)")
     p.add_argument("--format", choices=("auto", "json", "msgpack"), default="auto")
-    p.add_argument("--max-message-mb", type=int, default=256)
+    p.add_argument(
+        "--max-message-mb",
+        type=_message_mb,
+        default=256,
+        help=f"largest message in MiB (1-{MAX_MESSAGE_MB}; default 256)",
+    )
 
     p = sub.add_parser("replay", help="pipe recorded sessions through a real engine and compare replies")
     p.add_argument("sessions", nargs="+")
@@ -152,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("gate-train", "gate-apply"):  # the old option syntax, parsed there
         _setup_logging("--debug" in argv)
-        from lfengine.gate import gate_apply_main, gate_train_main
+        from lfengine.gate import script_main
 
-        return (gate_train_main if argv[0] == "gate-train" else gate_apply_main)(argv[1:])
+        return script_main(argv[0], argv[1:])
     if not argv and not sys.stdin.isatty():
         argv = ["serve"]
     parser = build_parser()
@@ -179,7 +211,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     from lfengine import service
 
     if Path(args.meta).is_dir():
-        result = service.load_model(args.meta).describe()
+        result = service.load_model(args.meta, trust_module=args.trust_module).describe()
     else:
         result = service.describe(args.meta, _options_from(args))
     if args.json:
@@ -233,7 +265,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         with ProgressDisplay(sys.stderr) as display:
             result = service.train(
-                args.meta, args.model_dir, options, on_progress=display.update, cancel=cancel
+                args.meta,
+                args.model_dir,
+                options,
+                on_progress=display.update,
+                cancel=cancel,
+                trust_module=args.trust_module,
             )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -247,7 +284,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     from lfengine import service
     from lfengine.data.reader import read_records
 
-    model = service.load_model(args.model_dir)
+    model = service.load_model(args.model_dir, trust_module=args.trust_module)
     for chunk in read_records(args.data, labeled=args.labeled):
         instances = [r[0] for r in chunk] if args.labeled else chunk
         for result in model.apply(instances, distribution=args.distribution):
@@ -259,7 +296,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from lfengine import service
     from lfengine.metrics import format_report
 
-    report = service.evaluate(args.model_dir, args.data)
+    report = service.evaluate(args.model_dir, args.data, trust_module=args.trust_module)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 

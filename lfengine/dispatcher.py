@@ -10,7 +10,6 @@ torch) is imported inside the handlers that need it, so that start-up and ``stat
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lfengine import __version__
-from lfengine.errors import TrainingCancelled, UnknownModelError
-from lfengine.options import TrainOptions
+from lfengine.errors import TrainingCancelled
+from lfengine.model_registry import ModelRegistry
+from lfengine.options import MAX_THREADS, TrainOptions
 from lfengine.protocol.envelope import PROTOCOL_VERSION, InvalidParams, MethodNotFound, Params, Request
 from lfengine.protocol.framing import FORMATS
 
@@ -78,12 +78,6 @@ class Call:
     started: float | None = None
 
 
-@dataclass
-class LoadedEntry:
-    model: Any  # lfengine.service.LoadedModel
-    model_dir: str  # real path, the key that ties names to directories
-
-
 class Dispatcher:
     """Runs requests against the engine state. Thread-safe where the server needs it."""
 
@@ -92,8 +86,7 @@ class Dispatcher:
         self.transport = transport  # {"format", "max_message_bytes"}, shown by init and status
         self.shutdown_requested = False
         self._lock = threading.Lock()
-        self._named: dict[str, LoadedEntry] = {}
-        self._by_dir: dict[str, LoadedEntry] = {}
+        self.models = ModelRegistry()
         self._trainings: list[Training] = []
         self._running: Call | None = None
         self._device: str | None = None
@@ -122,6 +115,8 @@ class Dispatcher:
                 f"unknown method {request.method!r}; methods: {', '.join(self._handlers)}",
                 method=request.method,
             )
+        if isinstance(request.params, list):  # protocol.md §2.1: every method takes named params
+            raise InvalidParams("params must be an object (named parameters), not an array", param="params")
         call = Call(request, handler, immediate=request.method in IMMEDIATE_METHODS)
         if request.method == "train":
             call.training = Training(request.id)
@@ -179,7 +174,7 @@ class Dispatcher:
         device = params.text("device", None)
         if device is not None:
             TrainOptions.from_dict({"device": device})  # the one place devices are validated
-        threads = params.integer("threads", None, minimum=1)
+        threads = params.integer("threads", None, minimum=1, maximum=MAX_THREADS)
         wanted = params.items("notifications", [])
         log_level = params.text("log_level", "info")
         if log_level not in LOG_LEVELS:
@@ -188,14 +183,18 @@ class Dispatcher:
         for name, model_dir in model_dirs.items():
             if not isinstance(model_dir, str) or not model_dir:
                 raise InvalidParams(f'models["{name}"] must be a model directory path', param="models")
+        trust_module = params.flag("trust_module", False)
 
         if threads is not None:
             _set_torch_threads(threads)
             self._threads = threads
         device = device or self._device
-        loaded = {name: self._load(model_dir, device) for name, model_dir in model_dirs.items()}
-        with self._lock:  # nothing changes unless every model loaded
-            self._named.update(loaded)
+        loaded = {
+            name: self.models.load(model_dir, device or "cpu", trust_module=trust_module)
+            for name, model_dir in model_dirs.items()
+        }
+        self.models.add_named(loaded)  # nothing changes unless every model loaded
+        with self._lock:
             self._device = device
         self._notifications = frozenset(kind for kind in wanted if kind in NOTIFICATION_KINDS)
         self._configure_log_notifications(log_level)
@@ -214,7 +213,7 @@ class Dispatcher:
                 "threads": self._threads,
                 "notifications": sorted(self._notifications),
             },
-            "models": {name: _model_summary(entry) for name, entry in loaded.items()},
+            "models": {name: entry.summary() for name, entry in loaded.items()},
         }
 
     def _train(self, call: Call) -> dict[str, Any]:
@@ -222,6 +221,7 @@ class Dispatcher:
         meta = params.text("meta")
         model_dir = params.text("model")
         name = params.text("name", None)
+        trust_module = params.flag("trust_module", False)
         option_values = dict(params.mapping("options", {}))
         if self._device is not None:
             option_values.setdefault("device", self._device)
@@ -243,17 +243,24 @@ class Dispatcher:
         from lfengine import service
 
         result = dict(
-            service.train(meta, model_dir, options, on_progress=on_progress, cancel=training.cancel)
+            service.train(
+                meta,
+                model_dir,
+                options,
+                on_progress=on_progress,
+                cancel=training.cancel,
+                trust_module=trust_module,
+            )
         )
         if result.get("stopped") != "no-train":
-            self._reload_after_training(result.get("model_dir", model_dir), name)
+            self.models.reload_after_training(result.get("model_dir", model_dir), name, self._device or "cpu")
             if name is not None:
                 result["name"] = name
         return result
 
     def _apply_batch(self, call: Call) -> dict[str, Any]:
         params = Params(call.request.params)
-        model = self._resolve(params.text("model"))
+        model = self._resolve(params)
         instances = params.items("instances")
         distribution = params.flag("distribution", False)
         result: dict[str, Any] = {"predictions": model.apply(instances, distribution=distribution)}
@@ -268,7 +275,7 @@ class Dispatcher:
         if (model is None) == (meta is None):
             raise InvalidParams('give either "model" (a loaded model or a model directory) or "meta"')
         if model is not None:
-            return self._resolve(model).describe()
+            return self._resolve(params).describe()
         options = TrainOptions.from_dict(params.mapping("options", {}))
         from lfengine import service
 
@@ -276,7 +283,7 @@ class Dispatcher:
 
     def _evaluate(self, call: Call) -> dict[str, Any]:
         params = Params(call.request.params)
-        model = self._resolve(params.text("model"))
+        model = self._resolve(params)
         return model.evaluate(params.text("data"))
 
     def _status(self, call: Call) -> dict[str, Any]:
@@ -284,8 +291,6 @@ class Dispatcher:
         with self._lock:
             running = self._running
             trainings = [t for t in self._trainings if t.started is not None]
-            models = [{"name": name, **_model_summary(entry)} for name, entry in self._named.items()]
-            models += [{"name": None, **_model_summary(entry)} for entry in self._by_dir.values()]
         status: dict[str, Any] = {"state": "idle", "running": None, "training": None}
         if running is not None:
             status["state"] = "busy"
@@ -305,7 +310,10 @@ class Dispatcher:
                 "progress": training.progress,
             }
         status.update(
-            models=models, uptime=now - self._start_time, protocol=PROTOCOL_VERSION, version=__version__
+            models=self.models.summaries(),
+            uptime=now - self._start_time,
+            protocol=PROTOCOL_VERSION,
+            version=__version__,
         )
         return status
 
@@ -316,48 +324,13 @@ class Dispatcher:
         self.shutdown_requested = True
         return {}
 
-    # --- models -----------------------------------------------------------------------------
+    # --- models ---------------------------------------------------------------------------
 
-    def _load(self, model_dir: str, device: str | None = None) -> LoadedEntry:
-        from lfengine import service
-
-        model = service.load_model(model_dir, device=device or self._device or "cpu")
-        return LoadedEntry(model, os.path.realpath(model_dir))
-
-    def _resolve(self, spec: str) -> Any:
-        """A loaded model by name, else by directory: one already loaded from that directory
-        (under a name or not), or else loaded now and kept."""
-        key = os.path.realpath(spec)
-        with self._lock:
-            entry = self._named.get(spec) or self._by_dir.get(key)
-            entry = entry or next((e for e in self._named.values() if e.model_dir == key), None)
-            names = sorted(self._named)
-        if entry is None:
-            if not os.path.isdir(spec):
-                raise UnknownModelError(
-                    f"no model named {spec!r} is loaded and there is no model directory {spec!r}; "
-                    f"loaded: {', '.join(names) or 'none'}",
-                    model=spec,
-                )
-            entry = self._load(spec)
-            with self._lock:
-                entry = self._by_dir.setdefault(key, entry)
-        return entry.model
-
-    def _reload_after_training(self, model_dir: str, name: str | None) -> None:
-        """Models loaded from a directory that was just trained into are replaced by the new one."""
-        key = os.path.realpath(model_dir)
-        with self._lock:
-            stale = [n for n, entry in self._named.items() if entry.model_dir == key]
-            self._by_dir.pop(key, None)
-        if not stale and name is None:
-            return
-        entry = self._load(model_dir)
-        with self._lock:
-            for stale_name in stale:
-                self._named[stale_name] = entry
-            if name is not None:
-                self._named[name] = entry
+    def _resolve(self, params: Params) -> Any:
+        """The request's ``model`` (protocol.md §5), loaded now if need be."""
+        model = params.text("model")
+        trust_module = params.flag("trust_module", False)
+        return self.models.resolve(model, self._device or "cpu", trust_module=trust_module)
 
     # --- notifications ----------------------------------------------------------------------
 
@@ -372,11 +345,6 @@ class Dispatcher:
                 engine_logger.setLevel(self._log_handler.level)
         else:
             self.close()
-
-
-def _model_summary(entry: LoadedEntry) -> dict[str, Any]:
-    model = entry.model
-    return {"dir": entry.model_dir, "task": model.task, "labels": len(model.labels)}
 
 
 def _set_torch_threads(threads: int) -> None:

@@ -26,8 +26,8 @@ from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import read_meta
 from lfengine.errors import ModelError, OptionError
 from lfengine.options import TrainOptions
+from lfengine.planning import planned_training_size
 from lfengine.safe_io import atomic_write
-from lfengine.service import estimated_training_size
 
 #: Module names whose network ``eject`` can write (the auto-built networks and their variants).
 EJECTABLE = (None, AUTO, "Classifier", "SequenceTagger", "Regressor", "BiLstmCrfTagger", "MlpClassifier")
@@ -47,7 +47,7 @@ def source_from_meta(meta_path: str, options: TrainOptions) -> EjectSource:
     """The network ``lfengine train META`` would build with these options (as describe shows it)."""
     spec = read_meta(meta_path)
     codec, _ = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
-    config, _ = choose_config(codec.layout(), options, estimated_training_size(spec))
+    config, _ = choose_config(codec.layout(), options, planned_training_size(spec, options))
     return EjectSource(codec, config, f"meta file {meta_path}", meta_path)
 
 

@@ -7,12 +7,33 @@ used, and where it came from, is shown by ``describe`` and stored with the model
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from lfengine.errors import OptionError
+from lfengine.paths import path_problem
 
 ES_METRICS = ("auto", "loss", "accuracy", "f1")
+#: torch.set_num_threads with far more threads than any machine has crashes the process.
+MAX_THREADS = 1024
+MAX_COUNT = 2**31 - 1  # epochs, batch sizes, schedules: beyond this a value is a typo, not a plan
+#: Integer options: (minimum, maximum).
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "seed": (0, 2**63 - 1),
+    "batch_size": (1, MAX_COUNT),
+    "max_epochs": (1, MAX_COUNT),
+    "es_patience": (0, MAX_COUNT),
+    "threads": (1, MAX_THREADS),
+    "validate_every_epochs": (1, MAX_COUNT),
+    "validate_every_batches": (1, MAX_COUNT),
+    "validate_every_instances": (1, MAX_COUNT),
+    "report_every_batches": (1, MAX_COUNT),
+    "report_every_instances": (1, MAX_COUNT),
+}
+#: Options that name files.
+PATH_OPTIONS = ("valfile", "stop_file", "module")
 NGRAM_LAYERS = ("cnn", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -55,27 +76,23 @@ class TrainOptions:
             raise OptionError(f"es_metric must be one of {', '.join(ES_METRICS)}, got {self.es_metric!r}")
         if self.ngram_layer is not None and self.ngram_layer not in NGRAM_LAYERS:
             raise OptionError(f"ngram_layer must be 'cnn' or 'lstm', got {self.ngram_layer!r}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d{1,4}", self.device):
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.valsize is not None and self.valsize < 0:
-            raise OptionError(f"valsize must be >= 0, got {self.valsize}")
-        for name in (
-            "batch_size",
-            "max_epochs",
-            "threads",
-            "validate_every_epochs",
-            "validate_every_batches",
-            "validate_every_instances",
-            "report_every_batches",
-            "report_every_instances",
-        ):
+        if self.valsize is not None and not (math.isfinite(self.valsize) and 0 <= self.valsize <= MAX_COUNT):
+            raise OptionError(f"valsize must be a number between 0 and {MAX_COUNT}, got {self.valsize}")
+        for name, (low, high) in INT_RANGES.items():
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise OptionError(f"{name} must be at least 1, got {value}")
-        if self.es_patience is not None and self.es_patience < 0:
-            raise OptionError(f"es_patience must be >= 0, got {self.es_patience}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise OptionError(f"learning_rate must be > 0, got {self.learning_rate}")
+            if value is not None and not low <= value <= high:
+                raise OptionError(f"{name} must be between {low} and {high}, got {value}")
+        if self.learning_rate is not None and not (
+            math.isfinite(self.learning_rate) and self.learning_rate > 0
+        ):
+            raise OptionError(f"learning_rate must be a finite number > 0, got {self.learning_rate}")
+        for name in PATH_OPTIONS:
+            value = getattr(self, name)
+            problem = path_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                raise OptionError(f"option {name} cannot name a file: {problem}")
         if not isinstance(self.model, dict):
             raise OptionError("model must be a mapping of architecture settings")
 
@@ -117,5 +134,12 @@ def _coerce(name: str, annotation: str, value: Any) -> Any:
         if annotation.startswith(prefix):
             if not isinstance(value, types) or (isinstance(value, bool) and prefix != "bool"):
                 raise OptionError(f"option {name} must be {words}, got {value!r}")
-            return float(value) if prefix == "float" else value
+            if prefix != "float":
+                return value
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond the float range
+                raise OptionError(
+                    f"option {name} must be a finite number, got an integer too large for one"
+                ) from None
     return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import pickle
@@ -68,6 +69,50 @@ def atomic_write(target: PathLike, write: Callable[[BinaryIO], None]) -> str:
         raise
     _fsync_directory(target.parent)
     return digest
+
+
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")  # as atomic_write names them
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: leave its files alone
+    return True
+
+
+def remove_stale_temp_files(directory: PathLike) -> list[Path]:
+    """Delete the temporary files of atomic writes whose writer is gone (killed mid-write).
+
+    Only names atomic_write makes are considered, and only when the process id in the name is
+    not alive, so a write in progress by a live process is never touched. Returns what was removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        if _process_alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    if removed:
+        logging.getLogger(__name__).info(
+            "removed %d temporary file(s) left by an interrupted write in %s", len(removed), directory
+        )
+    return removed
 
 
 def sha256_file(path: Path) -> str:

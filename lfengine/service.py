@@ -6,143 +6,36 @@ JSON-able dicts, so every front end runs exactly the same code.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from lfengine import __version__, store
-from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.describe import describe_model, render_tree
-from lfengine.builder.heuristics import choose_config
-from lfengine.builder.registry import resolve_module
+from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
 from lfengine.data.batching import split_indices
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
-from lfengine.errors import ModelError, OptionError
-from lfengine.metrics import is_chunk_label_set
+from lfengine.errors import DataLineError, ModelError, OptionError
 from lfengine.options import TrainOptions
+from lfengine.paths import open_regular, path_problem
+from lfengine.planning import describe, describe_plan, plan_model, split_sizes
 from lfengine.predictor import Predictor
+from lfengine.safe_io import remove_stale_temp_files
 from lfengine.trainer import Schedule, StopSignals, Trainer
 
+__all__ = ["describe", "evaluate", "load_model", "LoadedModel", "train"]
+
 log = logging.getLogger(__name__)
-
-
-# --- building ---------------------------------------------------------------------------------
-@dataclass
-class Plan:
-    """What training will use: codec, initial embeddings, chosen settings and the network."""
-
-    spec: FeatureSpec
-    codec: Codec
-    config: ModelConfig
-    provenance: dict[str, str]
-    model: TaskModel
-    es_metric: str
-
-
-def _plan(
-    spec: FeatureSpec,
-    options: TrainOptions,
-    n_train: int,
-    codec: Codec | None = None,
-    init: dict[str, np.ndarray] | None = None,
-) -> Plan:
-    module = options.module
-    if module and ".py:" in module and not Path(module).is_absolute():
-        # Stored with the model and imported again at load time, possibly from another directory.
-        path, _, class_name = module.rpartition(":")
-        options = dataclasses.replace(options, module=f"{Path(path).resolve()}:{class_name}")
-    if codec is None:
-        codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
-    layout = codec.layout()
-    config, provenance = choose_config(layout, options, n_train)
-    network_class = resolve_module(config.module)
-    notes = network_class.input_notes(layout, config)
-    for note in notes:
-        log.info("%s: %s", config.module or "auto network", note)
-    torch.manual_seed(options.seed)
-    model = network_class(layout, config, init)
-    return Plan(spec, codec, config, provenance, model, _es_metric(options.es_metric, codec))
-
-
-def _es_metric(choice: str, codec: Codec) -> str:
-    """auto: span F1 for chunk labels, accuracy for other labels, MSE for regression."""
-    if codec.task == "regression":
-        if choice in ("accuracy", "f1"):
-            raise OptionError(f"es_metric {choice!r} does not apply to regression; use loss or auto")
-        return "mse" if choice == "auto" else choice
-    if choice == "auto":
-        return "f1" if is_chunk_label_set(codec.labels) else "accuracy"
-    return choice
-
-
-def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
-    """The architecture, vocabularies, labels and every hyperparameter with its source."""
-    tree = describe_model(plan.model)
-    hyper = {
-        name: {"value": value, "source": plan.provenance.get(name, "heuristic")}
-        for name, value in plan.config.to_dict().items()
-    }
-    defaults = TrainOptions()
-    for name in ("seed", "valsize", "valfile", "ngram_layer", "embs", "maxlens", "shuffle"):
-        value = getattr(options, name)
-        hyper[name] = {"value": value, "source": "option" if value != getattr(defaults, name) else "default"}
-    if options.valsize is None and options.valfile is None:
-        hyper["valsize"] = {"value": 0.1, "source": "heuristic"}
-    hyper["es_metric"] = {
-        "value": plan.es_metric,
-        "source": "option" if options.es_metric != "auto" else "heuristic",
-    }
-    codec = plan.codec
-    notes = type(plan.model).input_notes(codec.layout(), plan.config)
-    return {
-        **({"notes": notes} if notes else {}),  # which LF columns a predefined module reads/ignores
-        "task": codec.task,
-        "is_sequence": codec.is_sequence,
-        "features": codec.num_features,
-        "architecture": {"text": render_tree(tree), "tree": tree, "parameters": tree.get("parameters", 0)},
-        "vocabularies": [
-            {
-                "emb_id": e,
-                "size": len(codec.vocabs[e]),
-                "dims": s.dims,
-                "mode": s.mode,
-                "minfreq": s.minfreq,
-                "pretrained": bool(s.file),
-                "file": s.file or None,
-                "sources": s.sources,
-            }
-            for e, s in codec.embeddings.items()
-        ],
-        "char_encoder": None
-        if codec.char_vocab is None or not plan.config.char_encoder
-        else {"column": codec.column_names[codec.char_column], "size": len(codec.char_vocab)},
-        "labels": codec.labels,
-        "hyperparameters": hyper,
-    }
-
-
-def estimated_training_size(spec: FeatureSpec) -> int:
-    """Training items before the data file is read: the meta file's count less 10 % validation."""
-    return max(spec.lines_written - int(0.1 * spec.lines_written), 1)
-
-
-def describe(meta_path: str, options: TrainOptions) -> dict[str, Any]:
-    """What training would build, without reading the data file."""
-    spec = read_meta(meta_path)
-    return describe_plan(_plan(spec, options, estimated_training_size(spec)), options)
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -180,7 +73,8 @@ def _read_splits(spec: FeatureSpec, codec: Codec, options: TrainOptions) -> tupl
     if options.valfile:
         val = read_data(codec, options.valfile, skip_bad_lines=options.skip_bad_lines).data
         return data, val
-    train_idx, val_idx = split_indices(len(data), options.valsize, seed=options.seed, shuffle=options.shuffle)
+    validation = split_sizes(len(data), options)[1]
+    train_idx, val_idx = split_indices(len(data), validation, seed=options.seed, shuffle=options.shuffle)
     return data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
 
 
@@ -191,34 +85,109 @@ def train(
     *,
     on_progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
+    trust_module: bool = False,
 ) -> dict[str, Any]:
-    """Train a model from an LF meta/data pair into ``model_dir``; blocks until done."""
+    """Train a model from an LF meta/data pair into ``model_dir``; blocks until done.
+
+    ``trust_module``: on resume, allow the user module named in the stored model.json to be
+    imported (naming the same module in ``options`` allows it too).
+    """
+    with torch_threads(options.threads):
+        return _train(meta_path, model_dir, options, on_progress, cancel, trust_module)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with this many torch threads, then restore the previous setting (it is process-wide,
+    and one request must not change the threads of the requests after it)."""
+    if not threads:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_paths(model_dir: str, options: TrainOptions) -> None:
+    """Refuse a model path that training could only fail to write, and a validation file it
+    could not read, before any work starts."""
+    problem = path_problem(model_dir)
+    if problem is not None:
+        raise OptionError(f"model directory {model_dir!r} cannot be used: {problem}", param="model")
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise OptionError(
+            f"model directory {model_dir} is an existing file, not a directory: give a directory "
+            "(new or an earlier model's) to write the model into",
+            param="model",
+        )
+    model_json = store.model_paths(model_dir).model_json
+    if model_json.exists() and not options.no_train:
+        store.refuse_foreign_model_json(model_json)
+    if options.stop_file and os.path.lexists(options.stop_file) and not os.path.isfile(options.stop_file):
+        raise OptionError(
+            f"stop_file {options.stop_file} exists and is not a regular file: training would stop at "
+            "once; give the path of a file to create when training should stop"
+        )
+    if options.valfile:
+        try:
+            open_regular(options.valfile).close()
+        except OSError as exc:
+            raise DataLineError(
+                "cannot read the validation file", file=options.valfile, found=exc.strerror or str(exc)
+            ) from None
+
+
+def _resume_options(
+    model_dir: Path, options: TrainOptions, trust_module: bool
+) -> tuple[dict, dict, TrainOptions]:
+    """The stored model, its weights and its options (as in the interrupted run, except where to
+    run and, if given, how long) for resuming."""
+    stored, weights = store.load_model_dir(model_dir)
+    stored_options = stored["training"]["options"]
+    module = stored_options.get("module")
+    if is_user_module(module) and not trust_module and module != absolute_module(options.module):
+        raise ModelError(untrusted_module_message(str(model_dir), module), file=str(model_dir))
+    resumed = {**stored_options, "resume": True, "device": options.device, "threads": options.threads}
+    if options.max_epochs is not None:
+        resumed["max_epochs"] = options.max_epochs
+        log.info("resuming with max_epochs %d", options.max_epochs)
+    return stored, weights, TrainOptions.from_dict(resumed)
+
+
+def _train(
+    meta_path: str,
+    model_dir: str,
+    options: TrainOptions,
+    on_progress: Callable[[dict], None] | None,
+    cancel: threading.Event | None,
+    trust_module: bool,
+) -> dict[str, Any]:
     started = time.monotonic()
-    if options.threads:
-        torch.set_num_threads(options.threads)
+    _check_paths(model_dir, options)
     device = _device(options.device)
     spec = read_meta(meta_path)
     model_dir_path = Path(model_dir)
     codec = init = None
     stored_weights: dict[str, torch.Tensor] = {}
+    if model_dir_path.is_dir():
+        remove_stale_temp_files(model_dir_path)
+    if options.resume and not store.model_paths(model_dir_path).checkpoint.is_file():
+        log.warning(
+            "--resume: %s holds no checkpoint (the earlier run ended before its first epoch was "
+            "saved, or never ran): starting afresh",
+            model_dir_path,
+        )
+        options = TrainOptions.from_dict({**options.to_dict(), "resume": False})
     if options.resume:
-        stored, stored_weights = store.load_model_dir(model_dir_path)
+        stored, stored_weights, options = _resume_options(model_dir_path, options, trust_module)
         codec = Codec.from_dict(stored["codec"])  # the same vocabularies as the interrupted run
-        # Everything as in the interrupted run, except where to run it and, if given, how long.
-        resumed = {
-            **stored["training"]["options"],
-            "resume": True,
-            "device": options.device,
-            "threads": options.threads,
-        }
-        if options.max_epochs is not None:
-            resumed["max_epochs"] = options.max_epochs
-            log.info("resuming with max_epochs %d", options.max_epochs)
-        options = TrainOptions.from_dict(resumed)
     else:
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     train_data, val_data = _read_splits(spec, codec, options)
-    plan = _plan(spec, options, len(train_data), codec, init)
+    plan = plan_model(spec, options, len(train_data), codec, init)
     description = describe_plan(plan, options)
     log.info(
         "lfengine %s: %s model for %s\n%s",
@@ -333,7 +302,7 @@ def _finish_metadata(metadata: dict[str, Any], state: Any, stopped: str | None =
 class LoadedModel:
     """A trained model resident in memory, ready for apply / evaluate."""
 
-    def __init__(self, model_dir: str, device: str = "cpu") -> None:
+    def __init__(self, model_dir: str, device: str = "cpu", *, trust_module: bool = False) -> None:
         self.model_dir = str(model_dir)
         metadata, weights = store.load_model_dir(model_dir, map_location="cpu")
         try:
@@ -342,6 +311,8 @@ class LoadedModel:
         except (KeyError, TypeError) as exc:
             raise ModelError(f"{model_dir}: model.json lacks or garbles {exc}", file=str(model_dir)) from None
         self.metadata = metadata
+        if is_user_module(config.module) and not trust_module:
+            raise ModelError(untrusted_module_message(self.model_dir, config.module), file=self.model_dir)
         network = resolve_module(config.module)(self.codec.layout(), config, None)
         try:
             network.load_state_dict(weights)
@@ -378,9 +349,20 @@ class LoadedModel:
         return self.metadata["description"]
 
 
-def load_model(model_dir: str, device: str = "cpu") -> LoadedModel:
-    return LoadedModel(model_dir, device)
+def load_model(model_dir: str, device: str = "cpu", *, trust_module: bool = False) -> LoadedModel:
+    """Load a model directory; a user module named in it is imported only with ``trust_module``."""
+    return LoadedModel(model_dir, device, trust_module=trust_module)
 
 
-def evaluate(model_dir: str, data_path: str) -> dict:
-    return load_model(model_dir).evaluate(data_path)
+def evaluate(model_dir: str, data_path: str, *, trust_module: bool = False) -> dict:
+    return load_model(model_dir, trust_module=trust_module).evaluate(data_path)
+
+
+def untrusted_module_message(model_dir: str, module: str) -> str:
+    return (
+        f"{model_dir}: model.json names the user module {module!r}; loading the model would import "
+        "(execute) that file. A model directory is data, so lfengine imports a file named in it only "
+        'when the caller allows it for this load: "trust_module": true in the request (protocol), '
+        "--trust-module (command line) or --trust_module (apply.sh). Allow it only for a model "
+        "directory and module file you trust."
+    )

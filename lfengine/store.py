@@ -36,6 +36,7 @@ import torch
 
 from lfengine import __version__
 from lfengine.errors import ModelError
+from lfengine.paths import MAX_MODEL_JSON_BYTES, read_regular_bytes
 from lfengine.safe_io import (
     PathLike,
     atomic_write,
@@ -184,7 +185,7 @@ def read_model_json(model_dir: PathLike) -> dict:
             "train (again) into this directory",
         )
     with _file_system_errors("read", paths.model_json):
-        text = paths.model_json.read_text(encoding="utf-8", errors="replace")
+        text = read_regular_bytes(paths.model_json, MAX_MODEL_JSON_BYTES).decode("utf-8", errors="replace")
     document = parse_strict_json(text, paths.model_json)
     _check_format(document, paths.model_json, FORMAT_NAME, SUPPORTED_FORMAT_VERSIONS)
     if not isinstance(document.get("metadata"), dict) or not isinstance(document.get("weights_sha256"), str):
@@ -206,7 +207,7 @@ def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, to
         raise ModelError(f"metadata must be a dict, got {type(metadata).__name__}")
     check_json(metadata, "metadata")
     if paths.model_json.exists():
-        _refuse_foreign_model_json(paths.model_json)
+        refuse_foreign_model_json(paths.model_json)
     tensors = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}
     with _file_system_errors("write the model to", paths.root):
         paths.root.mkdir(parents=True, exist_ok=True)
@@ -224,10 +225,10 @@ def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, to
     return paths.root
 
 
-def _refuse_foreign_model_json(file: Path) -> None:
+def refuse_foreign_model_json(file: Path) -> None:
     """Never overwrite a model.json that lfengine did not write."""
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
+        document = json.loads(read_regular_bytes(file, MAX_MODEL_JSON_BYTES).decode("utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         document = None
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:

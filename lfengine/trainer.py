@@ -28,6 +28,7 @@ from lfengine.builder.config import ModelConfig
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
+from lfengine.errors import OptionError
 from lfengine.predictor import Predictor, headline
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.model.loss(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError("the training loss is not finite; try a lower learning rate")
+            raise OptionError(
+                f"the training loss became {float(loss.detach())} at batch {self.state.batches + 1}: "
+                f"training diverged with learning_rate {self.config.learning_rate}; try a lower one"
+            )
         loss.backward()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)

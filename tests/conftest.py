@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # the package is not installed; `.venv/bin/pytest` must find it
     sys.path.insert(0, str(REPO))
 
+from engine_process import Engine  # noqa: E402
+
 from lfengine.data.synthetic import LfAttribute, write_lf  # noqa: E402
 
 LFDATA = REPO.parent / "shared" / "lfdata"
@@ -73,3 +75,18 @@ def raw_pair(tmp_path: Path) -> Callable[..., Path]:
         return meta_path
 
     return make
+
+
+@pytest.fixture
+def engines():
+    """Start real engine processes (tests/engine_process.py); all are killed after the test."""
+    started: list[Engine] = []
+
+    def start(fmt: str, **kwargs: Any) -> Engine:
+        engine = Engine(fmt, **kwargs)
+        started.append(engine)
+        return engine
+
+    yield start
+    for engine in started:
+        engine.kill()

@@ -258,7 +258,8 @@ def test_tagger_forward_loss_backward(crf):
     assert (prediction.label_ids[1, 1:] == IGNORE_INDEX).all() and (prediction.confidence[1, 1:] == 0).all()
     real = batch.mask
     assert ((prediction.confidence[real] > 0) & (prediction.confidence[real] <= 1)).all()
-    assert torch.allclose(prediction.distribution[real].sum(-1), torch.ones(int(real.sum())), atol=1e-5)
+    sums = prediction.distribution[real].sum(-1)
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
     chosen = prediction.distribution.gather(2, prediction.label_ids.clamp(min=0).unsqueeze(2)).squeeze(2)
     assert torch.allclose(chosen[real], prediction.confidence[real])
 
@@ -276,10 +277,15 @@ def test_tagging_result_independent_of_padding_and_batch(crf):
             alone_batch = _seq_batch([seq])
             alone = model(alone_batch)
             n = len(seq)
-            assert torch.allclose(alone[0], together[i, :n], atol=1e-5), i
+            # float32 arithmetic of another batch shape rounds differently: relative tolerances
+            torch.testing.assert_close(
+                alone[0], together[i, :n], rtol=1e-4, atol=1e-6, msg=lambda m, i=i: f"sequence {i}: {m}"
+            )
             alone_pred = model.predict(alone_batch)
             assert torch.equal(alone_pred.label_ids[0], together_pred.label_ids[i, :n])
-            assert torch.allclose(alone_pred.confidence[0], together_pred.confidence[i, :n], atol=1e-5)
+            torch.testing.assert_close(
+                alone_pred.confidence[0], together_pred.confidence[i, :n], rtol=2e-5, atol=1e-6
+            )
 
 
 def test_empty_sequences_do_not_crash():

@@ -105,7 +105,7 @@ def test_unknown_model_setting_lists_the_known_ones():
         ({"batch_size": 16, "model": {"batch_size": 32}}, "contradicts"),
         ({"model": {"dropout": "high"}}, "dropout must be a number"),
         ({"model": {"dropout": 1.0}}, r"dropout must be in \[0, 1\)"),
-        ({"model": {"lstm_layers": 0}}, "lstm_layers must be at least 1"),
+        ({"model": {"lstm_layers": 0}}, "lstm_layers must be between 1 and 64"),
         ({"model": {"crf": "yes"}}, "crf must be true or false"),
         ({"model": {"list_encoder": "gru"}}, "list_encoder must be one of"),
         ({"model": {"cnn_kernels": [3, 4.5]}}, "list of integers"),

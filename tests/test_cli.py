@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timeouts import scaled
 
 from lfengine import cli, service
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
@@ -25,7 +26,7 @@ def lfengine(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         env=env,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
         stdin=subprocess.DEVNULL,
     )
 
@@ -156,3 +157,10 @@ def test_a_missing_model_and_a_bad_data_line_exit_1(
     code, out = run_in_process(capsys, "evaluate", str(model_dir), str(bad))
     assert code == 1 and out == ""
     assert f"{bad}:2" in caplog.text and "wrong number of feature values" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "4097", "lots"])
+def test_serve_refuses_a_message_limit_out_of_range_with_a_usage_error(value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--max-message-mb", value])
+    assert exited.value.code == 2 and "--max-message-mb" in capsys.readouterr().err

@@ -176,6 +176,27 @@ def test_corrupt_msgpack_bytes_are_reported_then_the_stream_resynchronises(step)
     assert kinds(items) == [STATUS, "MessageParseError", STATUS, "MessageParseError", STATUS]
 
 
+@pytest.mark.parametrize("step", [None, 5])
+def test_a_msgpack_array_is_one_batch_message_like_a_json_array(step):
+    """protocol.md §2.1: a batch is refused as a whole (the envelope answers -32600); the
+    requests inside it must not surface as messages of their own."""
+    other = {**STATUS, "id": 2}
+    items = read_all(msgpack.packb([STATUS, other]) + msgpack.packb([]) + PACKED, step=step)[1]
+    assert kinds(items) == [[STATUS, other], [], STATUS]
+    json_items = read_all(json.dumps([STATUS, other]).encode() + b"\n" + json.dumps(STATUS).encode())[1]
+    assert kinds(json_items) == kinds(items)[:1] + [STATUS]
+
+
+def test_json_line_framing_scans_each_byte_once():
+    """Finding the end of a line of N bytes that arrives in many chunks must cost O(N), not
+    O(N^2) (the search used to restart at the line's start after every chunk)."""
+    line = json.dumps({**STATUS, "params": {"padding": "x" * (2 * 2**20)}}).encode()
+    data = line + b"\n" + json.dumps(STATUS).encode() + b"\n"
+    reader = open_reader(Trickle(data, 4096), "json", 4 * 2**20)
+    assert [item["id"] for item in reader] == [1, 1]
+    assert reader.scanned_bytes <= len(data), (reader.scanned_bytes, len(data))
+
+
 def test_json_sent_to_a_msgpack_engine_ends_in_an_unrecoverable_error():
     data = PACKED + json.dumps(STATUS).encode() * 200
     items = read_all(data, fmt="msgpack", limit=2048)[1]
@@ -243,3 +264,12 @@ def test_writer_output_reads_back_through_the_reader(fmt):
 def test_errors_carry_their_recoverability():
     assert not MessageParseError("x").fatal and not MessageTooLarge("x").fatal
     assert StreamCorrupt("x").fatal
+
+
+def test_msgpack_replies_can_carry_a_clients_lone_surrogate():
+    """An error echoing a path such as "a\\ud800b" (valid in a JSON request) must still be
+    writable as msgpack, whose strings are UTF-8: the character is escaped."""
+    from lfengine.protocol.framing import encode_msgpack
+
+    decoded = msgpack.unpackb(encode_msgpack({"message": "bad path a\ud800b"}), raw=False)
+    assert decoded == {"message": "bad path a\\ud800b"}

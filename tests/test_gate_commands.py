@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from timeouts import scaled
 
 from lfengine.gate import gate_train_main
 from lfengine.gate.commands import format_description
@@ -102,7 +103,7 @@ def run_apply(args: list[str], requests: bytes, cwd: Path) -> subprocess.Complet
         capture_output=True,
         cwd=cwd,
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-        timeout=120,
+        timeout=scaled(120),
     )
 
 
@@ -142,8 +143,20 @@ def test_claimed_stdout_carries_replies_only():
         'replies.write(b\'{"status":"ok"}\\n\'); replies.flush()\n'
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, env={"PYTHONPATH": str(REPO)}, timeout=60
+        [sys.executable, "-c", code], capture_output=True, env={"PYTHONPATH": str(REPO)}, timeout=scaled(60)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b'{"status":"ok"}\n'
     assert b"library banner" in result.stderr and b"C-level noise" in result.stderr
+
+
+def test_resume_after_a_kill_before_the_first_checkpoint_trains_afresh(lfdata, tmp_path, caplog):
+    """GATE reruns train.sh with the same parameters: --resume must work when the killed run
+    had not saved anything yet (an empty model directory)."""
+    prefix = tmp_path / "FileJsonPyTorch.model"
+    (tmp_path / "FileJsonPyTorch.model.d").mkdir()
+    meta = str(lfdata / "class-ionosphere.meta.json")
+    with caplog.at_level("WARNING", logger="lfengine"):
+        assert gate_train_main([meta, str(prefix), "--resume", "--maxepochs", "1"]) == 0
+    assert any("starting afresh" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "FileJsonPyTorch.model.d" / "model.json").is_file()

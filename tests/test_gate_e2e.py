@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timeouts import scaled
 
 from lfengine.gate.client import MODEL_PREFIX_NAME, ApplyProcess, gate_environment, run_training
 from lfengine.gate.wrapper import WRAPPER_NAME
@@ -165,7 +166,7 @@ def labeled_run(datadir: Path) -> str:
         env=gate_environment(datadir, sys.executable),
         input=data,
         capture_output=True,
-        timeout=600,
+        timeout=scaled(600),
     )
     assert result.returncode == 0 and result.stdout == b"", result.stderr.decode()[-2000:]
     return result.stderr.decode()
@@ -239,7 +240,7 @@ def test_a_recorded_conversation_replays_identically(fixture, request, tmp_path,
         capture_output=True,
         cwd=datadir,
         env=gate_environment(datadir, sys.executable),
-        timeout=300,
+        timeout=scaled(300),
     )
     assert replayed.returncode == 0, replayed.stderr.decode()[-2000:]
     assert replayed.stdout.decode().splitlines(keepends=True) == [t["reply"] for t in turns]

@@ -269,9 +269,19 @@ def test_apply_takes_what_apply_sh_passes():
 
 def test_apply_later_cuda_wins_and_every_option_is_honoured():
     settings = apply(
-        "--cuda", "False", "--metafile", "m", "--cuda", "yes", "--labeled", "--noret", "--logevery=10"
+        "--cuda",
+        "False",
+        "--metafile",
+        "m",
+        "--cuda",
+        "yes",
+        "--labeled",
+        "--noret",
+        "--logevery=10",
+        "--trust_module",
     )
     assert settings.cuda is True and settings.labeled and settings.noret and settings.logevery == 10
+    assert settings.trust_module and not apply().trust_module
     assert settings.warnings == []
     assert {spec.name for spec in APPLY_SPECS} == {
         "cuda",
@@ -279,6 +289,7 @@ def test_apply_later_cuda_wins_and_every_option_is_honoured():
         "labeled",
         "noret",
         "logevery",
+        "trust_module",
         "config_file",
         "save_config_file",
     }

@@ -17,6 +17,7 @@ import threading
 
 import numpy as np
 import pytest
+from timeouts import scaled
 
 from lfengine.errors import DataLineError
 from lfengine.protocol.legacy import (
@@ -306,7 +307,7 @@ def test_replies_come_in_lockstep_over_a_real_pipe():
                 requests.write(f"[{x0}, 1.0]\n".encode())
                 assert strict(replies.readline())["output"] == expected
             requests.write(b"STOP\n")
-            worker.join(timeout=10)
+            worker.join(timeout=scaled(10))
     assert result == {"code": 0}
 
 

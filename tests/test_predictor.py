@@ -77,11 +77,16 @@ def window(tmp_path_factory: pytest.TempPathFactory) -> service.LoadedModel:
 @pytest.mark.parametrize("which", ["cls", "seq_crf"])
 def test_reloaded_model_reproduces_the_training_time_validation(which: str, request) -> None:
     """The validation metrics computed by the in-memory network during training (best epoch)
-    are reproduced exactly by the model loaded from disk."""
+    are reproduced by the model loaded from disk: the same predictions, the same loss up to the
+    rounding of another thread count (training ran with one thread, this process may use more)."""
     val, model = request.getfixturevalue(which)
     training = model.metadata["training"]
     best = next(e for e in training["history"] if e["epoch"] == training["best_epoch"])
-    assert headline(model.evaluate(str(_data_path(val)))) == best["validation"]
+    again = headline(model.evaluate(str(_data_path(val))))
+    assert {k: v for k, v in again.items() if k != "loss"} == {
+        k: v for k, v in best["validation"].items() if k != "loss"
+    }
+    assert again["loss"] == pytest.approx(best["validation"]["loss"], rel=1e-5)
 
 
 @pytest.mark.parametrize("which", ["cls", "seq_crf"])
@@ -102,8 +107,8 @@ def _assert_same_results(a: list[dict], b: list[dict]) -> None:
     assert len(a) == len(b)
     for x, y in zip(a, b):
         assert x["label"] == y["label"]
-        np.testing.assert_allclose(x["confidence"], y["confidence"], atol=1e-5, rtol=0)
-        np.testing.assert_allclose(x["distribution"], y["distribution"], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(x["confidence"], y["confidence"], rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(x["distribution"], y["distribution"], rtol=2e-5, atol=1e-6)
 
 
 def _check_batch_independence(model: service.LoadedModel, instances: list) -> None:

@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from timeouts import scaled
 
 from lfengine.replay import SessionSkipped, load_session, run_session, session_paths
 from lfengine.replay.compare import is_milestone
@@ -140,7 +141,7 @@ def test_replay_command_exit_status(tmp_path):
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.count("ok ") == 2
@@ -154,7 +155,7 @@ def test_replay_command_exit_status(tmp_path):
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert bad.returncode == 1 and "DIFFERS  errors-msgpack [msgpack]" in bad.stdout, bad.stdout
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from timeouts import scaled
 
 from lfengine import service, store
 from lfengine.data.synthetic import (
@@ -68,53 +69,59 @@ def test_same_seed_gives_identical_metrics_and_weights(cls_meta: Path, tmp_path:
 
 
 # --- resume ----------------------------------------------------------------------------------
-def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path, tmp_path: Path) -> None:
-    """SIGKILL a CLI training once its first checkpoint exists, resume it, and compare with a
-    run that was never interrupted: the same seed must give the same history and weights."""
-    epochs = 12
-    flags = [
-        "--max-epochs",
-        str(epochs),
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--es-patience",
-        "100",
-        "--seed",
-        "4",
-    ]
-    killed_dir = tmp_path / "killed"
-    checkpoint = store.model_paths(killed_dir).checkpoint
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _cli_train(meta: Path, model_dir: Path, flags: list[str]) -> list[str]:
+    return [sys.executable, "-m", "lfengine", "train", str(meta), str(model_dir), *flags]
+
+
+CLI_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _kill_cli_training_once(meta: Path, model_dir: Path, flags: list[str], written: Path) -> int:
+    """Start a CLI training, SIGKILL it as soon as ``written`` exists; returns the dead pid."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(killed_dir), *flags],
+        _cli_train(meta, model_dir, flags),
         cwd=REPO,
-        env=env,
+        env=CLI_ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert checkpoint.exists(), "the training never wrote a checkpoint"
+        deadline = time.monotonic() + scaled(60)
+        while not written.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert written.exists(), f"the training never wrote {written.name}"
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait()
     assert child.returncode == -signal.SIGKILL, "the training ended before it could be killed"
+    return child.pid
+
+
+def _cli_resume(meta: Path, model_dir: Path, flags: list[str]) -> subprocess.CompletedProcess:
+    resumed = subprocess.run(
+        _cli_train(meta, model_dir, [*flags, "--resume"]),
+        cwd=REPO,
+        env=CLI_ENV,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    return resumed
+
+
+def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path, tmp_path: Path) -> None:
+    """SIGKILL a CLI training once its first checkpoint exists, resume it, and compare with a
+    run that was never interrupted: the same seed must give the same history and weights."""
+    epochs = 12
+    flags = ["--max-epochs", str(epochs), "--threads", "1", "--device", "cpu"]
+    flags += ["--es-patience", "100", "--seed", "4"]
+    killed_dir = tmp_path / "killed"
+    _kill_cli_training_once(seq_meta, killed_dir, flags, store.model_paths(killed_dir).checkpoint)
     stopped_at = store.load_checkpoint(killed_dir)["state"]["epoch"]
     assert 1 <= stopped_at < epochs
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "lfengine", "train", str(seq_meta), str(killed_dir), *flags, "--resume"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = _cli_resume(seq_meta, killed_dir, flags)
     assert f"resuming after epoch {stopped_at} " in resumed.stderr
     result = json.loads(resumed.stdout)
     assert result["epochs"] == epochs and result["stopped"] == "max-epochs"
@@ -132,10 +139,29 @@ def test_resume_after_sigkill_continues_and_matches_uninterrupted(seq_meta: Path
     assert all(torch.equal(resumed_weights[k], full_weights[k]) for k in full_weights)
 
 
+def test_cli_resume_after_a_kill_before_the_first_checkpoint_completes(
+    seq_meta: Path, tmp_path: Path
+) -> None:
+    """SIGKILL a CLI training as soon as it has started writing into the model directory (as a
+    rule before its first checkpoint), with a write's temporary file left behind: --resume must
+    complete, start afresh when there was nothing to resume, and leave no temporary file."""
+    model_dir = tmp_path / "killed"
+    flags = ["--max-epochs", "2", "--threads", "1", "--device", "cpu"]
+    dead = _kill_cli_training_once(seq_meta, model_dir, flags, model_dir / "train.log")
+    (model_dir / f".checkpoint.pt.{dead}.89abcdef.tmp").write_bytes(b"cut short")
+    had_checkpoint = store.model_paths(model_dir).checkpoint.exists()
+    resumed = _cli_resume(seq_meta, model_dir, flags)
+    assert ("resuming after epoch" if had_checkpoint else "starting afresh") in resumed.stderr
+    assert json.loads(resumed.stdout)["epochs"] == 2
+    assert not list(model_dir.glob(".*.tmp"))
+    assert service.load_model(str(model_dir)).labels
+
+
 def test_cancel_mid_epoch_then_resume_matches_uninterrupted(cls_meta: Path, tmp_path: Path) -> None:
     """A stop inside an epoch checkpoints the position in that epoch; resuming replays the rest.
-    The resumed epochs do not improve on the best (learning rate 0.5 overshoots), and model.json
-    must still end with the whole history and the final reason."""
+    The resumed run must end exactly as a run never interrupted on the same machine: the same
+    history (which epochs improved is for the CPU's rounding to decide, so it is compared, not
+    written down), best metrics, final reason and weights in model.json."""
     options = dict(max_epochs=5, threads=1, device="cpu", es_patience=100, learning_rate=0.5)
     cancel = threading.Event()
 
@@ -153,22 +179,46 @@ def test_cancel_mid_epoch_then_resume_matches_uninterrupted(cls_meta: Path, tmp_
     assert stopped["stopped"] == "cancelled" and stopped["epochs"] == 3
     resumed = service.train(str(cls_meta), str(tmp_path / "part"), TrainOptions(**options, resume=True))
     full = service.train(str(cls_meta), str(tmp_path / "full"), TrainOptions(**options))
-    assert resumed["epochs"] == 5 and resumed["stopped"] == "max-epochs"
+    assert resumed["epochs"] == full["epochs"] == 5 and resumed["stopped"] == "max-epochs"
     history = _history(tmp_path / "full")
-    assert [e["best"] for e in history] == [True, True, True, False, False]
+    assert [e["epoch"] for e in history] == [1, 2, 3, 4, 5]
     assert _history(tmp_path / "part") == history
-    assert resumed["best"] == full["best"] and resumed["best_epoch"] == 3
+    assert resumed["best"] == full["best"] and resumed["best_epoch"] == full["best_epoch"]
     metadata, _ = store.load_model_dir(tmp_path / "part")
     assert metadata["training"]["stopped"] == "max-epochs" and metadata["training"]["epochs"] == 5
+    assert metadata["training"]["best_epoch"] == full["best_epoch"]
     part_weights, full_weights = _weights(tmp_path / "part"), _weights(tmp_path / "full")
     assert all(torch.equal(part_weights[k], full_weights[k]) for k in full_weights)
 
 
-def test_resume_without_checkpoint_is_a_clear_error(cls_meta: Path, tmp_path: Path) -> None:
-    from lfengine.errors import ModelError
+def test_resume_with_nothing_to_resume_starts_afresh_with_a_warning(
+    cls_meta: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run killed before its first checkpoint leaves no checkpoint (and maybe no model.json)
+    and stale temporary files; --resume then trains from the start (GATE reruns with the same
+    options) and the leftovers of the dead writer go."""
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    dead = _dead_pid()
+    stale = model_dir / f".checkpoint.pt.{dead}.0123abcd.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    live = model_dir / f".weights.pt.{os.getpid()}.4567cdef.tmp"  # a live writer's: kept
+    live.write_bytes(b"being written")
+    with caplog.at_level(logging.WARNING, logger="lfengine"):
+        result = service.train(
+            str(cls_meta), str(model_dir), TrainOptions(resume=True, max_epochs=1, threads=1)
+        )
+    assert result["stopped"] == "max-epochs" and result["epochs"] == 1
+    assert any("starting afresh" in r.getMessage() for r in caplog.records)
+    assert not stale.exists() and live.exists()
+    assert service.load_model(str(model_dir)).labels
 
-    with pytest.raises(ModelError, match="model directory .* does not exist"):
-        service.train(str(cls_meta), str(tmp_path / "none"), TrainOptions(resume=True))
+
+def _dead_pid() -> int:
+    """The id of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=scaled(60))
+    return child.pid
 
 
 # --- stop signals ------------------------------------------------------------------------------
@@ -283,6 +333,30 @@ def test_no_train_describes_without_writing_a_model(cls_meta: Path, tmp_path: Pa
     assert description["architecture"]["parameters"] > 0
     assert not store.model_paths(tmp_path / "m").model_json.exists()
     assert not store.model_paths(tmp_path / "m").checkpoint.exists()
+
+
+@pytest.mark.parametrize(
+    ("meta_name", "values"),
+    [
+        ("class-ionosphere", {}),
+        ("class-ionosphere", {"valsize": 0.5}),
+        ("class-ionosphere", {"valsize": 0}),
+        ("class-ionosphere", {"valsize": 200}),
+        ("class-ionosphere", {"valfile": "SELF"}),
+        ("seq-pos1", {"valsize": 0.6}),
+    ],
+)
+def test_describe_plans_exactly_what_train_builds(lfdata: Path, meta_name: str, values: dict) -> None:
+    """describe reads no data, train does: both must choose the same settings (batch size,
+    epochs, patience and learning rate follow the training size that valsize/valfile leave)."""
+    meta = lfdata / f"{meta_name}.meta.json"
+    if values.get("valfile") == "SELF":
+        values = {"valfile": str(lfdata / f"{meta_name}.data.json")}
+    options = TrainOptions(no_train=True, **values)
+    described = service.describe(str(meta), options)
+    trained = service.train(str(meta), "unused-model-dir", options)["description"]
+    assert described["hyperparameters"] == trained["hyperparameters"]
+    assert described["architecture"] == trained["architecture"]
 
 
 # --- regression ----------------------------------------------------------------------------------

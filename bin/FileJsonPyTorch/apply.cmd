@@ -27,13 +27,7 @@ shift
 goto collect
 :run
 "%PY%" -m lfengine gate-apply "%MODEL%" --cuda False --metafile "%META%"%REST%
-set "RC=%ERRORLEVEL%"
-if not "%RC%"=="0" goto failed
-echo PROCESSING OK 0 1>&2
-exit /b 0
-:failed
-echo PROCESSING ERROR %RC% 1>&2
-exit /b 127
+exit /b %ERRORLEVEL%
 :usage
 echo usage: apply.cmd MODELPREFIX METAFILE [WRAPPERDIR] [OPTION ...] 1>&2
 exit /b 1

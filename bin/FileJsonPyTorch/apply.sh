@@ -37,11 +37,4 @@ if [ $# -gt 0 ]; then
         *) shift ;;
     esac
 fi
-"$py" -m lfengine gate-apply "$model" --cuda False --metafile "$meta" "$@"
-rc=$?
-if [ $rc -ne 0 ]; then
-    echo "PROCESSING ERROR $rc" >&2
-    exit 127
-fi
-echo "PROCESSING OK 0" >&2
-exit 0
+exec "$py" -m lfengine gate-apply "$model" --cuda False --metafile "$meta" "$@"

@@ -14,13 +14,7 @@ set "LFENGINE_INIT=%LFENGINE_HOME%\lfengine\__init__.py"
 if defined LFENGINE_HOME if exist "%LFENGINE_INIT%" set "PYTHONPATH=%LFENGINE_HOME%;%PYTHONPATH%"
 set "PYTHONSAFEPATH=1"
 "%PY%" -m lfengine gate-train %*
-set "RC=%ERRORLEVEL%"
-if not "%RC%"=="0" goto failed
-echo PROCESSING OK 0
-exit /b 0
-:failed
-echo PROCESSING ERROR %RC% 1>&2
-exit /b 127
+exit /b %ERRORLEVEL%
 :usage
 echo usage: train.cmd METAFILE MODELPREFIX [OPTION ...] 1>&2
 exit /b 1

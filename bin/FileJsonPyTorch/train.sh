@@ -28,11 +28,4 @@ if [ -n "$LFENGINE_HOME" ] && [ -f "$LFENGINE_HOME/lfengine/__init__.py" ]; then
 fi
 PYTHONSAFEPATH=1
 export PYTHONSAFEPATH
-"$py" -m lfengine gate-train "$@"
-rc=$?
-if [ $rc -ne 0 ]; then
-    echo "PROCESSING ERROR $rc" >&2
-    exit 127
-fi
-echo "PROCESSING OK 0"
-exit 0
+exec "$py" -m lfengine gate-train "$@"

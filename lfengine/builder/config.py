@@ -7,12 +7,30 @@ model, so that loading rebuilds exactly the network that was trained.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from lfengine.errors import ModelError, OptionError
 
 LIST_ENCODERS = ("cnn", "lstm", "mean", "attention")
+#: Upper bounds of integer settings: larger values are typos that would exhaust memory when
+#: the network is built (a 16384 x 16384 layer is already 1 GiB).
+MAX_WIDTH = 16384
+MAX_DEPTH = 64
+INT_MAXIMA = {
+    "hidden_size": MAX_WIDTH,
+    "cnn_channels": MAX_WIDTH,
+    "list_lstm_hidden": MAX_WIDTH,
+    "char_dims": MAX_WIDTH,
+    "char_filters": MAX_WIDTH,
+    "lstm_hidden": MAX_WIDTH,
+    "hidden_layers": MAX_DEPTH,
+    "lstm_layers": MAX_DEPTH,
+    "char_kernel": MAX_DEPTH,
+    "cnn_kernels": MAX_DEPTH,
+}
+MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 
 
 @dataclass(frozen=True)
@@ -90,13 +108,19 @@ def coerce_value(name: str, value: Any) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             raise OptionError(f"model setting {name} must be an integer, got {value!r}")
         minimum = 0 if name in ("hidden_layers", "es_patience") else 1
-        if value < minimum:
-            raise OptionError(f"model setting {name} must be at least {minimum}, got {value}")
+        maximum = INT_MAXIMA.get(name, MAX_COUNT)
+        if not minimum <= value <= maximum:
+            raise OptionError(f"model setting {name} must be between {minimum} and {maximum}, got {value}")
         return value
     if annotation.startswith("float"):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise OptionError(f"model setting {name} must be a number, got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise OptionError(f"model setting {name} must be a finite number, got {value!r}")
         if name in ("dropout", "embedding_dropout") and not 0.0 <= value < 1.0:
             raise OptionError(f"model setting {name} must be in [0, 1), got {value}")
         if name == "previous_label_dropout" and not 0.0 <= value <= 1.0:
@@ -114,8 +138,11 @@ def coerce_value(name: str, value: Any) -> Any:
         ):
             raise OptionError(f"model setting {name} must be a list of integers, got {value!r}")
         kernels = tuple(value)
-        if not kernels or min(kernels) < 1:
-            raise OptionError(f"model setting {name} must be a non-empty list of positive integers")
+        if not kernels or min(kernels) < 1 or max(kernels) > MAX_DEPTH or len(kernels) > MAX_DEPTH:
+            raise OptionError(
+                f"model setting {name} must be a non-empty list of at most {MAX_DEPTH} integers "
+                f"between 1 and {MAX_DEPTH}"
+            )
         return kernels
     if name == "list_encoder" and value not in LIST_ENCODERS:
         raise OptionError(

@@ -150,17 +150,7 @@ class SequenceTagger(TaskModel):
     def predict(self, batch: Batch) -> Prediction:
         if self.crf is None:
             return super().predict(batch)
-        mask = batch.mask
-        emissions = self(batch).float()
-        path = self.crf.decode(emissions, mask)
-        marginals = self.crf.marginals(emissions, mask)
-        chosen = marginals.gather(2, path.clamp(min=0).unsqueeze(2)).squeeze(2)
-        return Prediction(
-            label_ids=path,
-            confidence=chosen.masked_fill(~mask, 0.0),
-            distribution=marginals,
-            lengths=batch.lengths,
-        )
+        return self.crf.prediction(self(batch), batch.mask, batch.lengths)
 
 
 _AUTO_BY_TASK: dict[str, type[TaskModel]] = {

@@ -41,7 +41,9 @@ directory of the engine). The contract:
   ``init=None`` and loads the weights: the file must still exist at that path, and the
   constructor must rebuild the same parameters from ``layout`` and ``config`` alone.
 * The file is executed as Python code when (and only when) it is named: name only files you
-  trust.
+  trust. A trained model stores the name in its model.json, but loading the model imports the
+  file only when the caller allows it at load time (``trust_module``): a model directory is
+  data, and a copied one could name any file.
 """
 
 from __future__ import annotations
@@ -78,6 +80,20 @@ PREDEFINED: dict[str, type[TaskModel]] = {
     "MlpClassifier": MlpClassifier,
     "BiLstmCrfTagger": BiLstmCrfTagger,
 }
+
+
+def is_user_module(name: str | None) -> bool:
+    """Whether ``name`` names a user's file (anything but the auto network and predefined names)."""
+    return bool(name) and name != AUTO and name not in PREDEFINED
+
+
+def absolute_module(name: str | None) -> str | None:
+    """A user module's name with its file as an absolute path: it is stored with the model and
+    imported again later, possibly from another working directory."""
+    if not is_user_module(name) or ".py:" not in name:
+        return name
+    path, _, class_name = name.rpartition(":")
+    return f"{os.path.abspath(path)}:{class_name}"
 
 
 def resolve_module(name: str | None) -> type[TaskModel]:

@@ -24,6 +24,7 @@ from lfengine.errors import EmbeddingsError, MetaFileError, OptionError
 
 log = logging.getLogger(__name__)
 MAX_CHARS = 24
+MAX_EMBEDDING_DIMS = 16384  # more is a typo, and would exhaust memory when the table is built
 PREVIOUS_LABEL_FEATURE = "gate.LF.target"  # words are cut to this many characters for the char encoder
 
 
@@ -245,10 +246,16 @@ def _resolve_setting(attr: Attribute, over: Any) -> EmbeddingSetting:
         raise OptionError(f"emb_id {attr.emb_id!r}: mode 'mapping' needs an embeddings file")
     if mode == "onehot" and file:
         raise OptionError(f"emb_id {attr.emb_id!r}: mode 'onehot' cannot use an embeddings file")
+    dims = pick("dims", attr.emb_dims, over.dims if over else None)
+    if dims and not 0 < dims <= MAX_EMBEDDING_DIMS:
+        raise OptionError(
+            f"emb_id {attr.emb_id!r}: embedding dims must be between 1 and {MAX_EMBEDDING_DIMS}, "
+            f"got {dims} (from the {sources['dims']})"
+        )
     return EmbeddingSetting(
         emb_id=attr.emb_id,
         mode=mode,
-        dims=pick("dims", attr.emb_dims, over.dims if over else None),
+        dims=dims,
         minfreq=max(1, pick("minfreq", attr.emb_minfreq, over.minfreq if over else None)),
         file=file,
         sources=sources,

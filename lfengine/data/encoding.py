@@ -195,19 +195,44 @@ def _encode_rows(codec: Codec, vectors: list, where: Callable, locate: Locator) 
     for j, col in enumerate(codec.numeric):
         values = columns[col.index]
         _check_types(values, _NUMBER_TYPES, "a number or boolean", col.index, ctx)
-        floats = np.fromiter(values, dtype=np.float64, count=n)
+        floats = _floats(values, col.index, ctx)
         bad = ~np.isfinite(floats)
         if bad.any():
             for row in np.flatnonzero(bad):
                 if values[row] is not None:
                     raise ctx.error(int(row), col.index, "not a finite number", found=repr(values[row]))
             floats[bad] = 0.0  # null is the missing value 0.0 (lf-format.md §5.2)
-        numeric[:, j] = (floats - col.mean) / col.std
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = ((floats - col.mean) / col.std).astype(np.float32)
+        overflow = ~np.isfinite(scaled)
+        if overflow.any():  # finite in the request, but not once z-scored into float32
+            row = int(np.flatnonzero(overflow)[0])
+            raise ctx.error(
+                row,
+                col.index,
+                "number out of range",
+                found=_kind(values[row]),
+                hint=f"standardised with mean {col.mean:g} and deviation {col.std:g} it exceeds float32",
+            )
+        numeric[:, j] = scaled
     lists = [_encode_list_column(codec, col, columns[col.index], ctx) for col in codec.lists]
     chars = None
     if codec.char_vocab is not None:
         chars = _encode_chars(codec, columns[codec.char_column])
     return Encoded(nominal, numeric, lists, chars, None, None)
+
+
+def _floats(values: tuple, column: int, ctx: _RowContext) -> np.ndarray:
+    """The column as float64; an integer beyond the float range (JSON allows 10**400) is an error."""
+    try:
+        return np.fromiter(values, dtype=np.float64, count=len(values))
+    except OverflowError:
+        for row, value in enumerate(values):
+            try:
+                float(value if value is not None else 0)
+            except OverflowError:
+                raise ctx.error(row, column, "number out of range", found=_kind(value)) from None
+        raise
 
 
 def _lookup_strings(vocab: Any, values: tuple, column: int, ctx: _RowContext) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lfengine.errors import MetaFileError
+from lfengine.paths import MAX_META_BYTES, read_regular_bytes
 
 META_SUFFIX = ".meta.json"
 DATA_SUFFIX = ".data.json"
@@ -119,7 +120,7 @@ def read_meta(path: str | Path) -> FeatureSpec:
     """Parse and validate a meta file; every problem is a MetaFileError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_bytes(path, MAX_META_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise MetaFileError("meta file not found", file=str(path), hint="check the path") from None
     except UnicodeDecodeError as exc:

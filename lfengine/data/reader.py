@@ -16,6 +16,7 @@ from pathlib import Path
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded, RecordError, encode_records
 from lfengine.errors import DataLineError
+from lfengine.paths import open_regular
 
 log = logging.getLogger(__name__)
 CHUNK_LINES = 20_000
@@ -66,7 +67,7 @@ def _parsed_lines(path: str | Path, skip: bool) -> Iterator[tuple[int, object]]:
     """(1-based line number, parsed JSON or _BAD) for every non-blank line of a data file."""
     name = str(path)
     try:
-        handle = open(path, "rb")
+        handle = open_regular(path)
     except FileNotFoundError:
         raise DataLineError(
             "data file not found",

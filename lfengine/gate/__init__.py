@@ -4,7 +4,7 @@
 ``lfengine gate-wrapper DATADIR`` runs :func:`write_wrapper_dir`.
 """
 
-from lfengine.gate.commands import gate_apply_main, gate_train_main
+from lfengine.gate.commands import gate_apply_main, gate_train_main, script_main
 from lfengine.gate.wrapper import write_wrapper_dir
 
-__all__ = ["gate_apply_main", "gate_train_main", "write_wrapper_dir"]
+__all__ = ["gate_apply_main", "gate_train_main", "script_main", "write_wrapper_dir"]

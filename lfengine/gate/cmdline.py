@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lfengine.errors import OptionError
+from lfengine.paths import read_regular_bytes
+
+MAX_CONFIG_BYTES = 16 * 2**20  # a settings file: anything larger is not one
 
 #: Options every command has (configsimple added them to each parser).
 CONFIG_FILE = "config_file"
@@ -97,7 +100,9 @@ def read_config_file(path: str, known: dict[str, OptionSpec]) -> dict[str, str |
     ``---`` lines are skipped; a switch is ``name`` alone or ``name = true|false``.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_regular_bytes(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise OptionError(f"cannot read --config_file {path}: it is not UTF-8 text") from None
     except OSError as e:
         raise OptionError(f"cannot read --config_file {path}: {e.strerror or e}") from None
     values: dict[str, str | bool] = {}

@@ -25,6 +25,7 @@ from lfengine.gate.options import (
     save_settings,
     train_settings_from,
 )
+from lfengine.paths import MAX_META_BYTES, read_regular_bytes
 
 log = logging.getLogger("lfengine.gate")
 
@@ -37,6 +38,21 @@ APPLY_USAGE_EPILOG = (
     "--cuda False --metafile METAFILE. Reads one request per line on stdin, writes one reply\n"
     "per line on stdout; ends on EOF or a line STOP."
 )
+
+
+def script_main(program: str, argv: list[str]) -> int:
+    """What train.sh / apply.sh exec: the command, then the old scripts' status line and exit
+    code (gate-plugin.md §6): ``PROCESSING OK 0`` and 0, or ``PROCESSING ERROR <code>`` on
+    stderr and 127. The scripts exec the engine, so these lines now come from here."""
+    main = gate_train_main if program == "gate-train" else gate_apply_main
+    code = main(argv)
+    if code == 0:
+        # Training: on stdout, as before. Application: stdout carries replies only.
+        stream = sys.stdout if program == "gate-train" else sys.stderr
+        print("PROCESSING OK 0", file=stream, flush=True)
+        return 0
+    print(f"PROCESSING ERROR {code}", file=sys.stderr, flush=True)
+    return 127
 
 
 def _say(program: str, kind: str, message: str) -> None:
@@ -238,7 +254,7 @@ def _load(settings: GateApplySettings):
         torch.set_num_threads(1)
     from lfengine import service
 
-    model = service.load_model(model_dir, device=device)
+    model = service.load_model(model_dir, device=device, trust_module=settings.trust_module)
     log.info(
         "model loaded from %s: %s, %d label(s), %d feature(s), device %s",
         model_dir,
@@ -264,11 +280,10 @@ def _missing_model_message(prefix: str, model_dir: str) -> str:
 def _check_meta(meta_path: str, model) -> None:
     """--metafile: warn when the data directory's meta file no longer matches the model."""
     try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
+        meta = json.loads(read_regular_bytes(meta_path, MAX_META_BYTES).decode("utf-8"))
         features = len(meta.get("features") or [])
         is_sequence = meta.get("isSequence")
-    except (OSError, ValueError, AttributeError) as e:
+    except (OSError, ValueError, AttributeError) as e:  # UnicodeDecodeError is a ValueError
         log.info("--metafile %s not checked (%s); the model does not need it", meta_path, e)
         return
     if features != model.num_features or (is_sequence is not None and bool(is_sequence) != model.is_sequence):

@@ -75,6 +75,7 @@ APPLY_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("labeled", False, "", "requests are [features, target]; accuracy on stderr at EOF"),
     OptionSpec("noret", False, "", "write no replies (only with --labeled; never under GATE)"),
     OptionSpec("logevery", True, "N", "log 'Processed: N' every N requests (0: never)"),
+    OptionSpec("trust_module", False, "", "allow importing the user module file the model names"),
     *_COMMON,
 )
 
@@ -119,6 +120,7 @@ class GateApplySettings:
     labeled: bool = False
     noret: bool = False
     logevery: int = 0
+    trust_module: bool = False  # import a user module file named in the model directory
     help: bool = False
     save_config_file: str | None = None
     values: dict[str, str | bool] = field(default_factory=dict)
@@ -265,6 +267,7 @@ def apply_settings_from(argv: list[str], cwd: str | None = None) -> GateApplySet
         settings.cuda = parse_bool("cuda", str(values["cuda"]))
     settings.labeled = "labeled" in values
     settings.noret = "noret" in values
+    settings.trust_module = "trust_module" in values
     if settings.noret and not settings.labeled:
         settings.warnings.append(WARN_NORET)
     if "logevery" in values:

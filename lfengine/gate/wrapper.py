@@ -27,6 +27,7 @@ from pathlib import Path
 import lfengine
 
 WRAPPER_NAME = "FileJsonPyTorch"
+YAML_NAMES = ("FileJsonPyTorch.yaml", "FileJsonPyTorch.yaml.txt")  # what GATE reads, in its order
 
 _SH_PROLOGUE = """\
 #!/bin/sh
@@ -61,15 +62,10 @@ PYTHONSAFEPATH=1
 export PYTHONSAFEPATH
 """
 
+# exec: the engine replaces the shell, so stopping the process GATE started stops the engine.
+# It prints PROCESSING OK 0, or PROCESSING ERROR <code> and exits 127, as the old script did.
 _TRAIN_SH_BODY = """\
-"$py" -m lfengine gate-train "$@"
-rc=$?
-if [ $rc -ne 0 ]; then
-    echo "PROCESSING ERROR $rc" >&2
-    exit 127
-fi
-echo "PROCESSING OK 0"
-exit 0
+exec "$py" -m lfengine gate-train "$@"
 """
 
 # The third argument is the wrapper directory (unused); one that looks like an option is kept,
@@ -85,14 +81,7 @@ if [ $# -gt 0 ]; then
         *) shift ;;
     esac
 fi
-"$py" -m lfengine gate-apply "$model" --cuda False --metafile "$meta" "$@"
-rc=$?
-if [ $rc -ne 0 ]; then
-    echo "PROCESSING ERROR $rc" >&2
-    exit 127
-fi
-echo "PROCESSING OK 0" >&2
-exit 0
+exec "$py" -m lfengine gate-apply "$model" --cuda False --metafile "$meta" "$@"
 """
 
 _CMD_PROLOGUE = """\
@@ -113,14 +102,10 @@ if defined LFENGINE_HOME if exist "%LFENGINE_INIT%" set "PYTHONPATH=%LFENGINE_HO
 set "PYTHONSAFEPATH=1"
 """
 
+# cmd has no exec: the engine runs as the script's child, and its exit code (127 after a
+# failure; it prints the PROCESSING lines itself) becomes the script's.
 _CMD_EPILOGUE = """\
-set "RC=%ERRORLEVEL%"
-if not "%RC%"=="0" goto failed
-echo PROCESSING OK 0{ok_redirect}
-exit /b 0
-:failed
-echo PROCESSING ERROR %RC% 1>&2
-exit /b 127
+exit /b %ERRORLEVEL%
 :usage
 echo usage: {usage} 1>&2
 exit /b 1
@@ -186,12 +171,12 @@ def render_wrapper_files(python: str, home: str) -> dict[str, str]:
         "train.cmd": _crlf(
             _CMD_PROLOGUE.format(script="train.cmd", usage=train_cmd_usage, min_args=2, **cmd)
             + _TRAIN_CMD_BODY
-            + _CMD_EPILOGUE.format(usage=train_cmd_usage, ok_redirect="")
+            + _CMD_EPILOGUE.format(usage=train_cmd_usage)
         ),
         "apply.cmd": _crlf(
             _CMD_PROLOGUE.format(script="apply.cmd", usage=apply_cmd_usage, min_args=2, **cmd)
             + _APPLY_CMD_BODY
-            + _CMD_EPILOGUE.format(usage=apply_cmd_usage, ok_redirect=" 1>&2")
+            + _CMD_EPILOGUE.format(usage=apply_cmd_usage)
         ),
         "wrapperInfo.yaml": _WRAPPER_INFO.format(version=lfengine.__version__, python=python, home=home),
     }
@@ -206,6 +191,8 @@ def write_wrapper_dir(datadir: str, *, portable: bool = False) -> Path:
 
     Existing scripts of the same names are replaced; other entries (e.g. the old wrapper's
     Python libraries) are left alone. ``portable`` records no interpreter or checkout path.
+    Otherwise the interpreter is also recorded in ``FileJsonPyTorch.yaml`` when the data
+    directory has none (see write_python_yaml).
     """
     python = "" if portable else sys.executable
     home = "" if portable else source_checkout()
@@ -221,4 +208,30 @@ def write_wrapper_dir(datadir: str, *, portable: bool = False) -> Path:
             mode = os.stat(temporary).st_mode
             os.chmod(temporary, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         os.replace(temporary, path)
+    if python:
+        write_python_yaml(Path(datadir), python)
     return target
+
+
+def write_python_yaml(datadir: Path, python: str) -> Path | None:
+    """Record ``PYTHON_BIN`` in ``datadir/FileJsonPyTorch.yaml`` unless the user has one.
+
+    GATE always exports PYTHON_BIN (default ``python``), so the scripts' fallback to the
+    recorded interpreter never runs under GATE; GATE takes PYTHON_BIN from this file
+    (gate-plugin.md §5). An existing ``FileJsonPyTorch.yaml`` or ``.yaml.txt`` is the user's and
+    is never touched. Returns the file written, or None.
+    """
+    if any((datadir / name).exists() for name in YAML_NAMES):
+        return None
+    path = datadir / YAML_NAMES[0]
+    text = (
+        "# Written by 'lfengine gate-wrapper': the Python that runs lfengine for GATE. Yours to edit;\n"
+        "# never overwritten.\n"
+        f"PYTHON_BIN: '{python}'\n"
+    )
+    try:
+        with open(path, "x", encoding="utf-8") as f:  # "x": never over a file created meanwhile
+            f.write(text)
+    except FileExistsError:
+        return None
+    return path

@@ -133,7 +133,9 @@ def parse_request(message: Any) -> Request:
     top-level members are ignored.
     """
     if isinstance(message, list):
-        raise InvalidRequest("batch requests (JSON arrays) are not supported; send one request per message")
+        raise InvalidRequest(
+            "batch requests (arrays of requests) are not supported; send one request per message"
+        )
     if not isinstance(message, dict):
         raise InvalidRequest(f"a request must be an object, got {json_type(message)}")
     has_id = "id" in message
@@ -186,10 +188,14 @@ class Params:
     def flag(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, (bool,), "true or false", default)
 
-    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+    def integer(
+        self, name: str, default: Any = _MISSING, minimum: int | None = None, maximum: int | None = None
+    ) -> Any:
         value = self._get(name, (int,), "an integer", default)
         if value is not None and minimum is not None and value < minimum:
             raise InvalidParams(f'parameter "{name}" must be at least {minimum}, got {value}', param=name)
+        if value is not None and maximum is not None and value > maximum:
+            raise InvalidParams(f'parameter "{name}" must be at most {maximum}, got {value}', param=name)
         return value
 
     def mapping(self, name: str, default: Any = _MISSING) -> Any:

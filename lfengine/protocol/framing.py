@@ -115,20 +115,25 @@ class JsonLinesReader:
         self._source = source
         self._limit = max_message_bytes
         self._prefix = prefix
+        self.scanned_bytes = 0  # bytes searched for a line end: linear in the input, never more
 
     def __iter__(self) -> Iterator[Any]:
         buffer = bytearray(self._prefix)
-        start = 0
+        start = 0  # where the current line begins in buffer
+        searched = 0  # buffer[start:searched] is known to hold no newline: never search it again
         while True:
-            newline = buffer.find(b"\n", start)
+            origin = max(start, searched)
+            newline = buffer.find(b"\n", origin)
+            self.scanned_bytes += (newline + 1 if newline >= 0 else len(buffer)) - origin
             if newline >= 0:
                 line = buffer[start:newline]
-                start = newline + 1
+                start = searched = newline + 1
                 if len(line) > self._limit:
                     yield _too_large(len(line), self._limit)
                 elif line.strip():
                     yield decode_json_line(line)
                 continue
+            searched = len(buffer) - start
             del buffer[:start]
             start = 0
             if len(buffer) > self._limit:
@@ -137,6 +142,7 @@ class JsonLinesReader:
                 if remainder is None:
                     return
                 buffer = bytearray(remainder)
+                searched = 0
                 continue
             chunk = self._source.read()
             if not chunk:
@@ -225,7 +231,12 @@ def encode_json_line(message: Any) -> bytes:
 def encode_msgpack(message: Any) -> bytes:
     import msgpack
 
-    return msgpack.packb(message, use_bin_type=True)
+    try:
+        return msgpack.packb(message, use_bin_type=True)
+    except UnicodeEncodeError:
+        # A lone surrogate (e.g. a client's path echoed in an error) has no UTF-8 form; msgpack
+        # str must be UTF-8, so such characters are written as \\udXXX escapes instead.
+        return msgpack.packb(message, use_bin_type=True, unicode_errors="backslashreplace")
 
 
 class MessageWriter:

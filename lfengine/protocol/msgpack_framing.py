@@ -160,7 +160,7 @@ class ItemSkipper:
 
 
 class MsgpackReader:
-    """Yields decoded maps (or other top-level values) and FramingError instances."""
+    """Yields decoded maps, arrays (batches, which the envelope refuses) and FramingError instances."""
 
     format = "msgpack"
 
@@ -189,6 +189,12 @@ class MsgpackReader:
                     end = unpacker.tell()
                     if end - item_start > self._limit:
                         yield _too_large(end - item_start, self._limit)
+                    elif isinstance(value, list):
+                        # A whole array decoded: a batch, answered -32600 like a JSON one
+                        # (protocol.md §2.1); none of its elements runs.
+                        item_start = end
+                        yield value
+                        continue
                     elif not isinstance(value, dict):
                         yield MessageParseError(
                             f"expected a msgpack map as message, found {type(value).__name__}"

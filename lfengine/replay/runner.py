@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +32,22 @@ from lfengine.replay.session import (
     strict_json,
 )
 
-STEP_TIMEOUT_SECONDS = 60.0  # for one response, one awaited notification, or the engine's exit
+TIMEOUT_FACTOR_VARIABLE = "LFENGINE_TEST_TIMEOUT_FACTOR"
+DEFAULT_TIMEOUT_FACTOR = 3.0  # generous: several test runs may share a couple of cores
+
+
+def timeout_factor() -> float:
+    """How much longer than on an idle machine every deadline may be (an environment variable)."""
+    text = os.environ.get(TIMEOUT_FACTOR_VARIABLE, "")
+    try:
+        factor = float(text) if text else DEFAULT_TIMEOUT_FACTOR
+    except ValueError:
+        factor = DEFAULT_TIMEOUT_FACTOR
+    return factor if factor > 0 and math.isfinite(factor) else DEFAULT_TIMEOUT_FACTOR
+
+
+# For one response, one awaited notification, or the engine's exit.
+STEP_TIMEOUT_SECONDS = 60.0 * timeout_factor()
 
 
 @dataclass

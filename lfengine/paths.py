@@ -1,0 +1,94 @@
+"""Paths from requests and model files are untrusted: check them before anything is read.
+
+A path names a regular file (never a device such as /dev/zero, a FIFO that blocks until a
+writer comes, a socket or a directory), contains no NUL byte, and can be encoded for the file
+system (a lone surrogate from a JSON string cannot). Files read whole (meta files, model.json)
+are also capped in size. Every refusal is an ``UnusablePath``, a kind of OSError, so the
+callers' existing "cannot read <file>" handling turns it into their own typed error.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import BinaryIO
+
+#: Files read whole into memory. LF meta files of large corpora are tens of MB (their
+#: vocabulary counts); model.json holds the vocabularies too.
+MAX_META_BYTES = 256 * 2**20
+MAX_MODEL_JSON_BYTES = 1024 * 2**20
+
+_OPEN_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+)
+
+
+class UnusablePath(OSError):
+    """A path that cannot be, or must not be, read as a regular file; ``strerror`` says why."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(reason)
+        self.strerror = reason
+        self.filename = path
+
+
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot name a file at all (NUL byte, not encodable), or None."""
+    raw = os.fspath(path)
+    if ("\x00" if isinstance(raw, str) else b"\x00") in raw:
+        return "a NUL byte in the path"
+    try:
+        os.fsencode(raw)
+    except UnicodeEncodeError as exc:
+        return f"a character the file system cannot encode ({exc.object[exc.start]!r}) in the path"
+    return None
+
+
+def check_path(path: str | os.PathLike) -> None:
+    """Raise UnusablePath when ``path`` cannot name a file (see path_problem)."""
+    problem = path_problem(path)
+    if problem is not None:
+        raise UnusablePath(path, problem)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def open_regular(path: str | os.PathLike, *, max_bytes: int | None = None) -> BinaryIO:
+    """Open a regular file for binary reading, or raise OSError (UnusablePath for our refusals).
+
+    The file is opened non-blocking, so a FIFO cannot hang the engine, and checked with fstat on
+    the open descriptor, so what is checked is what is read.
+    """
+    check_path(path)
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnusablePath(path, f"{_kind(info.st_mode)} where a regular file is needed")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise UnusablePath(path, f"a file of {info.st_size} bytes, over the limit of {max_bytes} bytes")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_bytes(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The whole content of a regular file of at most ``max_bytes`` bytes."""
+    with open_regular(path, max_bytes=max_bytes) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew after the check
+        raise UnusablePath(path, f"a file of more than the limit of {max_bytes} bytes")
+    return data
