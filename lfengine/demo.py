@@ -8,24 +8,41 @@ would: describe, train with progress notifications, evaluate on held-out data, a
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 
 from lfengine.client import EngineClient
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
+from lfengine.progress import ProgressDisplay
 
-DEMO_EPOCHS = 10  # enough for the generated data; early stopping often ends sooner
+DEMO_EPOCHS = 6  # enough for the generated data; early stopping often ends sooner
+DEMO_OPTIONS = {"max_epochs": DEMO_EPOCHS, "es_patience": 2}
+# One torch thread: on a small machine more threads cost more CPU time than they save.
+ENGINE_SETTINGS = {"threads": 1}
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _progress(method: str, params: dict) -> None:
-    p = params.get("progress", {})
-    if method == "progress" and p.get("metrics"):
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in p["metrics"].items())
-        _say(f"    epoch {p['epoch']:>2}: train loss {p['loss']:.3f}; validation {shown}")
+class _Progress:
+    """The engine's progress notifications: a bar inside each epoch (on a terminal), and one
+    line per validation."""
+
+    def __init__(self) -> None:
+        self.display = ProgressDisplay(sys.stderr, log_interval=5.0)
+
+    def __call__(self, method: str, params: dict) -> None:
+        p = params.get("progress", {})
+        if method != "progress" or not p:
+            return
+        if p.get("metrics"):
+            self.display.erase()
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in p["metrics"].items())
+            _say(f"    epoch {p['epoch']:>2}: train loss {p['loss']:.3f}; validation {shown}")
+        else:
+            self.display.update(p)
 
 
 def _data_path(meta: Path) -> Path:
@@ -52,7 +69,7 @@ def _run_task(
     engine: EngineClient, title: str, train_meta: Path, test_meta: Path, name: str, root: Path
 ) -> None:
     _say(f"=== {title} ===")
-    described = engine.call("describe", {"meta": str(train_meta), "options": {"max_epochs": DEMO_EPOCHS}})
+    described = engine.call("describe", {"meta": str(train_meta), "options": DEMO_OPTIONS})
     _say(f"task: {described['task']}; labels: {', '.join(described['labels'])}")
     _say("architecture chosen from the feature metadata:")
     _say(described["architecture"]["text"])
@@ -63,7 +80,7 @@ def _run_task(
             "meta": str(train_meta),
             "model": str(root / name),
             "name": name,
-            "options": {"max_epochs": DEMO_EPOCHS},
+            "options": DEMO_OPTIONS,
         },
     )
     _say(
@@ -98,15 +115,15 @@ def run_demo(workdir: str | None = None) -> int:
         root = Path(workdir or tmp)
         root.mkdir(parents=True, exist_ok=True)
         _say(f"writing generated LF corpora to {root}")
-        seq_train, seq_test = _hold_out(write_sequence_corpus(root / "seq", 400, seed=1), 80)
-        cls_train, cls_test = _hold_out(write_classification_corpus(root / "cls", 750, seed=1), 150)
+        seq_train, seq_test = _hold_out(write_sequence_corpus(root / "seq", 260, seed=1), 60)
+        cls_train, cls_test = _hold_out(write_classification_corpus(root / "cls", 500, seed=1), 100)
         log_path = root / "engine.log"
         _say(f"the engine's log goes to {log_path}")
         with (
             open(log_path, "wb") as log_file,
-            EngineClient(on_notification=_progress, stderr=log_file) as engine,
+            EngineClient(on_notification=_Progress(), stderr=log_file) as engine,
         ):
-            engine.call("init", {"notifications": ["progress"], "log_level": "warning"})
+            engine.call("init", {"notifications": ["progress"], "log_level": "warning", **ENGINE_SETTINGS})
             _run_task(engine, "sequence tagging (chunk labels)", seq_train, seq_test, "tagger", root)
             _run_task(
                 engine,

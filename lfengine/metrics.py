@@ -86,6 +86,27 @@ def classification_report(
     }
 
 
+def confusion_matrix(
+    gold: Sequence[int] | np.ndarray, pred: Sequence[int] | np.ndarray, labels: Sequence[str]
+) -> dict:
+    """Counts of (gold, predicted) label pairs: ``matrix[g][p]``, rows and columns in ``labels`` order."""
+    k = len(labels)
+    gold_idx = _as_index_array(gold, k, "gold")
+    pred_idx = _as_index_array(pred, k, "pred")
+    counts = np.bincount(gold_idx * k + pred_idx, minlength=k * k).reshape(k, k)
+    return {"labels": list(labels), "matrix": counts.tolist()}
+
+
+def single_predicted_label(report: dict) -> str | None:
+    """The label a classifier or tagger predicts for everything, when the gold data hold more than
+    one label: the sign of a model that learnt only the majority class (accuracy can still look
+    fine, e.g. ``O`` in NER). None otherwise."""
+    per_label = report.get("per_label") or {}
+    predicted = [label for label, s in per_label.items() if s["predicted"]]
+    gold = [label for label, s in per_label.items() if s["support"]]
+    return predicted[0] if len(predicted) == 1 and len(gold) > 1 else None
+
+
 def flatten_sequences(gold_seqs: Sequence[Sequence], pred_seqs: Sequence[Sequence]) -> tuple[list, list]:
     """Concatenate per-sequence label lists, checking that gold and prediction align."""
     if len(gold_seqs) != len(pred_seqs):

@@ -24,7 +24,10 @@ class LoadedEntry:
     model_dir: str  # real path, the key that ties names to directories
 
     def summary(self) -> dict[str, Any]:
-        return {"dir": self.model_dir, "task": self.model.task, "labels": len(self.model.labels)}
+        # num_labels is the count; "labels" (the same count) stays for one version for old clients,
+        # although elsewhere "labels" is a list of names (protocol.md §5.1).
+        count = len(self.model.labels)
+        return {"dir": self.model_dir, "task": self.model.task, "num_labels": count, "labels": count}
 
 
 class ModelRegistry:

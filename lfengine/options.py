@@ -38,35 +38,62 @@ NGRAM_LAYERS = ("cnn", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A field with its one-line help, shown by ``lfengine train --help``."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainOptions:
     """Everything a user can set for one training run."""
 
-    seed: int = 1  # same seed, same model (on CPU)
-    valsize: float | None = None  # >1: count, <1: fraction, 0: none; None: heuristic
-    valfile: str | None = None  # separate LF data file for validation
-    batch_size: int | None = None
-    max_epochs: int | None = None
-    learning_rate: float | None = None
-    es_patience: int | None = None
-    es_metric: str = "auto"  # loss | accuracy | f1 | auto (f1 for chunk labels, else accuracy)
-    device: str = "auto"
-    threads: int | None = None
-    resume: bool = False
-    stop_file: str | None = None  # default: STOP next to the meta file
-    embs: str | None = None  # old syntax: embid:dims:train:minfreq:file[,...]
-    maxlens: str | None = None  # old syntax: attrnr:maxlen:shorten[,...]
-    ngram_layer: str | None = None  # cnn | lstm
-    module: str | None = None  # predefined module name, or path/to/file.py:ClassName
-    model: dict[str, Any] = field(default_factory=dict)  # overrides of architecture heuristics
-    skip_bad_lines: bool = False  # skip malformed training lines (counted in the log) instead of failing
-    shuffle: bool = True  # shuffle before the validation split
-    validate_every_epochs: int = 1
-    validate_every_batches: int | None = None
-    validate_every_instances: int | None = None
-    report_every_batches: int | None = None
-    report_every_instances: int | None = None
-    no_train: bool = False  # build and describe, do not train
+    seed: int = _opt(1, "random seed: the same seed gives the same model (on the CPU)")
+    valsize: float | None = _opt(
+        None, "validation set: above 1 a count, below 1 a fraction, 0 none; default 0.1 (10 %)"
+    )
+    valfile: str | None = _opt(None, "a separate LF data file to validate on (instead of --valsize)")
+    batch_size: int | None = _opt(None, "training items per update; default: about 32 updates per epoch")
+    max_epochs: int | None = _opt(None, "at most this many epochs; default 100 below 2,000 items, else 50")
+    learning_rate: float | None = _opt(
+        None, "Adam's learning rate; default 2e-3 below 5,000 items, else 1e-3"
+    )
+    es_patience: int | None = _opt(
+        None, "stop after this many validations without improvement; default 8 below 500 items, else 5"
+    )
+    es_metric: str = _opt(
+        "auto",
+        "what decides the best model; auto: span F1 for chunk labels, accuracy otherwise, mse for regression",
+    )
+    device: str = _opt("auto", "where to train: auto (a GPU when there is one), cpu, cuda or cuda:N")
+    threads: int | None = _opt(None, "CPU threads for torch; default: torch's choice")
+    resume: bool = _opt(False, "continue an interrupted training from its checkpoint in MODEL_DIR")
+    stop_file: str | None = _opt(
+        None, "training stops when this file appears; default STOP next to the meta file"
+    )
+    embs: str | None = _opt(
+        None, "embedding settings per emb_id, the old syntax EMBID:DIMS:TRAIN:MINFREQ:FILE[,...]"
+    )
+    maxlens: str | None = _opt(
+        None, "length limits of token-list columns, the old syntax ATTR:MAXLEN:SHORTEN[,...]"
+    )
+    ngram_layer: str | None = _opt(None, "encoder of token-list (N-gram) columns; default cnn")
+    module: str | None = _opt(
+        None, "network: a predefined module (TextCnn, BiLstmCrfTagger, MlpClassifier, ...) or file.py:Class"
+    )
+    model: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "override an architecture or training setting (value parsed as JSON); repeatable"},
+    )
+    skip_bad_lines: bool = _opt(
+        False, "skip malformed training lines (counted in the log) instead of failing"
+    )
+    shuffle: bool = _opt(True, "shuffle before the validation split (--no-shuffle: keep file order)")
+    validate_every_epochs: int = _opt(1, "validate every N epochs")
+    validate_every_batches: int | None = _opt(None, "also validate every N batches")
+    validate_every_instances: int | None = _opt(None, "also validate every N training instances")
+    report_every_batches: int | None = _opt(None, "log the training loss every N batches")
+    report_every_instances: int | None = _opt(None, "log the training loss every N instances")
+    no_train: bool = _opt(False, "build and describe the network, do not train")
 
     def __post_init__(self) -> None:
         self.validate()

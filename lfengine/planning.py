@@ -16,6 +16,7 @@ from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.describe import describe_model, render_tree
 from lfengine.builder.heuristics import choose_config
+from lfengine.builder.networks import build_reporting_settings
 from lfengine.builder.registry import absolute_module, resolve_module
 from lfengine.data.batching import validation_size
 from lfengine.data.codec import Codec, build_codec
@@ -37,6 +38,7 @@ class Plan:
     provenance: dict[str, str]
     model: TaskModel
     es_metric: str
+    used: frozenset[str]  # the settings this network and its training read (describe shows these)
 
 
 def plan_model(
@@ -59,8 +61,21 @@ def plan_model(
         log.info("%s: %s", config.module or "auto network", note)
     check_size(network, layout, config, init)
     torch.manual_seed(options.seed)
-    model = network(layout, config, init)
-    return Plan(spec, codec, config, provenance, model, es_metric_for(options.es_metric, codec))
+    model, used = build_reporting_settings(layout, config, init)
+    if not codec.previous_label_columns:
+        used -= {"previous_label_dropout"}
+    _warn_unused(provenance, used, type(model).__name__)
+    return Plan(spec, codec, config, provenance, model, es_metric_for(options.es_metric, codec), used)
+
+
+def _warn_unused(provenance: dict[str, str], used: frozenset[str], network: str) -> None:
+    """A setting the user gave that the chosen network never reads would be silently ignored."""
+    for name in sorted(n for n, source in provenance.items() if source == "option" and n not in used):
+        log.warning(
+            "setting %s is ignored: the %s network does not use it (describe lists the settings it uses)",
+            name,
+            network,
+        )
 
 
 #: The most parameters a network may have: 2 GiB of float32 weights, and three times that with
@@ -108,6 +123,7 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
     hyper = {
         name: {"value": value, "source": plan.provenance.get(name, "heuristic")}
         for name, value in plan.config.to_dict().items()
+        if name in plan.used
     }
     defaults = TrainOptions()
     for name in ("seed", "valsize", "valfile", "ngram_layer", "embs", "maxlens", "shuffle"):

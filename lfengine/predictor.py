@@ -139,10 +139,14 @@ class Predictor:
 
     def evaluate(self, data: Encoded) -> dict:
         """Metrics of lfengine.metrics for labeled data, plus the mean loss."""
+        return self.evaluate_rows(data)[0]
+
+    def evaluate_rows(self, data: Encoded) -> tuple[dict, RowOutputs]:
+        """``evaluate``, and the predictions it scored (for error analysis)."""
         out, loss = self.run(data, want_distribution=False, with_loss=True)
         report = score(self.codec, data, out)
         report["loss"] = loss if loss is not None else 0.0
-        return report
+        return report, out
 
 
 def score(codec: Codec, data: Encoded, out: RowOutputs) -> dict:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from lfengine import __version__, store
+from lfengine import __version__, runlog, store
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
 from lfengine.data.batching import split_indices
@@ -29,7 +29,7 @@ from lfengine.errors import DataLineError, ModelError, OptionError
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import describe, describe_plan, plan_model, split_sizes
-from lfengine.predictor import Predictor
+from lfengine.predictor import Predictor, RowOutputs
 from lfengine.safe_io import remove_stale_temp_files
 from lfengine.trainer import Schedule, StopSignals, Trainer
 
@@ -86,14 +86,18 @@ def train(
     on_progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
     trust_module: bool = False,
+    on_start: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Train a model from an LF meta/data pair into ``model_dir``; blocks until done.
+
+    ``on_start`` receives the facts of the run (data counts, labels, device, settings,
+    architecture; runlog.run_facts) once the network is built, before the first epoch.
 
     ``trust_module``: on resume, allow the user module named in the stored model.json to be
     imported (naming the same module in ``options`` allows it too).
     """
     with torch_threads(options.threads):
-        return _train(meta_path, model_dir, options, on_progress, cancel, trust_module)
+        return _train(meta_path, model_dir, options, on_progress, cancel, trust_module, on_start)
 
 
 @contextmanager
@@ -164,8 +168,10 @@ def _train(
     on_progress: Callable[[dict], None] | None,
     cancel: threading.Event | None,
     trust_module: bool,
+    on_start: Callable[[dict], None] | None,
 ) -> dict[str, Any]:
     started = time.monotonic()
+    started_at = runlog.now()
     _check_paths(model_dir, options)
     device = _device(options.device)
     spec = read_meta(meta_path)
@@ -189,19 +195,31 @@ def _train(
     train_data, val_data = _read_splits(spec, codec, options)
     plan = plan_model(spec, options, len(train_data), codec, init)
     description = describe_plan(plan, options)
-    log.info(
-        "lfengine %s: %s model for %s\n%s",
+    facts = runlog.run_facts(
+        meta_path,
+        spec.data_path(),
+        model_dir_path,
+        type(plan.model).__name__,
+        codec,
+        description,
+        (len(train_data), len(val_data) if val_data is not None else 0),
+        str(device),
+    )
+    facts.update(started=started_at, resumed=options.resume)
+    log.log(
+        logging.DEBUG if on_start is not None else logging.INFO,  # else the caller shows the facts
+        "lfengine %s: %s (%s) for %s: training on %d %s, validating on %d",
         __version__,
+        facts["network"],
         codec.task,
         meta_path,
-        description["architecture"]["text"],
+        facts["train"],
+        facts["unit"],
+        facts["validation"],
     )
-    log.info(
-        "training on %d %s, validating on %d",
-        len(train_data),
-        "sequences" if codec.is_sequence else "instances",
-        len(val_data) if val_data is not None else 0,
-    )
+    log.debug("architecture:\n%s", description["architecture"]["text"])
+    if on_start is not None:
+        on_start(facts)
     if options.no_train:
         return {
             "model_dir": str(model_dir_path),
@@ -220,7 +238,10 @@ def _train(
         "config": plan.config.to_dict(),
         "description": description,
         "training": {
-            "meta_file": str(Path(meta_path).resolve()),
+            "meta_file": facts["meta_file"],
+            "data_file": facts["data_file"],
+            "data_sha256": facts["data_sha256"],
+            "started": started_at,
             "options": options.to_dict(),
             "instances": len(train_data),
             "validation": len(val_data) if val_data is not None else 0,
@@ -262,12 +283,17 @@ def _train(
         signals=signals,
         on_progress=on_progress,
     )
-    with _log_to(store.model_paths(model_dir_path).log):
+    log_path = store.model_paths(model_dir_path).log
+    defaults = TrainOptions().to_dict()
+    changed = {k: v for k, v in options.to_dict().items() if v != defaults[k]}
+    runlog.append_text(log_path, runlog.run_header(facts, changed))
+    with _log_to(log_path):
         if options.resume:
             # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
             trainer.resume(store.load_checkpoint(model_dir_path, map_location="cpu"))
         stopped = trainer.fit(train_data, val_data)
     state = trainer.state
+    metadata["training"]["finished"] = runlog.now()
     if best_weights:  # rewrite model.json with the whole history, keeping the best weights
         _finish_metadata(metadata, state, stopped)
         store.save_model_dir(model_dir_path, metadata, best_weights)
@@ -276,9 +302,9 @@ def _train(
         stopped,
         state.epoch,
         state.best_epoch,
-        state.best_metrics,
+        " ".join(f"{k} {v:.4f}" for k, v in state.best_metrics.items()),
     )
-    return {
+    result = {
         "model_dir": str(model_dir_path),
         "epochs": state.epoch,
         "stopped": stopped,
@@ -286,6 +312,8 @@ def _train(
         "best": state.best_metrics,
         "seconds": time.monotonic() - started,
     }
+    runlog.append_text(log_path, runlog.run_footer(result))
+    return result
 
 
 def _finish_metadata(metadata: dict[str, Any], state: Any, stopped: str | None = None) -> None:
@@ -340,10 +368,14 @@ class LoadedModel:
         return self.predictor.apply(instances, distribution=distribution)
 
     def evaluate(self, data_path: str) -> dict:
-        result = read_data(self.codec, data_path)
-        report = self.predictor.evaluate(result.data)
+        return self.evaluation(data_path)[0]
+
+    def evaluation(self, data_path: str) -> tuple[dict, Encoded, RowOutputs]:
+        """The report, the encoded data and the predictions, for error analysis."""
+        data = read_data(self.codec, data_path).data
+        report, outputs = self.predictor.evaluate_rows(data)
         report["file"] = str(data_path)
-        return report
+        return report, data, outputs
 
     def describe(self) -> dict:
         return self.metadata["description"]

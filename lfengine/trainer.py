@@ -29,6 +29,7 @@ from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
 from lfengine.errors import OptionError
+from lfengine.metrics import single_predicted_label
 from lfengine.predictor import Predictor, headline
 
 log = logging.getLogger(__name__)
@@ -308,8 +309,18 @@ class Trainer:
         else:
             s.bad_epochs += 1
         self._record(epoch, train_loss, metrics, improved)
-        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-        log.info("epoch %d validation: %s%s", epoch, shown, " (best so far, saved)" if improved else "")
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "loss")
+        log.info(
+            "epoch %d: train loss %.4f | validation loss %.4f %s%s",
+            epoch,
+            train_loss,
+            metrics["loss"],
+            shown,
+            " | best so far, saved" if improved else "",
+        )
+        only = single_predicted_label(report)
+        if only is not None:
+            log.warning("epoch %d: the model predicts %r for everything in the validation set", epoch, only)
         if improved:
             self.save_model(s)
         return metrics

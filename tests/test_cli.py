@@ -44,7 +44,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(corpus: Path) -> tuple[Path, dict]:
     """`lfengine train` once for the module; returns the model dir and the printed result."""
     model_dir = corpus.parent / "model"
-    run = lfengine("train", str(corpus), str(model_dir), "--max-epochs", "3", "--threads", "1")
+    run = lfengine("train", str(corpus), str(model_dir), "--max-epochs", "3", "--threads", "1", "--json")
     assert run.returncode == 0, run.stderr
     return model_dir, json.loads(run.stdout)  # stdout holds the result and nothing else
 
@@ -92,12 +92,21 @@ def test_evaluate_as_table_and_as_json(trained: tuple[Path, dict], corpus: Path)
     as_json = lfengine("evaluate", str(model_dir), str(_data(corpus)), "--json")
     assert as_json.returncode == 0, as_json.stderr
     report = json.loads(as_json.stdout)
+    confusion, warnings = report.pop("confusion"), report.pop("warnings")
     assert report == service.evaluate(str(model_dir), str(_data(corpus)))
+    matrix = confusion["matrix"]
+    assert confusion["labels"] == service.load_model(str(model_dir)).labels
+    assert sum(map(sum, matrix)) == report["instances"]
+    assert sum(matrix[i][i] for i in range(len(matrix))) == round(report["accuracy"] * report["instances"])
+    assert [sum(row) for row in matrix] == [report["per_label"][k]["support"] for k in confusion["labels"]]
+    assert any("training data file" in w for w in warnings)  # the model was trained on this very file
     table = lfengine("evaluate", str(model_dir), str(_data(corpus)))
     assert table.returncode == 0, table.stderr
     for label in ("politics", "science", "sport"):
         assert label in table.stdout
     assert f"{report['accuracy']:.4f}" in table.stdout
+    assert "confusion matrix (rows: gold, columns: predicted):" in table.stdout
+    assert "warning: this is the training data file" in table.stdout
 
 
 def test_apply_writes_one_json_line_per_instance(
@@ -121,7 +130,7 @@ def test_apply_writes_one_json_line_per_instance(
 def test_apply_sequences(tmp_path: Path, capsys) -> None:
     meta = write_sequence_corpus(tmp_path, 30, seed=1)
     code, out = run_in_process(
-        capsys, "train", str(meta), str(tmp_path / "m"), "--max-epochs", "1", "--threads", "1"
+        capsys, "train", str(meta), str(tmp_path / "m"), "--max-epochs", "1", "--threads", "1", "--json"
     )
     assert code == 0 and json.loads(out)["epochs"] == 1
     code, out = run_in_process(capsys, "apply", str(tmp_path / "m"), str(_data(meta)), "--labeled")

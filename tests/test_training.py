@@ -99,7 +99,7 @@ def _kill_cli_training_once(meta: Path, model_dir: Path, flags: list[str], writt
 
 def _cli_resume(meta: Path, model_dir: Path, flags: list[str]) -> subprocess.CompletedProcess:
     resumed = subprocess.run(
-        _cli_train(meta, model_dir, [*flags, "--resume"]),
+        _cli_train(meta, model_dir, [*flags, "--resume", "--json"]),
         cwd=REPO,
         env=CLI_ENV,
         capture_output=True,

@@ -33,35 +33,44 @@ INT_MAXIMA = {
 MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 
 
+def _setting(help: str) -> Any:
+    """A field with its one-line help, listed by ``lfengine train --help`` under --set."""
+    return dataclasses.field(metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture (first block) and training settings (second block) of one model."""
 
     # --- architecture ---
-    module: str | None  # None: the auto-built network; else a registry name or "file.py:Class"
-    hidden_size: int  # classifier/regressor hidden layer width
-    hidden_layers: int  # classifier/regressor hidden layers (0: linear model over the features)
-    dropout: float  # between learned layers (see networks.py for where exactly)
-    embedding_dropout: float  # on every embedding lookup (nominal, list tokens, characters)
-    list_encoder: str  # "cnn" | "lstm" | "mean" | "attention": encoder of token-list (N) columns
-    cnn_kernels: tuple[int, ...]  # kernel widths of the list CNN
-    cnn_channels: int  # filters per kernel width of the list CNN
-    list_lstm_hidden: int  # hidden size per direction of the list BiLSTM
-    char_encoder: bool  # character CNN per token (sequence tagging with a char column)
-    char_dims: int  # character embedding size
-    char_filters: int  # character CNN filters
-    char_kernel: int  # character CNN kernel width
-    crf: bool  # linear-chain CRF output layer (sequence tagging)
-    lstm_hidden: int  # tagger BiLSTM hidden size per direction
-    lstm_layers: int  # tagger BiLSTM layers
+    module: str | None = _setting(
+        "the network: null/auto builds one for the task; a predefined name or file.py:Class"
+    )
+    hidden_size: int = _setting("classifier/regressor hidden layer width")
+    hidden_layers: int = _setting("classifier/regressor hidden layers (0: linear model over the features)")
+    dropout: float = _setting("dropout between learned layers")
+    embedding_dropout: float = _setting("on every embedding lookup (nominal, list tokens, characters)")
+    list_encoder: str = _setting("encoder of token-list (N) columns: cnn, lstm, mean or attention")
+    cnn_kernels: tuple[int, ...] = _setting("kernel widths of the list CNN")
+    cnn_channels: int = _setting("filters per kernel width of the list CNN")
+    list_lstm_hidden: int = _setting("hidden size per direction of the list BiLSTM")
+    char_encoder: bool = _setting("character CNN per token (sequence tagging with a char column)")
+    char_dims: int = _setting("character embedding size")
+    char_filters: int = _setting("character CNN filters")
+    char_kernel: int = _setting("character CNN kernel width")
+    crf: bool = _setting("linear-chain CRF output layer (sequence tagging)")
+    lstm_hidden: int = _setting("tagger BiLSTM hidden size per direction")
+    lstm_layers: int = _setting("tagger BiLSTM layers")
     # --- training ---
-    learning_rate: float
-    batch_size: int
-    max_epochs: int
-    es_patience: int  # epochs without improvement before early stopping
-    weight_decay: float  # Adam's L2 coefficient (TaskModel.make_optimizer)
-    grad_clip: float  # max gradient norm; 0 disables clipping
-    previous_label_dropout: float  # share of training items whose gate.LF.target columns are hidden
+    learning_rate: float = _setting("Adam's learning rate")
+    batch_size: int = _setting("training items (instances or sequences) per update")
+    max_epochs: int = _setting("at most this many epochs")
+    es_patience: int = _setting("validations without improvement before early stopping")
+    weight_decay: float = _setting("Adam's L2 coefficient")
+    grad_clip: float = _setting("largest gradient norm; 0 disables clipping")
+    previous_label_dropout: float = _setting(
+        "share of training items whose gate.LF.target columns are hidden"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -151,3 +160,40 @@ def coerce_value(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise OptionError(f"model setting {name} must be a string, got {value!r}")
     return value
+
+
+#: Settings the training loop reads (not the network): every network uses them.
+TRAINING_SETTINGS = (
+    "module",
+    "learning_rate",
+    "batch_size",
+    "max_epochs",
+    "es_patience",
+    "weight_decay",
+    "grad_clip",
+    "previous_label_dropout",
+)
+
+
+class ReadRecorder(ModelConfig):
+    """A ModelConfig that notes which settings are read, so that a network built from it tells
+    which settings it uses (``describe`` shows only those; a setting given but unread is warned
+    about) without each network keeping a list that could drift from its code."""
+
+    def __getattribute__(self, name: str) -> Any:
+        reads = object.__getattribute__(self, "__dict__").get("_reads")
+        if reads is not None and name in _FIELD_SET:
+            reads.add(name)
+        return object.__getattribute__(self, name)
+
+    @classmethod
+    def of(cls, config: ModelConfig) -> ReadRecorder:
+        recorder = cls(**{name: getattr(config, name) for name in field_names()})
+        object.__setattr__(recorder, "_reads", set())
+        return recorder
+
+    def reads(self) -> frozenset[str]:
+        return frozenset(object.__getattribute__(self, "_reads"))
+
+
+_FIELD_SET = frozenset(field_names())

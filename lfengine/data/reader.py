@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +69,8 @@ def _parsed_lines(path: str | Path, skip: bool) -> Iterator[tuple[int, object]]:
     """(1-based line number, parsed JSON or _BAD) for every non-blank line of a data file."""
     name = str(path)
     try:
-        handle = open_regular(path)
+        # "-" is stdin (not closed when done); its lines are numbered like a file's.
+        handle = nullcontext(sys.stdin.buffer) if name == "-" else open_regular(path)
     except FileNotFoundError:
         raise DataLineError(
             "data file not found",
@@ -76,8 +79,8 @@ def _parsed_lines(path: str | Path, skip: bool) -> Iterator[tuple[int, object]]:
         ) from None
     except OSError as exc:
         raise DataLineError("cannot read data file", file=name, found=exc.strerror) from None
-    with handle:
-        for lineno, raw in enumerate(handle, 1):
+    with handle as lines:
+        for lineno, raw in enumerate(lines, 1):
             record = _parse_line(raw, name, lineno, skip)
             if record is not _BLANK:
                 yield lineno, record

@@ -1,30 +1,24 @@
-"""The ``eject`` subcommand: its arguments and what it prints (the work is in lfengine.eject)."""
+"""``lfengine eject``: its arguments and what it prints (the work is in lfengine.eject)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
-from lfengine.options import TrainOptions
+from lfengine.cli.arguments import add_train_options, options_from
 
 
-def add_eject_parser(sub: argparse._SubParsersAction, add_train_options: Callable) -> None:
-    p = sub.add_parser(
-        "eject",
-        help="write the network that would be (or was) built as editable PyTorch source",
-        description="Write the network built for a meta file (with the given training options) or "
-        "stored in a model directory as a Python file whose class can be edited and trained "
-        "with --module FILE.py:Class.",
+def eject_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "source", metavar="META_OR_MODEL_DIR", help="an LF meta file, or a trained model directory"
     )
-    p.add_argument("source", help="LF meta file, or a trained model directory")
     p.add_argument("-o", "--output", required=True, help="the Python file to write, e.g. my_network.py")
     p.add_argument("--class", dest="class_name", help="class name (default: from the file name)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     add_train_options(p)
 
 
-def cmd_eject(args: argparse.Namespace, options: TrainOptions) -> int:
+def run_eject(args: argparse.Namespace) -> int:
     from lfengine.eject import eject, source_from_meta, source_from_model
     from lfengine.errors import OptionError
 
@@ -36,7 +30,7 @@ def cmd_eject(args: argparse.Namespace, options: TrainOptions) -> int:
     if Path(args.source).is_dir():
         source = source_from_model(args.source)
     else:
-        source = source_from_meta(args.source, options)
+        source = source_from_meta(args.source, options_from(args))
     name = eject(source, str(output), args.class_name)
     print(f"wrote {output} (class {name}); train it with --module {output}:{name}")
     return 0

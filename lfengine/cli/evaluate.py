@@ -1,0 +1,120 @@
+"""``lfengine evaluate``: scores, a confusion matrix, warnings for results that cannot be trusted,
+and per-token (or per-instance) predictions for error analysis."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lfengine.cli import hints
+from lfengine.cli.arguments import add_model_and_data, add_trust_module
+from lfengine.cli.reports import render_evaluation
+from lfengine.metrics import confusion_matrix, single_predicted_label
+from lfengine.safe_io import sha256_file
+
+
+def evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_and_data(p, "a labeled LF data file ([features, target] per line)")
+    p.add_argument(
+        "--json", action="store_true", help="print the report as JSON (with confusion and warnings)"
+    )
+    p.add_argument(
+        "--predictions",
+        metavar="FILE",
+        help="also write every prediction: for sequences CoNLL-style columns token, gold, predicted, "
+        "confidence (a blank line between sequences); for instances TSV line, gold, predicted, confidence",
+    )
+    add_trust_module(p)
+
+
+@contextmanager
+def _as_file(path: str) -> Iterator[str]:
+    """A path to read (twice if need be): stdin is copied to a temporary file first."""
+    if path != "-":
+        yield path
+        return
+    with tempfile.NamedTemporaryFile(prefix="lfengine-stdin-", suffix=".data.json") as copy:
+        shutil.copyfileobj(sys.stdin.buffer, copy)
+        copy.flush()
+        yield copy.name
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from lfengine import service
+
+    hints.check_model_argument(args.model_dir, args.data)
+    model = service.load_model(args.model_dir, trust_module=args.trust_module)
+    with _as_file(args.data) as path:
+        with hints.explaining_file(model, path):
+            report, data, outputs = model.evaluation(path)
+        report["file"] = args.data
+        if model.task != "regression":
+            report["confusion"] = confusion_matrix(data.targets, outputs.label_ids, model.labels)
+        report["warnings"] = evaluation_warnings(report, model.metadata.get("training", {}), path)
+        if args.predictions:
+            write_predictions(Path(args.predictions), model, path, data, outputs)
+    print(json.dumps(report, indent=2) if args.json else render_evaluation(report))
+    return 0
+
+
+def evaluation_warnings(report: dict, training: dict[str, Any], path: str) -> list[str]:
+    """Reasons not to trust the scores."""
+    warnings = []
+    only = single_predicted_label(report)
+    if only is not None:
+        warnings.append(
+            f"the model predicts {only!r} for everything: it learnt only the majority label "
+            "(train longer, or check the labels and the data)"
+        )
+    if _is_training_file(path, training):
+        warnings.append(
+            "this is the training data file: the scores show how well the model remembers, not how "
+            "well it generalises; evaluate on held-out data"
+        )
+    return warnings
+
+
+def _is_training_file(path: str, training: dict[str, Any]) -> bool:
+    if training.get("data_sha256"):
+        return sha256_file(Path(path)) == training["data_sha256"]
+    meta = training.get("meta_file")  # models trained before the digest was stored
+    return bool(meta) and Path(path).resolve() == Path(meta.replace(".meta.json", ".data.json")).resolve()
+
+
+def write_predictions(target: Path, model: Any, path: str, data: Any, outputs: Any) -> None:
+    from lfengine.data.reader import read_records
+
+    labels = model.labels
+    records = [r for chunk in read_records(path, labeled=True) for r in chunk]
+    with open(target, "w", encoding="utf-8") as out:
+        if model.task == "regression":
+            out.write("line\tgold\tpredicted\n")
+            for i, (gold, value) in enumerate(zip(records, outputs.values.tolist()), 1):
+                out.write(f"{i}\t{gold[1]}\t{value:.6g}\n")
+            return
+        gold_ids, pred_ids, conf = (
+            data.targets.tolist(),
+            outputs.label_ids.tolist(),
+            outputs.confidence.tolist(),
+        )
+        if not model.is_sequence:
+            out.write("line\tgold\tpredicted\tconfidence\n")
+            for i in range(len(gold_ids)):
+                out.write(f"{i + 1}\t{labels[gold_ids[i]]}\t{labels[pred_ids[i]]}\t{conf[i]:.4f}\n")
+            return
+        column = model.codec.char_column if model.codec.char_column is not None else 0
+        bounds = data.seq_offsets.tolist()
+        for (features, _), a, b in zip(records, bounds[:-1], bounds[1:]):
+            for element, row in zip(features, range(a, b)):
+                token = element[column] if isinstance(element, list) and len(element) > column else element
+                token = " ".join(map(str, token)) if isinstance(token, list) else str(token)
+                token = token.replace("\t", " ").replace("\n", " ")
+                out.write(f"{token}\t{labels[gold_ids[row]]}\t{labels[pred_ids[row]]}\t{conf[row]:.4f}\n")
+            out.write("\n")
