@@ -25,6 +25,7 @@ from lfengine.cli.arguments import (
     options_from,
     set_epilog,
 )
+from lfengine.cli.eject import eject_arguments, run_eject
 from lfengine.cli.evaluate import evaluate_arguments, run_evaluate
 from lfengine.cli.reports import render_description, render_model_training
 from lfengine.cli.train import run_train, train_arguments
@@ -324,6 +325,16 @@ COMMANDS: tuple[Command, ...] = (
         ("lfengine gate-wrapper /data/gate/mypr", "lfengine gate-wrapper /data/gate/mypr --portable"),
         _gate_wrapper_arguments,
         _run_gate_wrapper,
+    ),
+    Command(
+        "eject",
+        "write the built network as editable PyTorch source",
+        "Write the network built for a meta file (with the given training options) or stored in a "
+        "model directory as a Python file whose class can be edited and trained with --module "
+        "FILE.py:Class (docs/modules.md#eject).",
+        ("lfengine eject data.meta.json -o my_network.py", "lfengine eject MODEL_DIR -o my_network.py"),
+        eject_arguments,
+        run_eject,
     ),
     Command(
         "gate-train",
