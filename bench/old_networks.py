@@ -1,6 +1,7 @@
 """The old wrapper's auto-built networks, as plain torch modules fed from lfengine's Batch.
 
-Shapes follow reference-wrapper.md §3.2-§3.4 and §3.6: the N-column CNN (kernels 3/4/5 x 100,
+Shapes follow reference-wrapper.md §3.2-§3.4 and §3.6: the classifier of per-column
+embeddings and N-column CNNs (kernels 3/4/5 x 100,
 padding K//2, BatchNorm1d, ReLU, max over time, Dropout 0.6) under a single Linear + LogSoftmax,
 and the tagger of per-column embeddings (shared per emb_id) concatenated into a unidirectional
 LSTM(D, min(200, D)) + Linear + LogSoftmax. Both train with NLLLoss and Adam(lr 1e-3), as in
@@ -28,22 +29,42 @@ class OldCnnBranch(nn.Module):
         return self.dropout(torch.relu(self.norm(self.conv(x))).max(dim=-1).values)
 
 
-class OldNgramClassifier(nn.Module):
-    """class-ngram-sp1 in the old wrapper: Embedding -> CNN 3/4/5 x 100 -> Linear(300, C)."""
+class OldClassifier(nn.Module):
+    """The old classification network (§3.3): floats -> Linear(F, F) + ELU; each index column its
+    shared embedding; each N column Embedding -> CNN 3/4/5 x 100; concatenated (floats, index,
+    indexlist) -> a single Linear(total, C). class-ngram-sp1: Embedding -> CNN -> Linear(300, C);
+    class-window-pos1: 26 window lookups -> Linear(total, 17)."""
 
     def __init__(self, layout: InputLayout) -> None:
         super().__init__()
-        if layout.is_sequence or len(layout.lists) != 1 or layout.nominal or layout.numeric:
-            raise ValueError("OldNgramClassifier expects exactly one N column and nothing else")
-        info = layout.embeddings[layout.lists[0][1]]
-        self.embedding = nn.Embedding(info.vocab_size, info.dims, padding_idx=0)
-        self.branches = nn.ModuleList(OldCnnBranch(info.dims, k) for k in (3, 4, 5))
-        self.output = nn.Linear(300, layout.num_labels)
+        if layout.is_sequence:
+            raise ValueError("OldClassifier is for classification, not sequences")
+        used = [e for _, e in layout.nominal] + [e for _, e in layout.lists]
+        self.keys = {emb_id: f"emb_{i}" for i, emb_id in enumerate(dict.fromkeys(used))}
+        self.tables = nn.ModuleDict(
+            {
+                key: nn.Embedding(layout.embeddings[e].vocab_size, layout.embeddings[e].dims, padding_idx=0)
+                for e, key in self.keys.items()
+            }
+        )
+        self.columns = [emb_id for _, emb_id in layout.nominal]
+        self.list_ids = [emb_id for _, emb_id in layout.lists]
+        floats = len(layout.numeric)
+        self.floats = nn.Linear(floats, floats) if floats else None
+        self.branches = nn.ModuleList(
+            nn.ModuleList(OldCnnBranch(layout.embeddings[e].dims, k) for k in (3, 4, 5))
+            for e in self.list_ids
+        )
+        total = floats + sum(layout.embeddings[e].dims for e in self.columns) + 300 * len(self.list_ids)
+        self.output = nn.Linear(total, layout.num_labels)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x = self.embedding(batch.lists[0]).transpose(1, 2)
-        features = torch.cat([branch(x) for branch in self.branches], dim=-1)
-        return torch.log_softmax(self.output(features), dim=-1)
+        parts = [nn.functional.elu(self.floats(batch.numeric.float()))] if self.floats is not None else []
+        parts += [self.tables[self.keys[e]](batch.nominal[..., j]) for j, e in enumerate(self.columns)]
+        for k, (emb_id, branches) in enumerate(zip(self.list_ids, self.branches)):
+            x = self.tables[self.keys[emb_id]](batch.lists[k]).transpose(1, 2)
+            parts += [branch(x) for branch in branches]
+        return torch.log_softmax(self.output(torch.cat(parts, dim=-1)), dim=-1)
 
 
 class OldSequenceTagger(nn.Module):
@@ -72,7 +93,7 @@ class OldSequenceTagger(nn.Module):
 
 
 def old_network(layout: InputLayout) -> nn.Module:
-    return OldSequenceTagger(layout) if layout.is_sequence else OldNgramClassifier(layout)
+    return OldSequenceTagger(layout) if layout.is_sequence else OldClassifier(layout)
 
 
 def old_loss(network: nn.Module, batch: Batch) -> torch.Tensor:

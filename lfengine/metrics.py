@@ -248,6 +248,50 @@ def span_report(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence
     return {"per_type": {t: entry(t) for t in types}, "overall": entry(None)}
 
 
+def oov_report(
+    gold: Sequence[int] | np.ndarray,
+    pred: Sequence[int] | np.ndarray,
+    unknown: Sequence[bool] | np.ndarray,
+    labels: Sequence[str],
+    seq_bounds: Sequence[int] | None = None,
+) -> dict:
+    """Scores over the tokens (or instances) whose token string the model knows vs does not know.
+
+    ``gold``/``pred`` are label indices per token, ``unknown`` whether its token string was
+    unknown to the model. For sequences ``seq_bounds`` (the ``n + 1`` offsets of the sequences)
+    allows span scores when the labels are chunk labels: a gold or predicted span is an
+    ``unknown`` span when one of its tokens is unknown, and each group is scored on its own.
+    """
+    gold_idx, pred_idx = np.asarray(gold, np.int64), np.asarray(pred, np.int64)
+    unknown_mask = np.asarray(unknown, dtype=bool)
+    groups = {"known": ~unknown_mask, "unknown": unknown_mask}
+    report = {
+        name: {
+            "count": int(mask.sum()),
+            "accuracy": _ratio(int((gold_idx[mask] == pred_idx[mask]).sum()), mask.sum()),
+        }
+        for name, mask in groups.items()
+    }
+    if seq_bounds is None or not is_chunk_label_set(labels):
+        return report
+    labels = list(labels)
+    found: dict[str, dict[str, set]] = {name: {"gold": set(), "pred": set()} for name in groups}
+    for i, (a, b) in enumerate(zip(seq_bounds[:-1], seq_bounds[1:])):
+        for kind, ids in (("gold", gold_idx), ("pred", pred_idx)):
+            for span in decode_spans([labels[j] for j in ids[a:b]]):
+                name = "unknown" if unknown_mask[a + span.start : a + span.end].any() else "known"
+                found[name][kind].add((i, span))
+    for name, spans in found.items():
+        correct = len(spans["gold"] & spans["pred"])
+        report[name]["spans"] = {
+            **_prf(correct, len(spans["pred"]), len(spans["gold"])),
+            "gold": len(spans["gold"]),
+            "predicted": len(spans["pred"]),
+            "correct": correct,
+        }
+    return report
+
+
 def regression_report(gold: Sequence[float] | np.ndarray, pred: Sequence[float] | np.ndarray) -> dict:
     """Mean squared error, its root, mean absolute error and the coefficient of determination R².
 
@@ -319,6 +363,19 @@ def _format_spans(report: dict) -> list[str]:
     return _table(["span type", "precision", "recall", "f1", "gold", "predicted", "correct"], rows)
 
 
+def _format_oov(oov: dict) -> list[str]:
+    rows = []
+    for name in ("known", "unknown"):
+        entry = oov[name]
+        cells = [name, str(entry["count"]), f"{entry['accuracy']:.4f}"]
+        if "spans" in entry:
+            s = entry["spans"]
+            cells += [f"{s['f1']:.4f}", str(s["gold"])]
+        rows.append(cells)
+    header = ["token string", "count", "accuracy"] + (["span f1", "gold spans"] if len(rows[0]) > 3 else [])
+    return _table(header, rows)
+
+
 def format_report(report: dict) -> str:
     """Render a report of this module as a per-label table and a summary, for ``lfengine evaluate``."""
     if report.get("task") == "regression":
@@ -335,6 +392,8 @@ def format_report(report: dict) -> str:
         lines = _format_labels(report)
         if "spans" in report:
             lines += ["", "chunk spans (exact match):", *_format_spans(report["spans"])]
+        if report.get("oov"):
+            lines += ["", "known vs unknown to the model:", *_format_oov(report["oov"])]
         return "\n".join(lines)
     if "per_type" in report:
         return "\n".join(_format_spans(report))

@@ -18,6 +18,7 @@ from lfengine.paths import path_problem
 ES_METRICS = ("auto", "loss", "accuracy", "f1")
 #: torch.set_num_threads with far more threads than any machine has crashes the process.
 MAX_THREADS = 1024
+MAX_WORKERS = 256  # local training processes (--workers); more nodes join through torchrun
 MAX_COUNT = 2**31 - 1  # epochs, batch sizes, schedules: beyond this a value is a typo, not a plan
 #: Integer options: (minimum, maximum).
 INT_RANGES: dict[str, tuple[int, int]] = {
@@ -26,6 +27,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "max_epochs": (1, MAX_COUNT),
     "es_patience": (0, MAX_COUNT),
     "threads": (1, MAX_THREADS),
+    "workers": (1, MAX_WORKERS),
     "validate_every_epochs": (1, MAX_COUNT),
     "validate_every_batches": (1, MAX_COUNT),
     "validate_every_instances": (1, MAX_COUNT),
@@ -36,6 +38,8 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 PATH_OPTIONS = ("valfile", "stop_file", "module")
 NGRAM_LAYERS = ("cnn", "lstm")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+VALSPLITS = ("random", "tail")
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -55,7 +59,7 @@ class TrainOptions:
     batch_size: int | None = _opt(None, "training items per update; default: about 32 updates per epoch")
     max_epochs: int | None = _opt(None, "at most this many epochs; default 100 below 2,000 items, else 50")
     learning_rate: float | None = _opt(
-        None, "Adam's learning rate; default 2e-3 below 5,000 items, else 1e-3"
+        None, "AdamW's learning rate; default 2e-3 below 5,000 items, else 1e-3"
     )
     es_patience: int | None = _opt(
         None, "stop after this many validations without improvement; default 8 below 500 items, else 5"
@@ -66,6 +70,10 @@ class TrainOptions:
     )
     device: str = _opt("auto", "where to train: auto (a GPU when there is one), cpu, cuda or cuda:N")
     threads: int | None = _opt(None, "CPU threads for torch; default: torch's choice")
+    workers: int = _opt(
+        1, "data-parallel training processes on this machine (torch.distributed); under torchrun: its ranks"
+    )
+    precision: str = _opt("auto", "auto, fp32, bf16 or fp16: mixed precision on CUDA; the CPU trains in fp32")
     resume: bool = _opt(False, "continue an interrupted training from its checkpoint in MODEL_DIR")
     stop_file: str | None = _opt(
         None, "training stops when this file appears; default STOP next to the meta file"
@@ -88,6 +96,9 @@ class TrainOptions:
         False, "skip malformed training lines (counted in the log) instead of failing"
     )
     shuffle: bool = _opt(True, "shuffle before the validation split (--no-shuffle: keep file order)")
+    valsplit: str | None = _opt(
+        None, "which items validate: random (default) or tail (the file's last part, like new documents)"
+    )
     validate_every_epochs: int = _opt(1, "validate every N epochs")
     validate_every_batches: int | None = _opt(None, "also validate every N batches")
     validate_every_instances: int | None = _opt(None, "also validate every N training instances")
@@ -105,6 +116,10 @@ class TrainOptions:
             raise OptionError(f"ngram_layer must be 'cnn' or 'lstm', got {self.ngram_layer!r}")
         if self.device not in DEVICES and not re.fullmatch(r"cuda:\d{1,4}", self.device):
             raise OptionError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.valsplit is not None and self.valsplit not in VALSPLITS:
+            raise OptionError(f"valsplit must be one of {', '.join(VALSPLITS)}, got {self.valsplit!r}")
         if self.valsize is not None and not (math.isfinite(self.valsize) and 0 <= self.valsize <= MAX_COUNT):
             raise OptionError(f"valsize must be a number between 0 and {MAX_COUNT}, got {self.valsize}")
         for name, (low, high) in INT_RANGES.items():

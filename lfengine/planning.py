@@ -18,7 +18,7 @@ from lfengine.builder.describe import describe_model, render_tree
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.networks import build_reporting_settings
 from lfengine.builder.registry import absolute_module, resolve_module
-from lfengine.data.batching import validation_size
+from lfengine.data.batching import DEFAULT_VALSPLIT, validation_size
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.errors import LfEngineError, OptionError
@@ -126,11 +126,16 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         if name in plan.used
     }
     defaults = TrainOptions()
-    for name in ("seed", "valsize", "valfile", "ngram_layer", "embs", "maxlens", "shuffle"):
+    for name in ("seed", "valsize", "valfile", "valsplit", "ngram_layer", "embs", "maxlens", "shuffle"):
         value = getattr(options, name)
         hyper[name] = {"value": value, "source": "option" if value != getattr(defaults, name) else "default"}
     if options.valsize is None and options.valfile is None:
         hyper["valsize"] = {"value": 0.1, "source": "heuristic"}
+    if options.valsplit is None and options.valfile is None:
+        hyper["valsplit"] = {
+            "value": "tail" if not options.shuffle else DEFAULT_VALSPLIT,
+            "source": "heuristic",
+        }
     hyper["es_metric"] = {
         "value": plan.es_metric,
         "source": "option" if options.es_metric != "auto" else "heuristic",
@@ -153,6 +158,7 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
                 "pretrained": bool(s.file),
                 "file": s.file or None,
                 "sources": s.sources,
+                "rows": codec.row_counts.get(e),
             }
             for e, s in codec.embeddings.items()
         ],

@@ -146,6 +146,8 @@ class Predictor:
         out, loss = self.run(data, want_distribution=False, with_loss=True)
         report = score(self.codec, data, out)
         report["loss"] = loss if loss is not None else 0.0
+        if self.codec.task != "regression":
+            report["oov"] = _oov(self.codec, data, out)
         return report, out
 
 
@@ -160,6 +162,16 @@ def score(codec: Codec, data: Encoded, out: RowOutputs) -> dict:
     gold = [data.targets[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     pred = [out.label_ids[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     return metrics.sequence_report(gold, pred, codec.labels)
+
+
+def _oov(codec: Codec, data: Encoded, out: RowOutputs) -> dict | None:
+    """Known vs unknown token strings (the codec's key column); None when there is none."""
+    if codec.key_column is None or codec.task == "regression":
+        return None
+    vocab = codec.vocabs[codec.nominal[codec.key_column].emb_id]
+    unknown = data.nominal[:, codec.key_column] == vocab.unknown_index
+    bounds = data.seq_offsets.tolist() if data.seq_offsets is not None else None
+    return metrics.oov_report(data.targets, out.label_ids, unknown, codec.labels, bounds)
 
 
 def headline(report: dict) -> dict[str, float]:

@@ -46,6 +46,24 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+class _RecordedWrites:
+    """A binary file that remembers the first OSError its writes raised."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
 def atomic_write(target: PathLike, write: Callable[[BinaryIO], None]) -> str:
     """Write a file through ``write(f)`` so that ``target`` is only ever old or new, never partial.
 
@@ -59,7 +77,15 @@ def atomic_write(target: PathLike, write: Callable[[BinaryIO], None]) -> str:
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            writes = _RecordedWrites(handle)
+            try:
+                write(writes)  # type: ignore[arg-type]
+            except Exception as exc:
+                # torch.save turns a failed write (a full disk) into a RuntimeError: raise the
+                # OSError itself, which callers report as the file-system problem it is.
+                if writes.error is not None and not isinstance(exc, OSError):
+                    raise writes.error from exc
+                raise
             handle.flush()
             os.fsync(handle.fileno())
         digest = sha256_file(temp)

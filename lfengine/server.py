@@ -13,7 +13,6 @@ a client can read "the next reply belongs to my oldest unanswered request".
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import logging
 import os
@@ -24,6 +23,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from lfengine.allocator import release_freed_memory, reuse_freed_memory
 from lfengine.dispatcher import Call, Dispatcher
 from lfengine.errors import LfEngineError
 from lfengine.protocol.envelope import (
@@ -46,7 +46,6 @@ EXIT_INTERNAL_ERROR = 1  # a bug in the engine's own loop (see stderr)
 EXIT_STREAM_CORRUPT = 3  # msgpack input that could not be resynchronised
 EXIT_OUTPUT_CLOSED = 4  # a reply could not be written: the client closed our stdout
 MAX_WAITING_REQUESTS = 1024
-KEPT_FREED_MEMORY_BYTES = 2**30
 GC_THRESHOLDS = (50_000, 20, 20)  # Python's default is (700, 10, 10)
 
 
@@ -277,45 +276,6 @@ def serve(
         server = Server(stdin_binary, protocol_out, fmt=fmt, max_message_bytes=max_message_bytes)
         with _termination_signals(server.terminate):
             return server.run()
-
-
-def reuse_freed_memory(limit: int = KEPT_FREED_MEMORY_BYTES) -> bool:
-    """Make the C allocator keep freed memory for the next request instead of unmapping it.
-
-    A resident engine allocates the same large tensors request after request (a batch of 1000
-    sequences of seq-pos1 needs some 500 MB of activations), on its worker thread. glibc serves
-    blocks above its mmap threshold (32 MiB at most by default) with fresh mappings, returns
-    freed memory above its trim threshold, and gives threads other than the main one arenas
-    whose heaps cannot grow past 64 MiB. Every large request then pays again for page faults on
-    zero-filled memory: a third of the time of that forward pass. So: one arena for all threads,
-    and mmap and trim thresholds of ``limit``. The price is a resident size that stays at the
-    working set of the largest request since the last training (release_freed_memory). Returns
-    whether the allocator took the settings (only glibc has ``mallopt``); call it before
-    starting threads.
-    """
-    libc = _libc()
-    if libc is None or not hasattr(libc, "mallopt"):
-        return False
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # from glibc's malloc.h
-    settings = ((m_arena_max, 1), (m_mmap_threshold, limit), (m_trim_threshold, limit))
-    return all([bool(libc.mallopt(option, value)) for option, value in settings])
-
-
-def release_freed_memory() -> None:
-    """Give the memory freed since (a training's data and activations) back to the system."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-
-
-def _libc() -> ctypes.CDLL | None:
-    """The C library this process already uses, on Linux."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None)
-    except OSError:
-        return None
 
 
 def relax_garbage_collection(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:

@@ -6,18 +6,23 @@ JSON-able dicts, so every front end runs exactly the same code.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lfengine import __version__, runlog, store
+from lfengine import __version__, distributed, runlog, store
+from lfengine.accelerate import auto_device, choose_precision, dense_parameters
+from lfengine.allocator import training_memory
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
 from lfengine.data.batching import split_indices
@@ -25,7 +30,10 @@ from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
+from lfengine.data.rows import remap_untrained, restrict_to_trained
 from lfengine.errors import DataLineError, ModelError, OptionError
+from lfengine.metrics import confusion_matrix
+from lfengine.model_parts import save_part
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import describe, describe_plan, plan_model, split_sizes
@@ -47,11 +55,29 @@ def _device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+class _TrainLogHandler(logging.FileHandler):
+    """train.log: a write that fails (a full disk) costs the log file, never the training, and
+    is reported once on stderr, without the traceback logging would print for each record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failed_stream, self.stream = self.stream, None
+        logging.getLogger().removeHandler(self)
+        sys.stderr.write(f"lfengine: cannot write {self.baseFilename} any more: {sys.exc_info()[1]}\n")
+        with contextlib.suppress(OSError):
+            if failed_stream is not None:
+                failed_stream.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            super().close()
+
+
 @contextmanager
 def _log_to(path: Path):
     """Copy log records to the model's train.log while training runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    with store.file_system_errors("write the training log", path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = _TrainLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -74,7 +100,9 @@ def _read_splits(spec: FeatureSpec, codec: Codec, options: TrainOptions) -> tupl
         val = read_data(codec, options.valfile, skip_bad_lines=options.skip_bad_lines).data
         return data, val
     validation = split_sizes(len(data), options)[1]
-    train_idx, val_idx = split_indices(len(data), validation, seed=options.seed, shuffle=options.shuffle)
+    train_idx, val_idx = split_indices(
+        len(data), validation, seed=options.seed, shuffle=options.shuffle, valsplit=options.valsplit
+    )
     return data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
 
 
@@ -96,7 +124,8 @@ def train(
     ``trust_module``: on resume, allow the user module named in the stored model.json to be
     imported (naming the same module in ``options`` allows it too).
     """
-    with torch_threads(options.threads):
+    # Every process that trains (CLI, protocol server, GATE scripts) keeps freed memory for reuse.
+    with training_memory(), torch_threads(options.threads or distributed.threads_per_worker(options.workers)):
         return _train(meta_path, model_dir, options, on_progress, cancel, trust_module, on_start)
 
 
@@ -130,6 +159,8 @@ def _check_paths(model_dir: str, options: TrainOptions) -> None:
     model_json = store.model_paths(model_dir).model_json
     if model_json.exists() and not options.no_train:
         store.refuse_foreign_model_json(model_json)
+    if not options.no_train:
+        store.check_writable(model_dir)
     if options.stop_file and os.path.lexists(options.stop_file) and not os.path.isfile(options.stop_file):
         raise OptionError(
             f"stop_file {options.stop_file} exists and is not a regular file: training would stop at "
@@ -174,11 +205,14 @@ def _train(
     started_at = runlog.now()
     _check_paths(model_dir, options)
     device = _device(options.device)
+    if device.type == "cpu":  # refuse bf16/fp16 on the CPU before any work
+        choose_precision(options.precision, device)
+    main = not distributed.under_launcher() or os.environ.get("RANK") == "0"
     spec = read_meta(meta_path)
     model_dir_path = Path(model_dir)
     codec = init = None
     stored_weights: dict[str, torch.Tensor] = {}
-    if model_dir_path.is_dir():
+    if model_dir_path.is_dir() and main:
         remove_stale_temp_files(model_dir_path)
     if options.resume and not store.model_paths(model_dir_path).checkpoint.is_file():
         log.warning(
@@ -194,6 +228,23 @@ def _train(
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     train_data, val_data = _read_splits(spec, codec, options)
     plan = plan_model(spec, options, len(train_data), codec, init)
+    if plan.config.oov_untrained and not options.resume:  # a resumed codec has this already
+        # Values only in the validation split (or nowhere) are unknown from here on.
+        restrict_to_trained(codec, train_data)
+        if val_data is not None:
+            val_data = remap_untrained(codec, val_data)
+        log.info("embedding rows (trained / pretrained only / mapped to OOV): %s", codec.row_counts)
+    if options.device == "auto":
+        dense = dense_parameters(plan.model)
+        device = torch.device(auto_device(dense, torch.cuda.is_available(), options.precision))
+    device = distributed.local_device(device)
+    precision = choose_precision(options.precision, device)
+    log.log(
+        logging.INFO if device.type == "cuda" else logging.DEBUG,
+        "device %s, precision %s",
+        device,
+        precision.name,
+    )
     description = describe_plan(plan, options)
     facts = runlog.run_facts(
         meta_path,
@@ -234,7 +285,8 @@ def _train(
         "is_sequence": codec.is_sequence,
         "labels": codec.labels,
         "num_features": codec.num_features,
-        "codec": codec.to_dict(),
+        # The vocabularies, written once here rather than at each save of the model.
+        "codec": save_part(model_dir_path, "codec", codec.to_dict()) if main else None,
         "config": plan.config.to_dict(),
         "description": description,
         "training": {
@@ -254,6 +306,8 @@ def _train(
 
     def save_model(state: Any) -> None:
         """Called when validation improves (or each epoch without validation): write it now."""
+        if not main:
+            return
         best_weights.clear()
         best_weights.update({k: v.detach().cpu().clone() for k, v in plan.model.state_dict().items()})
         _finish_metadata(metadata, state)
@@ -271,6 +325,9 @@ def _train(
         report_every_batches=options.report_every_batches,
         report_every_instances=options.report_every_instances,
     )
+    # One process, or rank 0 of several (it starts the local workers) or another rank.
+    worker_options = json.dumps({**options.to_dict(), "workers": 1})
+    coordinator = distributed.start(options.workers, device, [meta_path, model_dir, worker_options])
     trainer = Trainer(
         plan.model,
         codec,
@@ -281,22 +338,33 @@ def _train(
         seed=options.seed,
         device=device,
         signals=signals,
-        on_progress=on_progress,
+        on_progress=on_progress if main else None,
+        coordinator=coordinator,
+        precision=precision,
     )
     log_path = store.model_paths(model_dir_path).log
-    defaults = TrainOptions().to_dict()
-    changed = {k: v for k, v in options.to_dict().items() if v != defaults[k]}
-    runlog.append_text(log_path, runlog.run_header(facts, changed))
-    with _log_to(log_path):
-        if options.resume:
-            # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
-            trainer.resume(store.load_checkpoint(model_dir_path, map_location="cpu"))
-        stopped = trainer.fit(train_data, val_data)
-    state = trainer.state
-    metadata["training"]["finished"] = runlog.now()
-    if best_weights:  # rewrite model.json with the whole history, keeping the best weights
-        _finish_metadata(metadata, state, stopped)
-        store.save_model_dir(model_dir_path, metadata, best_weights)
+    if main:
+        defaults = TrainOptions().to_dict()
+        changed = {k: v for k, v in options.to_dict().items() if v != defaults[k]}
+        with store.file_system_errors("write the training log", log_path):  # a full disk: 1020
+            runlog.append_text(log_path, runlog.run_header(facts, changed))
+    failed = True
+    try:
+        with _log_to(log_path) if main else nullcontext():
+            if options.resume:
+                # On the CPU: RNG states must stay CPU tensors; the optimizer moves its state itself.
+                payload = store.load_checkpoint(model_dir_path, map_location="cpu") if main else None
+                trainer.resume(coordinator.shared_payload(payload))
+            stopped = trainer.fit(train_data, val_data)
+        state = trainer.state
+        metadata["training"]["finished"] = runlog.now()
+        if best_weights and main:  # rewrite model.json with the whole history, keeping the best weights
+            _finish_metadata(metadata, state, stopped)
+            store.save_model_dir(model_dir_path, metadata, best_weights)
+        coordinator.barrier()  # every rank returns once the model is written
+        failed = False
+    finally:
+        coordinator.close(failed)
     log.info(
         "training finished (%s) after %d epochs; best epoch %d: %s",
         stopped,
@@ -312,7 +380,10 @@ def _train(
         "best": state.best_metrics,
         "seconds": time.monotonic() - started,
     }
-    runlog.append_text(log_path, runlog.run_footer(result))
+    try:  # the model is saved: a log that cannot be written must not cost the result
+        runlog.append_text(log_path, runlog.run_footer(result))
+    except OSError as exc:
+        log.warning("cannot write %s: %s", log_path, exc)
     return result
 
 
@@ -371,10 +442,14 @@ class LoadedModel:
         return self.evaluation(data_path)[0]
 
     def evaluation(self, data_path: str) -> tuple[dict, Encoded, RowOutputs]:
-        """The report, the encoded data and the predictions, for error analysis."""
+        """The report (with the confusion matrix of a classifier or tagger), the encoded data and
+        the predictions, for error analysis. The protocol's ``evaluate`` and the command line's
+        both come from here."""
         data = read_data(self.codec, data_path).data
         report, outputs = self.predictor.evaluate_rows(data)
         report["file"] = str(data_path)
+        if self.task != "regression":
+            report["confusion"] = confusion_matrix(data.targets, outputs.label_ids, self.codec.labels)
         return report, data, outputs
 
     def describe(self) -> dict:

@@ -5,6 +5,8 @@ Layout of a model directory::
     model.json      format name and version, lfengine/torch versions, SHA-256 of weights.pt,
                     and the caller's metadata (feature spec, vocabularies, labels, architecture,
                     hyperparameters, training history). Strict JSON, ASCII only.
+    codec-*.json    (format 2) the vocabularies, written once per training run; model.json
+                    refers to it by name and SHA-256 (lfengine/model_parts.py).
     weights.pt      the network's state dict: a flat dict of name -> tensor, nothing else.
     checkpoint.pt   (optional) what resuming needs: weights, optimizer, scheduler, RNG states,
                     counters; only tensors and plain containers/scalars.
@@ -36,6 +38,7 @@ import torch
 
 from lfengine import __version__
 from lfengine.errors import ModelError
+from lfengine.model_parts import remove_unreferenced_parts, resolve_parts
 from lfengine.paths import MAX_MODEL_JSON_BYTES, read_regular_bytes
 from lfengine.safe_io import (
     PathLike,
@@ -53,8 +56,8 @@ from lfengine.safe_io import (
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "lfengine-model"
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
+FORMAT_VERSION = 2  # 2: large metadata parts (the codec) may live in files of their own
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 CHECKPOINT_FORMAT_NAME = "lfengine-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -121,12 +124,28 @@ def model_dir_for_prefix(prefix: PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def _file_system_errors(action: str, path: Path) -> Iterator[None]:
+def file_system_errors(action: str, path: Path) -> Iterator[None]:
     """A full disk or a missing permission is the user's to fix: say so as a ModelError."""
     try:
         yield
     except OSError as error:
         raise ModelError(f"cannot {action} {path}: {error.strerror or error}", file=str(path)) from error
+
+
+def check_writable(model_dir: PathLike) -> None:
+    """Refuse, before any work is done, a model directory that could not be created or written
+    (a read-only file system, no write permission): training would only fail at its first save."""
+    path = Path(os.path.abspath(model_dir))
+    existing = path
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ModelError(f"cannot write the model to {path}: {existing} is not a directory", file=str(path))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ModelError(
+            f"cannot write the model to {path}: {existing} is read-only here; choose a writable directory",
+            file=str(path),
+        )
 
 
 def _missing(path: Path, what_to_do: str) -> ModelError:
@@ -184,7 +203,7 @@ def read_model_json(model_dir: PathLike) -> dict:
             "this is not an lfengine model directory, or training never saved a model into it; "
             "train (again) into this directory",
         )
-    with _file_system_errors("read", paths.model_json):
+    with file_system_errors("read", paths.model_json):
         text = read_regular_bytes(paths.model_json, MAX_MODEL_JSON_BYTES).decode("utf-8", errors="replace")
     document = parse_strict_json(text, paths.model_json)
     _check_format(document, paths.model_json, FORMAT_NAME, SUPPORTED_FORMAT_VERSIONS)
@@ -209,7 +228,7 @@ def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, to
     if paths.model_json.exists():
         refuse_foreign_model_json(paths.model_json)
     tensors = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}
-    with _file_system_errors("write the model to", paths.root):
+    with file_system_errors("write the model to", paths.root):
         paths.root.mkdir(parents=True, exist_ok=True)
         header = {
             "format": FORMAT_NAME,
@@ -221,6 +240,7 @@ def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, to
         }
         text = json.dumps(header, indent=1, ensure_ascii=True, allow_nan=False) + "\n"
         atomic_write(paths.model_json, lambda handle: handle.write(text.encode("ascii")))
+        remove_unreferenced_parts(paths.root, metadata)
     log.debug("saved model to %s (%d tensors)", paths.root, len(tensors))
     return paths.root
 
@@ -250,7 +270,7 @@ def load_model_dir(
             paths.weights,
             "the model directory is incomplete (copied without it?); copy the whole directory, or retrain",
         )
-    with _file_system_errors("read", paths.weights):
+    with file_system_errors("read", paths.weights):
         digest = sha256_file(paths.weights)
     if digest != document["weights_sha256"]:
         raise ModelError(
@@ -261,7 +281,9 @@ def load_model_dir(
         )
     state_dict = load_tensor_file(paths.weights, "model weights", map_location)
     check_state_dict(state_dict, str(paths.weights))
-    return document["metadata"], dict(state_dict)
+    with file_system_errors("read", paths.root):
+        metadata = resolve_parts(paths.root, document["metadata"])
+    return metadata, dict(state_dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +307,7 @@ def save_checkpoint(model_dir: PathLike, payload: dict) -> Path:
         "payload": payload,
     }
     check_tensor_tree(payload, "checkpoint")
-    with _file_system_errors("write the checkpoint", paths.checkpoint):
+    with file_system_errors("write the checkpoint", paths.checkpoint):
         paths.root.mkdir(parents=True, exist_ok=True)
         atomic_write(paths.checkpoint, lambda handle: torch.save(document, handle))
     return paths.checkpoint
@@ -364,7 +386,7 @@ def append_metrics(model_dir: PathLike, record: dict) -> None:
     """Append one validation record to metrics.jsonl as a single strict-JSON line, flushed."""
     paths = model_paths(model_dir)
     line = to_strict_json(record, "metrics record") + "\n"
-    with _file_system_errors("append to", paths.metrics):
+    with file_system_errors("append to", paths.metrics):
         paths.root.mkdir(parents=True, exist_ok=True)
         with open(paths.metrics, "a+b") as handle:
             if handle.seek(0, os.SEEK_END) > 0:
@@ -384,7 +406,7 @@ def read_metrics(model_dir: PathLike) -> list[dict]:
     paths = model_paths(model_dir)
     if not paths.metrics.is_file():
         return []
-    with _file_system_errors("read", paths.metrics):
+    with file_system_errors("read", paths.metrics):
         lines = paths.metrics.read_text(encoding="utf-8", errors="replace").splitlines()
     records = []
     for number, line in enumerate(lines, start=1):

@@ -23,11 +23,15 @@ import numpy as np
 import torch
 
 from lfengine import store
+from lfengine.accelerate import Precision
+from lfengine.allocator import release_freed_memory
 from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
+from lfengine.data.rows import rare_rows
+from lfengine.distributed import Coordinator
 from lfengine.errors import OptionError
 from lfengine.metrics import single_predicted_label
 from lfengine.predictor import Predictor, headline
@@ -61,6 +65,8 @@ class TrainState:
     best_metrics: dict[str, float] = field(default_factory=dict)
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # training time (wall) before the current run, for resumed runs
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -114,6 +120,8 @@ class Trainer:
         device: torch.device,
         signals: StopSignals,
         on_progress: Progress | None = None,
+        coordinator: Coordinator | None = None,
+        precision: Precision | None = None,
     ) -> None:
         self.model = model.to(device)
         self.codec = codec
@@ -129,6 +137,20 @@ class Trainer:
         self.state = TrainState()
         self.rng = np.random.default_rng(seed)
         self.position: EpochPosition | None = None  # set by resume() after a mid-epoch stop
+        # With several ranks (--workers, torchrun): rank 0 alone validates and writes.
+        self.coord = coordinator or Coordinator(device=device)
+        self.loss_of: Callable[[Any], torch.Tensor] = self.model.loss
+        self.precision = precision or Precision("fp32")
+        self.rare: dict[int, torch.Tensor] = {}  # emb_id's rare-row mask per token column (fit)
+        self.rare_lists: dict[int, torch.Tensor] = {}
+        self.clock = (time.monotonic(), time.process_time())  # when this run started
+
+    def _elapsed(self) -> tuple[float, float]:
+        """Training time so far, wall and CPU seconds, counting the runs before a resume."""
+        return (
+            self.state.seconds + time.monotonic() - self.clock[0],
+            self.state.cpu_seconds + time.process_time() - self.clock[1],
+        )
 
     # --- resume ---------------------------------------------------------------------------
     def checkpoint_payload(self, position: EpochPosition | None = None) -> dict[str, Any]:
@@ -138,6 +160,8 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": store.capture_rng_state(),
+            "torch_rngs": self.coord.torch_rng_states(),  # every rank's (a collective)
+            "grad_scaler": self.precision.state_dict(),  # fp16 on CUDA
             "batch_rng": _bitgen_state(self.rng),
             "state": {
                 "epoch": s.epoch,
@@ -149,6 +173,8 @@ class Trainer:
                 "best_metrics": s.best_metrics,
                 "bad_epochs": s.bad_epochs,
                 "history": s.history,
+                "seconds": self._elapsed()[0],
+                "cpu_seconds": self._elapsed()[1],
             },
         }
 
@@ -156,6 +182,8 @@ class Trainer:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         store.restore_rng_state(payload["rng"])
+        self.coord.restore_torch_rng(payload.get("torch_rngs"))
+        self.precision.load_state_dict(payload.get("grad_scaler"))
         self.rng.bit_generator.state = _restore_bitgen(payload["batch_rng"])
         position = payload.get("position")
         self.position = None
@@ -175,6 +203,8 @@ class Trainer:
             best_metrics=s["best_metrics"],
             bad_epochs=s["bad_epochs"],
             history=s["history"],
+            seconds=s.get("seconds", 0.0),
+            cpu_seconds=s.get("cpu_seconds", 0.0),
         )
         log.info(
             "resuming after epoch %d%s (best so far: epoch %d)",
@@ -187,12 +217,26 @@ class Trainer:
     def fit(self, train: Encoded, val: Encoded | None) -> str:
         """Train until max epochs, early stopping or a stop signal; returns why it stopped."""
         cfg, s = self.config, self.state
+        self.clock = (time.monotonic(), time.process_time())
+        rare = rare_rows(self.codec, train) if cfg.unk_replace > 0 else {}
+        self.rare = {
+            j: torch.from_numpy(rare[self.codec.nominal[j].emb_id]).to(self.device)
+            for j in self.codec.token_columns
+            if self.codec.nominal[j].emb_id in rare
+        }
+        self.rare_lists = {
+            k: torch.from_numpy(rare[self.codec.lists[k].emb_id]).to(self.device)
+            for k in self.codec.token_lists
+            if self.codec.lists[k].emb_id in rare
+        }
         lengths = train.lengths()
         bucket = train.seq_offsets is not None
         started = time.monotonic()
         epochs_left = cfg.max_epochs - s.epoch
         total_batches = math.ceil(len(train) / cfg.batch_size) * max(epochs_left, 0)
         done_batches = 0
+        self.loss_of = self.coord.loss_function(self.model)
+        main = self.coord.main
         while s.epoch < cfg.max_epochs:
             epoch = s.epoch + 1
             self.model.train()
@@ -206,10 +250,11 @@ class Trainer:
             for number, items in enumerate(batches, 1):
                 if number <= skip:
                     continue
-                reason = self.signals.reason()
+                reason = self.coord.agree(self.signals.reason() if main else None, self.optimizer)
                 if reason:
                     return self._stop(reason, val, EpochPosition(epoch_rng, number - 1, loss_sum, loss_n))
-                loss = self._step(collate(train, items).to(self.device))
+                mine = self.coord.shard(items)
+                loss = self._step(collate(train, mine).to(self.device), len(mine))
                 loss_sum += loss * len(items)
                 loss_n += len(items)
                 s.batches += 1
@@ -224,15 +269,21 @@ class Trainer:
                 self._progress(
                     epoch, number, len(batches), loss_sum / loss_n, None, started, done_batches, total_batches
                 )
-                if val is not None and (
-                    self._due(self.schedule.validate_every_batches, s.batches, 1)
-                    or self._due(self.schedule.validate_every_instances, s.instances, len(items))
+                if (
+                    main
+                    and val is not None
+                    and (
+                        self._due(self.schedule.validate_every_batches, s.batches, 1)
+                        or self._due(self.schedule.validate_every_instances, s.instances, len(items))
+                    )
                 ):
                     self._validate(val, epoch, loss_sum / loss_n)
                     self.model.train()
             s.epoch = epoch
             train_loss = loss_sum / max(loss_n, 1)
-            if val is None:
+            if not main:
+                pass  # rank 0 validates and saves
+            elif val is None:
                 self._record(epoch, train_loss, {})
                 self.save_model(s)
             elif epoch % self.schedule.validate_every_epochs == 0 or epoch == cfg.max_epochs:
@@ -251,8 +302,14 @@ class Trainer:
                 # Not validated yet: keep what we have, so that a model (and with it what --resume
                 # reads besides the checkpoint) exists from the first epoch on.
                 self.save_model(s)
-            store.save_checkpoint(self.model_dir, self.checkpoint_payload())
-            if val is not None and s.bad_epochs > cfg.es_patience:
+            # Hand the pages freed this epoch back: without it the allocator's heap fragments
+            # and the peak resident size grows epoch after epoch (bench/bench_memory.py).
+            release_freed_memory()
+            payload = self.checkpoint_payload()
+            if main:
+                store.save_checkpoint(self.model_dir, payload)
+            patience_spent = main and val is not None and s.bad_epochs > cfg.es_patience
+            if self.coord.agree("early-stopping" if patience_spent else None, self.optimizer):
                 log.info(
                     "early stopping: no improvement for %d validations; best epoch %d",
                     s.bad_epochs,
@@ -261,20 +318,24 @@ class Trainer:
                 return "early-stopping"
         return "max-epochs"
 
-    def _step(self, batch: Any) -> float:
+    def _step(self, batch: Any, items: int) -> float:
         self._blank_previous_labels(batch)
+        self._unknown_words(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.model.loss(batch)
-        if not torch.isfinite(loss):
+        with self.precision.autocast():
+            loss = self.loss_of(batch)
+        value = self.coord.mean_loss(loss, items)  # over all ranks' items: all agree to go on
+        if not math.isfinite(value):
             raise OptionError(
-                f"the training loss became {float(loss.detach())} at batch {self.state.batches + 1}: "
+                f"the training loss became {value} at batch {self.state.batches + 1}: "
                 f"training diverged with learning_rate {self.config.learning_rate}; try a lower one"
             )
-        loss.backward()
+        self.precision.backward(loss)
         if self.config.grad_clip > 0:
+            self.precision.unscale(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        return float(loss.detach())
+        self.precision.step(self.optimizer)
+        return value
 
     def _blank_previous_labels(self, batch: Any) -> None:
         """Hide previous-label columns (gate.LF.target) in a random share of the training items.
@@ -291,6 +352,28 @@ class Trainer:
         part = batch.nominal[..., columns]
         batch.nominal[..., columns] = part.masked_fill(hide.unsqueeze(-1), 0)
 
+    def _unknown_words(self, batch: Any) -> None:
+        """Feed some training tokens as OOV, so that the OOV row learns what an unseen word means:
+        a rare (singleton) token with chance ``unk_replace`` (Lample et al. 2016), any token with
+        chance ``word_dropout``. Only token-string columns; PAD (missing) stays PAD."""
+        cfg, codec = self.config, self.codec
+        if cfg.unk_replace <= 0 and cfg.word_dropout <= 0:
+            return
+
+        def replace(ids: torch.Tensor, rare: torch.Tensor | None, unknown: int) -> torch.Tensor:
+            chance = torch.full(ids.shape, cfg.word_dropout, device=ids.device)
+            if rare is not None:
+                chance = torch.where(rare[ids], max(cfg.unk_replace, cfg.word_dropout), chance)
+            hit = (torch.rand(ids.shape, device=ids.device) < chance) & (ids > unknown)
+            return ids.masked_fill(hit, unknown)
+
+        for j in codec.token_columns:
+            unknown = codec.vocabs[codec.nominal[j].emb_id].unknown_index
+            batch.nominal[..., j] = replace(batch.nominal[..., j], self.rare.get(j), unknown)
+        for k in codec.token_lists:
+            unknown = codec.vocabs[codec.lists[k].emb_id].unknown_index
+            batch.lists[k] = replace(batch.lists[k], self.rare_lists.get(k), unknown)
+
     @staticmethod
     def _due(every: int | None, counter: int, step: int) -> bool:
         """True when ``counter`` passed a multiple of ``every`` in its last step of ``step``."""
@@ -300,23 +383,38 @@ class Trainer:
         report = Predictor(self.model, self.codec, self.device).evaluate(val)
         self.model.train()
         metrics = headline(report)
-        s = self.state
+        s, cfg = self.state, self.config
         score = self._score(metrics)
         improved = score > s.best_score or (score == s.best_score and metrics["loss"] < s.best_loss)
-        if improved:
-            s.best_score, s.best_loss, s.best_epoch, s.best_metrics = score, metrics["loss"], epoch, metrics
+        # Patience restarts only on a gain of at least es_min_delta (the best model is kept
+        # anyway), or, while the score has shown no progress at all (span F1 stays 0 for the
+        # first epochs of a small tagging set), on a lower loss.
+        tie = (
+            score == s.best_score
+            and metrics["loss"] < s.best_loss
+            and (s.best_score <= 0 or not cfg.es_min_delta)
+        )
+        if score > s.best_score + cfg.es_min_delta or tie or not math.isfinite(s.best_score):
             s.bad_epochs = 0
         else:
             s.bad_epochs += 1
+            # Reduce on plateau, once half the patience is used up: small validation sets are
+            # noisy, and halving on every dip starves a small-data run.
+            if cfg.lr_decay < 1 and s.bad_epochs >= max(1, cfg.es_patience // 2):
+                for group in self.optimizer.param_groups:
+                    group["lr"] *= cfg.lr_decay
+        if improved:
+            s.best_score, s.best_loss, s.best_epoch, s.best_metrics = score, metrics["loss"], epoch, metrics
         self._record(epoch, train_loss, metrics, improved)
         shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "loss")
+        wall, cpu = self._elapsed()
         log.info(
             "epoch %d: train loss %.4f | validation loss %.4f %s%s",
             epoch,
             train_loss,
             metrics["loss"],
             shown,
-            " | best so far, saved" if improved else "",
+            f" | best so far after {wall:.1f} s, {cpu:.1f} CPU s, saved" if improved else "",
         )
         only = single_predicted_label(report)
         if only is not None:
@@ -343,17 +441,23 @@ class Trainer:
             "validation": metrics,
             "best": improved,
             "time": time.time(),
+            "seconds": round(self._elapsed()[0], 3),  # training time to this point (wall, CPU)
+            "cpu_seconds": round(self._elapsed()[1], 3),
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
         }
         self.state.history.append(entry)
         store.append_metrics(self.model_dir, entry)
 
     def _stop(self, reason: str, val: Encoded | None, position: EpochPosition) -> str:
+        payload = self.checkpoint_payload(position)
+        if not self.coord.main:
+            return reason
         log.info("training stopped: %s; keeping the best model (epoch %d)", reason, self.state.best_epoch)
         if val is None or self.state.best_epoch == 0:
             self.save_model(self.state)  # nothing validated yet: keep what we have
             if val is not None:
                 log.warning("stopped before the first validation: the saved model was never validated")
-        store.save_checkpoint(self.model_dir, self.checkpoint_payload(position))
+        store.save_checkpoint(self.model_dir, payload)
         return reason
 
     def _progress(

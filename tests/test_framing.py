@@ -176,6 +176,40 @@ def test_corrupt_msgpack_bytes_are_reported_then_the_stream_resynchronises(step)
     assert kinds(items) == [STATUS, "MessageParseError", STATUS, "MessageParseError", STATUS]
 
 
+class Blocked(io.RawIOBase):
+    """A pipe whose writer waits for a reply: its bytes, then any further read is a hang."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._data:
+            raise AssertionError("the reader blocked for more input with a whole request in hand")
+        chunk, self._data = self._data[: len(buffer)], self._data[len(buffer) :]
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        bytes.fromhex("cb7fe1ccf385ebc8a0"),  # a float: its bytes hold 0x85, a fixmap of 5 pairs
+        b"\x05\xde\xff\xff",  # a map16 header promising 65535 pairs
+        b"\xc1\x8f",
+    ],
+)
+def test_msgpack_resync_does_not_wait_on_garbage_that_looks_like_an_unfinished_map(garbage):
+    """Found by the protocol fuzz (tests/test_reliability.py): after a value that is not a map,
+    the resynchronisation probed a 0x85 inside the garbage, which swallowed the next request
+    while waiting for more input; a client in lockstep then waited for its reply forever."""
+    reader = open_reader(Blocked(PACKED + garbage + PACKED), "msgpack", 4096)
+    items = iter(reader)
+    assert kinds([next(items), next(items), next(items)]) == [STATUS, "MessageParseError", STATUS]
+
+
 @pytest.mark.parametrize("step", [None, 5])
 def test_a_msgpack_array_is_one_batch_message_like_a_json_array(step):
     """protocol.md §2.1: a batch is refused as a whole (the envelope answers -32600); the

@@ -188,9 +188,11 @@ def test_weights_from_another_save_are_detected(tmp_path):
 def test_newer_format_version_is_refused_naming_both_versions(tmp_path):
     model_dir = save_model_dir(tmp_path / "m", {}, {"w": torch.zeros(1)})
     rewrite_header(model_dir, format_version=99)
-    with pytest.raises(ModelError, match=r"format version 99.*supports format version 1: upgrade") as caught:
+    with pytest.raises(
+        ModelError, match=r"format version 99.*supports format versions 1, 2: upgrade"
+    ) as caught:
         load_model_dir(model_dir)
-    assert caught.value.data["found"] == 99 and caught.value.data["supported"] == [1]
+    assert caught.value.data["found"] == 99 and caught.value.data["supported"] == [1, 2]
     rewrite_header(model_dir, format_version=0)
     with pytest.raises(ModelError, match="format version 0.*retrain"):
         load_model_dir(model_dir)
@@ -455,3 +457,51 @@ def test_model_paths():
         Path("/x/m/metrics.jsonl"),
         Path("/x/m/train.log"),
     )
+
+
+# --- file-system failures (found by tests/test_reliability.py) ---------------------------------
+def test_a_model_dir_that_cannot_be_created_is_refused_before_any_work(tmp_path):
+    """check_writable runs before training: a path under a regular file (or on a read-only file
+    system, tested with a tmpfs in test_reliability.py) used to fail at the first save, as an
+    internal error."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ModelError, match="is not a directory"):
+        store.check_writable(blocker / "model")
+    store.check_writable(tmp_path / "new" / "deeper")  # creatable: accepted, nothing created
+    assert not (tmp_path / "new").exists()
+
+
+_SAVE_ON_A_FULL_DISK = """
+import resource, signal, sys, torch
+from lfengine import store
+from lfengine.errors import ModelError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    store.save_model_dir(sys.argv[1], {"format": "test"}, {"w": torch.zeros(10_000)})
+except ModelError as exc:
+    print("ModelError:", exc.message)
+"""
+
+
+def test_a_full_disk_while_saving_weights_is_a_model_error_and_leaves_no_temp_file(tmp_path):
+    """torch.save turns a failed write into a RuntimeError ("unexpected pos"), which escaped as an
+    internal error (-32603); the file system's own error is what the user can act on."""
+    import subprocess
+    import sys
+
+    from tests.timeouts import scaled
+
+    model_dir = tmp_path / "model"
+    result = subprocess.run(
+        [sys.executable, "-c", _SAVE_ON_A_FULL_DISK, str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+        cwd=Path(lfengine.__file__).parent.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ModelError: cannot write the model to"), result.stdout
+    assert "File too large" in result.stdout
+    assert [p.name for p in model_dir.iterdir()] == []

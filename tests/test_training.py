@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 def _history(model_dir: Path) -> list[dict]:
     """model.json's training history without the wall-clock stamps."""
     metadata, _ = store.load_model_dir(model_dir)
-    return [{k: v for k, v in entry.items() if k != "time"} for entry in metadata["training"]["history"]]
+    clocks = ("time", "seconds", "cpu_seconds")
+    return [{k: v for k, v in e.items() if k not in clocks} for e in metadata["training"]["history"]]
 
 
 def _weights(model_dir: Path) -> dict[str, torch.Tensor]:

@@ -32,6 +32,15 @@ INT_MAXIMA = {
 }
 MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 
+#: Settings a model stored before they existed did not use: their old behaviour (training only).
+LEGACY_DEFAULTS = {
+    "unk_replace": 0.0,
+    "word_dropout": 0.0,
+    "oov_untrained": False,
+    "lr_decay": 1.0,
+    "es_min_delta": 0.0,
+}
+
 
 def _setting(help: str) -> Any:
     """A field with its one-line help, listed by ``lfengine train --help`` under --set."""
@@ -62,15 +71,20 @@ class ModelConfig:
     lstm_hidden: int = _setting("tagger BiLSTM hidden size per direction")
     lstm_layers: int = _setting("tagger BiLSTM layers")
     # --- training ---
-    learning_rate: float = _setting("Adam's learning rate")
+    learning_rate: float = _setting("AdamW's learning rate")
     batch_size: int = _setting("training items (instances or sequences) per update")
     max_epochs: int = _setting("at most this many epochs")
     es_patience: int = _setting("validations without improvement before early stopping")
-    weight_decay: float = _setting("Adam's L2 coefficient")
+    weight_decay: float = _setting("AdamW's decoupled weight decay")
     grad_clip: float = _setting("largest gradient norm; 0 disables clipping")
     previous_label_dropout: float = _setting(
         "share of training items whose gate.LF.target columns are hidden"
     )
+    unk_replace: float = _setting("chance that a rare (singleton) training token is replaced by OOV")
+    word_dropout: float = _setting("chance that any training token is replaced by OOV")
+    oov_untrained: bool = _setting("rows training never updated look up as OOV")
+    lr_decay: float = _setting("learning rate factor after validations without improvement (1: constant)")
+    es_min_delta: float = _setting("smallest gain of the early-stopping score that counts as improvement")
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -81,6 +95,7 @@ class ModelConfig:
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_dict`` output (e.g. model.json); a missing or unknown key is an error."""
         names = field_names()
+        values = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in values}, **values}
         unknown = sorted(set(values) - set(names))
         missing = sorted(set(names) - set(values))
         if unknown or missing:
@@ -132,10 +147,12 @@ def coerce_value(name: str, value: Any) -> Any:
             raise OptionError(f"model setting {name} must be a finite number, got {value!r}")
         if name in ("dropout", "embedding_dropout") and not 0.0 <= value < 1.0:
             raise OptionError(f"model setting {name} must be in [0, 1), got {value}")
-        if name == "previous_label_dropout" and not 0.0 <= value <= 1.0:
+        if name in ("previous_label_dropout", "unk_replace", "word_dropout") and not 0.0 <= value <= 1.0:
             raise OptionError(f"model setting {name} must be in [0, 1], got {value}")
         if name == "learning_rate" and not value > 0:
             raise OptionError(f"model setting learning_rate must be > 0, got {value}")
+        if name == "lr_decay" and not 0.0 < value <= 1.0:
+            raise OptionError(f"model setting lr_decay must be in (0, 1], got {value}")
         if value < 0:
             raise OptionError(f"model setting {name} must be >= 0, got {value}")
         return value

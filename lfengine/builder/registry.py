@@ -29,7 +29,7 @@ directory of the engine). The contract:
   logits for sequences, (B,) values for regression (standardised targets).
 * Optional overrides: ``loss(batch)`` (default: cross-entropy ignoring padding, or MSE),
   ``predict(batch) -> Prediction`` (default: softmax; ``confidence`` must be the probability
-  of the chosen label), ``make_optimizer()`` (default: Adam on the trainable parameters),
+  of the chosen label), ``make_optimizer()`` (default: AdamW on the trainable parameters),
   ``check_layout(layout)`` / ``check_config(layout, config)`` (raise ``OptionError`` for data
   or settings the module cannot handle), ``input_notes(layout, config)`` (lines for describe
   and the log: the LF columns it reads and ignores) and the class attribute ``config_defaults``

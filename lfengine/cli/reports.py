@@ -50,6 +50,12 @@ def render_description(d: dict) -> str:
             f"  {v['emb_id'] or '(default)'!s:12} size {v['size']:>7}  dims {v['dims']:>4}  "
             f"mode {v['mode']}  (dims from {v['sources'].get('dims', '?')})"
         )
+        rows = v.get("rows")
+        if rows:
+            lines.append(
+                f"  {'':12} rows: {rows['trained']} trained, {rows['pretrained']} pretrained only, "
+                f"{rows['oov']} mapped to OOV (never updated by training)"
+            )
     if not d["vocabularies"]:
         lines.append("  (none)")
     if d.get("char_encoder"):

@@ -24,12 +24,23 @@ def validation_size(n: int, valsize: float | None) -> int:
     return size
 
 
+#: Chosen by measurement (bench/bench_generalisation.py, README): see ``split_indices``.
+DEFAULT_VALSPLIT = "random"
+
+
 def split_indices(
-    n: int, valsize: float | None, *, seed: int, shuffle: bool = True
+    n: int, valsize: float | None, *, seed: int, shuffle: bool = True, valsplit: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded train/validation split. Without shuffling the validation set is the file's tail."""
+    """Train/validation split: ``tail`` takes the last items of the file (LF writes documents in
+    order, so these are the nearest thing to new documents), ``random`` a seeded sample (None:
+    ``DEFAULT_VALSPLIT``; lfengine.options checks the name). Without shuffling the validation
+    set is always the tail.
+
+    Either way the validation split meets unknown words at the natural rate: values that occur
+    only there are mapped to OOV once the split is known (lfengine/data/rows.py)."""
     size = validation_size(n, valsize)
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    tail = (valsplit or DEFAULT_VALSPLIT) == "tail" or not shuffle
+    order = np.arange(n) if tail else np.random.default_rng(seed).permutation(n)
     return np.sort(order[: n - size]), np.sort(order[n - size :])
 
 

@@ -85,6 +85,22 @@ class Codec:
     #: Positions in ``nominal`` of columns over ``gate.LF.target`` (labels of neighbouring
     #: instances): gold at training time, always "" when GATE applies a model (gate-plugin.md §8).
     previous_label_columns: list[int] = field(default_factory=list)
+    #: Positions in ``nominal`` / ``lists`` of token-string columns (feature ``string...``): the
+    #: columns whose rare values teach the OOV row during training (lfengine/data/rows.py).
+    token_columns: list[int] = field(default_factory=list)
+    token_lists: list[int] = field(default_factory=list)
+    #: Position in ``nominal`` of the token string at the token itself (what evaluate splits
+    #: into known and unknown tokens); None without one.
+    key_column: int | None = None
+    #: Rows that training never updated, per emb_id, and of the character vocabulary: they look
+    #: up as unknown (set once the training split is known, lfengine/data/rows.py).
+    oov_rows: dict[str, list[int]] = field(default_factory=dict)
+    char_oov_rows: list[int] = field(default_factory=list)
+    #: Per emb_id: rows ``trained`` (in the training split), ``pretrained`` (only a file's vector)
+    #: and ``oov`` (mapped to OOV); empty until a training split is known.
+    row_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Per emb_id, rows with a vector from an embeddings file; only while building (not stored).
+    pretrained_rows: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     @property
     def label_index(self) -> dict[str, int]:
@@ -113,7 +129,8 @@ class Codec:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k not in ("vocabs", "char_vocab")}
+        skip = ("vocabs", "char_vocab", "pretrained_rows")
+        d = {k: v for k, v in asdict(self).items() if k not in skip}
         d["vocabs"] = {e: {"itos": v.itos, "onehot": v.onehot} for e, v in self.vocabs.items()}
         d["char_vocab"] = None if self.char_vocab is None else self.char_vocab.itos
         return d
@@ -128,7 +145,16 @@ class Codec:
         d["embeddings"] = {e: EmbeddingSetting(**s) for e, s in d["embeddings"].items()}
         d["char_vocab"] = None if d["char_vocab"] is None else Vocabulary(d["char_vocab"])
         d.setdefault("previous_label_columns", [])
-        return cls(**d)
+        codec = cls(**d)
+        codec.apply_oov_rows()
+        return codec
+
+    def apply_oov_rows(self) -> None:
+        """Make the rows training never updated look up as unknown (see ``oov_rows``)."""
+        for emb_id, rows in self.oov_rows.items():
+            self.vocabs[emb_id].map_to_unknown(rows)
+        if self.char_vocab is not None:
+            self.char_vocab.map_to_unknown(self.char_oov_rows)
 
 
 def build_codec(
@@ -178,15 +204,19 @@ def build_codec(
             f"known: {sorted(counts_by_id)}"
         )
     rng = np.random.default_rng(seed)
-    vocabs, settings, matrices = {}, {}, {}
+    vocabs, settings, matrices, pretrained = {}, {}, {}, {}
     for emb_id, counts_list in counts_by_id.items():
         setting = _resolve_setting(first_attr[emb_id], emb_over.get(emb_id))
-        vocab, matrix, setting = _vocab_and_matrix(setting, sum_counts(counts_list), spec.path.parent, rng)
+        vocab, matrix, setting, in_file = _vocab_and_matrix(
+            setting, sum_counts(counts_list), spec.path.parent, rng
+        )
         vocabs[emb_id], settings[emb_id], matrices[emb_id] = vocab, setting, matrix
+        pretrained[emb_id] = [i for i, word in enumerate(vocab.itos) if word in in_file]
     task, labels, t_mean, t_std = _target(spec)
     char_column, char_vocab = (None, None)
+    key = find_char_source(spec)
     if chars and spec.is_sequence:
-        char_column = find_char_source(spec)
+        char_column = key
         if char_column is not None:
             char_vocab = char_vocabulary(spec.stats[spec.columns[char_column].name].string_counts)
     codec = Codec(
@@ -209,8 +239,18 @@ def build_codec(
             for j, c in enumerate(nominal)
             if spec.attribute_of(spec.columns[c.index]).feature == PREVIOUS_LABEL_FEATURE
         ],
+        token_columns=[j for j, c in enumerate(nominal) if _is_token_string(spec, c.index)],
+        token_lists=[j for j, c in enumerate(lists) if _is_token_string(spec, c.index)],
+        key_column=next((j for j, c in enumerate(nominal) if c.index == key), None),
+        pretrained_rows=pretrained,
     )
     return codec, matrices
+
+
+def _is_token_string(spec: FeatureSpec, column: int) -> bool:
+    """A column of token strings (feature ``string``, ``string_lc`` ...): words, which new
+    documents bring unseen ones of."""
+    return spec.attribute_of(spec.columns[column]).feature.startswith("string")
 
 
 def find_char_source(spec: FeatureSpec) -> int | None:
@@ -265,8 +305,10 @@ def _resolve_setting(attr: Attribute, over: Any) -> EmbeddingSetting:
 def _vocab_and_matrix(
     s: EmbeddingSetting, counts: dict[str, int], meta_dir: Path, rng: np.random.Generator
 ) -> tuple[Vocabulary, np.ndarray, EmbeddingSetting]:
-    """lf-format.md §8.1-§8.3 with the recommended semantics per emb_train mode."""
+    """lf-format.md §8.1-§8.3 with the recommended semantics per emb_train mode; also the words
+    that have a vector in the embeddings file."""
     pretrained = None
+    in_file: set[str] = set()
     vocab = Vocabulary.from_counts(counts, minfreq=s.minfreq, onehot=s.mode == "onehot")
     if s.file:
         path = resolve_embeddings_path(s.file, meta_dir)
@@ -302,7 +344,7 @@ def _vocab_and_matrix(
     elif not s.dims:
         s.dims, s.sources["dims"] = dims_heuristic(len(vocab)), "heuristic"
     matrix = initial_matrix(vocab.itos, s.dims, onehot=s.mode == "onehot", pretrained=pretrained, rng=rng)
-    return vocab, matrix, s
+    return vocab, matrix, s, in_file
 
 
 def _target(spec: FeatureSpec) -> tuple[str, list[str], float, float]:

@@ -55,6 +55,14 @@ class Vocabulary:
         get, unk = self.stoi.get, self.unknown_index
         return np.fromiter((get(v, unk) for v in values), dtype=np.int32, count=count)
 
+    def map_to_unknown(self, rows: Iterable[int]) -> None:
+        """Make the strings of ``rows`` look up as unknown: rows training never updated are not
+        used. ``itos`` (and with it the index conventions and the digest) stays as it is."""
+        unk, first = self.unknown_index, self.unknown_index + 1  # never a special row
+        for row in rows:
+            if row >= first:
+                self.stoi[self.itos[row]] = unk
+
     def digest(self) -> str:
         """First 16 hex digits of SHA-256 over itos joined with newlines (lf-format.md §12)."""
         return hashlib.sha256("\n".join(self.itos).encode("utf-8")).hexdigest()[:16]

@@ -237,7 +237,14 @@ class MsgpackReader:
                 return None
 
     def _resync(self, data: bytes) -> Iterator[Any]:
-        """Drop bytes until a complete JSON-RPC map decodes; yield it and return what follows."""
+        """Drop bytes until a complete JSON-RPC map decodes; yield it and return what follows.
+
+        A candidate that is still incomplete when the buffered input runs out (garbage such as
+        0x85 looks like the start of a map) must not hold up a complete request that follows it
+        in the buffer: a client in lockstep would wait for that request's reply forever. So a
+        later candidate that decodes completely from the bytes at hand wins; only when there is
+        none is more input read for the earliest one.
+        """
         buffer = bytearray(data)
         dropped = 0
         position = 0
@@ -249,8 +256,14 @@ class MsgpackReader:
                 position = 0
             else:
                 candidate = match.start()
-                found = self._probe(buffer, candidate)
-                if found is not None:
+                found = self._probe(buffer, candidate, read_more=False)
+                if found is _INCOMPLETE:
+                    later = self._complete_candidate(buffer, candidate + 1)
+                    if later is not None:
+                        candidate, found = later
+                    else:
+                        found = self._probe(buffer, candidate, read_more=True)
+                if found is not None and found is not _INCOMPLETE:
                     message, end = found
                     log.warning("msgpack stream resynchronised after dropping %d bytes", dropped + candidate)
                     yield message
@@ -272,11 +285,21 @@ class MsgpackReader:
                     return None
                 buffer += chunk
 
-    def _probe(self, buffer: bytearray, start: int) -> tuple[dict, int] | None:
-        """Does a JSON-RPC map begin at ``start``? Returns (message, end offset) or None.
+    def _complete_candidate(self, buffer: bytearray, position: int) -> tuple[int, tuple[dict, int]] | None:
+        """The first candidate at or after ``position`` that decodes from ``buffer`` alone."""
+        while (match := _MAP_START.search(buffer, position)) is not None:
+            found = self._probe(buffer, match.start(), read_more=False)
+            if found is not None and found is not _INCOMPLETE:
+                return match.start(), found
+            position = match.start() + 1
+        return None
 
-        Reads more input (appended to ``buffer``) while the candidate is incomplete and within
-        the size limit.
+    def _probe(self, buffer: bytearray, start: int, *, read_more: bool) -> Any:
+        """Does a JSON-RPC map begin at ``start``? Returns (message, end offset), None, or, when
+        the buffer ends inside the candidate and not ``read_more``, _INCOMPLETE.
+
+        With ``read_more`` it reads more input (appended to ``buffer``) while the candidate is
+        incomplete and within the size limit.
         """
         unpacker = new_unpacker(self._limit)
         fed = start
@@ -291,6 +314,8 @@ class MsgpackReader:
                     continue
                 if fed - start > self._limit:
                     return None
+                if not read_more:
+                    return _INCOMPLETE
                 chunk = self._source.read()
                 if not chunk:
                     return None
@@ -301,6 +326,9 @@ class MsgpackReader:
             if isinstance(message, dict) and message.get("jsonrpc") == "2.0":
                 return message, start + unpacker.tell()
             return None
+
+
+_INCOMPLETE = object()
 
 
 def _too_large(size: int | None, limit: int) -> MessageTooLarge:

@@ -1,0 +1,76 @@
+"""The C allocator's settings for a process that trains or serves: keep freed memory for reuse.
+
+Training allocates the same large tensors batch after batch (activations, gradients, Adam's
+temporaries); serving allocates the same large tensors request after request. glibc serves
+blocks above its mmap threshold (32 MiB at most by default) with fresh mappings, returns freed
+memory above its trim threshold to the system, and gives threads other than the main one arenas
+whose heaps cannot grow past 64 MiB. Each batch then pays again for page faults on zero-filled
+memory: measured on class-ngram-sp1, a 4-epoch training made over a million minor faults and
+spent 3-4 s in the kernel, and a third of a large apply-batch was page faults. With one arena
+and high mmap and trim thresholds the freed blocks are reused instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+KEPT_FREED_MEMORY_BYTES = 2**30
+#: While training: blocks from this size on get their own mapping, returned when freed. Training
+#: steps allocate far smaller tensors; the large ones are validation passes over thousands of
+#: items at once, rare and short-lived: kept in the heap, they fragment it, and the peak
+#: resident size grew epoch after epoch (bench/bench_memory.py).
+TRAINING_MMAP_THRESHOLD_BYTES = 32 * 2**20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # from glibc's malloc.h
+_applied = False
+
+
+def reuse_freed_memory(limit: int = KEPT_FREED_MEMORY_BYTES, mmap_from: int | None = None) -> bool:
+    """Make the C allocator keep freed memory (up to ``limit`` per block) for the next use.
+
+    One arena for all threads, and mmap and trim thresholds of ``limit`` (the mmap threshold
+    ``mmap_from`` when given). The price is a
+    resident size that stays at the largest working set since the last release_freed_memory().
+    Returns whether the allocator took the settings (only glibc has ``mallopt``). Call it before
+    starting threads; calling it again is harmless.
+    """
+    global _applied
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    mmap_threshold = limit if mmap_from is None else mmap_from
+    settings = ((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, mmap_threshold), (_M_TRIM_THRESHOLD, limit))
+    _applied = all([bool(libc.mallopt(option, value)) for option, value in settings])
+    return _applied
+
+
+def release_freed_memory() -> None:
+    """Give the memory freed since (a training's data and activations) back to the system."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def _libc() -> ctypes.CDLL | None:
+    """The C library this process already uses, on Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+@contextmanager
+def training_memory() -> Iterator[None]:
+    """The allocator settings for a training run; afterwards those of the process before it (a
+    resident engine keeps its large blocks for apply-batch again)."""
+    resident = _applied
+    reuse_freed_memory(mmap_from=TRAINING_MMAP_THRESHOLD_BYTES)
+    try:
+        yield
+    finally:
+        if resident:
+            reuse_freed_memory()
