@@ -53,7 +53,7 @@ def source_from_meta(meta_path: str, options: TrainOptions) -> EjectSource:
 
 def source_from_model(model_dir: str) -> EjectSource:
     """The network stored in a trained model directory (model.json only; nothing is imported)."""
-    metadata = store.read_model_json(model_dir)["metadata"]
+    metadata, _ = store.load_model_dir(model_dir, map_location="cpu")  # resolves the codec file
     try:
         codec = Codec.from_dict(metadata["codec"])
         config = ModelConfig.from_dict(metadata["config"])
