@@ -57,6 +57,8 @@ def plan_model(
     layout = codec.layout()
     config, provenance = choose_config(layout, options, n_train)
     network = resolve_module(config.module)
+    for note in network.input_notes(layout, config):
+        log.info("%s: %s", config.module or "auto network", note)
     check_size(network, layout, config, init)
     torch.manual_seed(options.seed)
     model, used = build_reporting_settings(layout, config, init)
@@ -139,7 +141,9 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         "source": "option" if options.es_metric != "auto" else "heuristic",
     }
     codec = plan.codec
+    notes = type(plan.model).input_notes(codec.layout(), plan.config)
     return {
+        **({"notes": notes} if notes else {}),  # which LF columns a predefined module reads/ignores
         "task": codec.task,
         "is_sequence": codec.is_sequence,
         "features": codec.num_features,
@@ -182,5 +186,9 @@ def split_sizes(n: int, options: TrainOptions) -> tuple[int, int]:
 def describe(meta_path: str, options: TrainOptions) -> dict[str, Any]:
     """What training would build, without reading the data file (its size is in the meta file)."""
     spec = read_meta(meta_path)
-    n_train = split_sizes(spec.lines_written, options)[0] if spec.lines_written > 0 else 0
-    return describe_plan(plan_model(spec, options, n_train), options)
+    return describe_plan(plan_model(spec, options, planned_training_size(spec, options)), options)
+
+
+def planned_training_size(spec: FeatureSpec, options: TrainOptions) -> int:
+    """The training size before the data file is read: the meta file's count, less validation."""
+    return split_sizes(spec.lines_written, options)[0] if spec.lines_written > 0 else 0

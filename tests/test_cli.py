@@ -92,8 +92,9 @@ def test_evaluate_as_table_and_as_json(trained: tuple[Path, dict], corpus: Path)
     as_json = lfengine("evaluate", str(model_dir), str(_data(corpus)), "--json")
     assert as_json.returncode == 0, as_json.stderr
     report = json.loads(as_json.stdout)
-    confusion, warnings = report.pop("confusion"), report.pop("warnings")
-    assert report == service.evaluate(str(model_dir), str(_data(corpus)))
+    warnings = report.pop("warnings")
+    assert report == service.evaluate(str(model_dir), str(_data(corpus)))  # the protocol's reply too
+    confusion = report["confusion"]
     matrix = confusion["matrix"]
     assert confusion["labels"] == service.load_model(str(model_dir)).labels
     assert sum(map(sum, matrix)) == report["instances"]
@@ -119,8 +120,17 @@ def test_apply_writes_one_json_line_per_instance(
     run = lfengine("apply", str(model_dir), str(unlabeled), "--distribution")
     assert run.returncode == 0, run.stderr
     results = [json.loads(line) for line in run.stdout.splitlines()]
-    expected = service.load_model(str(model_dir)).apply([r[0] for r in records[:30]], distribution=True)
-    assert results == expected  # another process, the same model: the same answers
+    model = service.load_model(str(model_dir))
+    expected = model.apply([r[0] for r in records[:30]], distribution=True)
+    assert len(results) == len(expected) == 30
+    for line, result in zip(results, expected):  # another process, the same model: the same answers
+        assert list(line) == ["label", "confidence", "distribution"]
+        assert (line["label"], line["confidence"]) == (result["label"], result["confidence"])
+        distribution = line["distribution"]  # each probability under its label's name
+        assert list(distribution) == model.labels and set(model.labels) == {"politics", "science", "sport"}
+        assert list(distribution.values()) == result["distribution"]
+        assert max(distribution, key=distribution.get) == line["label"]
+        assert distribution[line["label"]] == line["confidence"]
     code, out = run_in_process(capsys, "apply", str(model_dir), str(_data(corpus)), "--labeled")
     assert code == 0
     lines = out.splitlines()
@@ -135,9 +145,23 @@ def test_apply_sequences(tmp_path: Path, capsys) -> None:
     assert code == 0 and json.loads(out)["epochs"] == 1
     code, out = run_in_process(capsys, "apply", str(tmp_path / "m"), str(_data(meta)), "--labeled")
     assert code == 0
-    gold = [json.loads(line)[1] for line in _data(meta).read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for line in _data(meta).read_text(encoding="utf-8").splitlines()]
     results = [json.loads(line) for line in out.splitlines()]
-    assert [len(r["label"]) for r in results] == [len(g) for g in gold]
+    assert [len(r["label"]) for r in results] == [len(gold) for _, gold in records]
+    # each token beside its label: the element's token string (its first column, kind A)
+    assert [r["tokens"] for r in results] == [[element[0] for element in seq] for seq, _ in records]
+    assert all(list(r) == ["tokens", "label", "confidence"] for r in results)
+    code, out = run_in_process(
+        capsys, "apply", str(tmp_path / "m"), str(_data(meta)), "--labeled", "--distribution"
+    )
+    assert code == 0
+    labels = service.load_model(str(tmp_path / "m")).labels
+    for line in map(json.loads, out.splitlines()):
+        assert len(line["distribution"]) == len(line["tokens"]) == len(line["label"])
+        for label, confidence, distribution in zip(line["label"], line["confidence"], line["distribution"]):
+            assert list(distribution) == labels  # one {label: probability} per token, label order
+            assert distribution[label] == pytest.approx(confidence, rel=1e-6)  # the chosen label's
+            assert sum(distribution.values()) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_a_bad_meta_path_exits_1_with_a_message(tmp_path: Path, capsys, caplog) -> None:

@@ -20,6 +20,8 @@ import msgpack
 import pytest
 from timeouts import scaled
 
+from lfengine import cli
+
 REPO = Path(__file__).resolve().parent.parent
 LFDATA = REPO.parent / "shared" / "lfdata"
 DEADLINE_SECONDS = scaled(60.0)
@@ -310,3 +312,32 @@ def test_bad_msgpack_input_gets_one_error_each_and_the_engine_keeps_serving(engi
         assert client.call("init", {})["format"] == "msgpack"
     finally:
         assert client.close() == 0
+
+
+def test_evaluate_replies_with_the_confusion_matrix_the_command_line_prints(engine, capsys):
+    data = str(LFDATA / "seq-pos2.data.json")
+    report = engine.call("evaluate", {"model": "tagger", "data": data})
+    confusion = report["confusion"]
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    assert set(labels) == set(report["per_label"]) and len(matrix) == len(labels)
+    assert all(len(row) == len(labels) for row in matrix)
+    assert sum(map(sum, matrix)) == report["instances"]  # every token of seq-pos2 counted once
+    for i, label in enumerate(labels):
+        assert sum(matrix[i]) == report["per_label"][label]["support"]
+        assert sum(row[i] for row in matrix) == report["per_label"][label]["predicted"]
+    assert sum(matrix[i][i] for i in range(len(labels))) == round(report["accuracy"] * report["instances"])
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(engine.models / "tagger"), data, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["confusion"] == confusion  # one computation, two fronts
+
+
+def test_command_line_apply_puts_each_token_of_real_data_beside_the_protocols_label(engine, capsys):
+    data = LFDATA / "seq-pos2.data.json"
+    records = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    capsys.readouterr()
+    assert cli.main(["apply", str(engine.models / "tagger"), str(data), "--labeled"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["tokens"] for line in lines] == [[element[0] for element in seq] for seq, _ in records]
+    assert lines[0]["tokens"][:3] == ["horse", "racing", "-"]  # Token string_lc, the export's A column
+    tagged = engine.call("apply-batch", {"model": "tagger", "instances": [seq for seq, _ in records[:5]]})
+    assert [line["label"] for line in lines[:5]] == [p["label"] for p in tagged["predictions"]]

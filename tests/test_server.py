@@ -24,7 +24,7 @@ def test_init_status_shutdown(engines, fmt):
     engine = engines(fmt)
     init = engine.request("init", {"notifications": ["progress", "telepathy"], "client": {"name": "test"}})
     result = init["result"]
-    assert result["protocol"] == "1.0" and result["format"] == fmt
+    assert result["protocol"] == "1.1" and result["format"] == fmt
     assert result["engine"]["name"] == "lfengine"
     assert set(result["capabilities"]["methods"]) == {
         "init",
@@ -40,6 +40,7 @@ def test_init_status_shutdown(engines, fmt):
 
     status = engine.request("status")["result"]
     assert status["state"] == "idle" and status["models"] == [] and status["training"] is None
+    assert status["protocol"] == "1.1"  # num_labels (1.1) and evaluate's confusion (1.1), §9
 
     assert engine.request("shutdown")["result"] == {}
     engine.send({"jsonrpc": "2.0", "id": 99, "method": "status"})  # read by nobody

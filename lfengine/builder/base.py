@@ -65,6 +65,11 @@ class TaskModel(nn.Module):
     def check_config(cls, layout: InputLayout, config: ModelConfig) -> None:
         """Raise OptionError when a setting contradicts this network."""
 
+    @classmethod
+    def input_notes(cls, layout: InputLayout, config: ModelConfig) -> list[str]:
+        """Lines for describe and the log: which LF columns the network reads and which it ignores."""
+        return []
+
     def forward(self, batch: Batch) -> torch.Tensor:
         """Scores: (B, C) logits, (B, T, C) emissions, or (B,) regression values."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(batch)")

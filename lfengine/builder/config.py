@@ -13,7 +13,7 @@ from typing import Any
 
 from lfengine.errors import ModelError, OptionError
 
-LIST_ENCODERS = ("cnn", "lstm", "mean")
+LIST_ENCODERS = ("cnn", "lstm", "mean", "attention")
 #: Upper bounds of integer settings: larger values are typos that would exhaust memory when
 #: the network is built (a 16384 x 16384 layer is already 1 GiB).
 MAX_WIDTH = 16384
@@ -59,7 +59,7 @@ class ModelConfig:
     hidden_layers: int = _setting("classifier/regressor hidden layers (0: linear model over the features)")
     dropout: float = _setting("dropout between learned layers")
     embedding_dropout: float = _setting("on every embedding lookup (nominal, list tokens, characters)")
-    list_encoder: str = _setting("encoder of token-list (N) columns: cnn, lstm or mean")
+    list_encoder: str = _setting("encoder of token-list (N) columns: cnn, lstm, mean or attention")
     cnn_kernels: tuple[int, ...] = _setting("kernel widths of the list CNN")
     cnn_channels: int = _setting("filters per kernel width of the list CNN")
     list_lstm_hidden: int = _setting("hidden size per direction of the list BiLSTM")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lfengine.builder.base import Prediction
 from lfengine.data.batch import IGNORE_INDEX
 
 
@@ -74,6 +75,21 @@ class Crf(nn.Module):
     ) -> torch.Tensor:
         """(B,) -log p(labels | input) per sequence; 0 for empty sequences."""
         return self.log_partition(emissions, mask) - self.path_score(emissions, labels, mask)
+
+    def prediction(self, emissions: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> Prediction:
+        """The Viterbi path, with the marginal probability of each chosen label as its confidence.
+
+        Forward-backward runs in float64 (see the module docstring)."""
+        emissions = emissions.double()
+        path = self.decode(emissions, mask)
+        marginals = self.marginals(emissions, mask)
+        chosen = marginals.gather(2, path.clamp(min=0).unsqueeze(2)).squeeze(2)
+        return Prediction(
+            label_ids=path,
+            confidence=chosen.masked_fill(~mask, 0.0),
+            distribution=marginals,
+            lengths=lengths,
+        )
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, C) p(y_t = c | input) by forward-backward; rows sum to 1 at real positions, 0 at padding."""

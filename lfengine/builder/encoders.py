@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lfengine.builder.config import LIST_ENCODERS
 from lfengine.errors import OptionError
@@ -51,6 +51,11 @@ class MaskedCnnEncoder(nn.Module):
         return features.masked_fill((lengths == 0).unsqueeze(1), 0.0)
 
 
+def _packed(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.nn.utils.rnn.PackedSequence:
+    """Right-padded lists packed for an LSTM; empty lists run as length 1 (masked by the caller)."""
+    return pack_padded_sequence(inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+
+
 class MaskedLstmEncoder(nn.Module):
     """BiLSTM over packed lists; the output is the final state of each direction at the real end."""
 
@@ -63,10 +68,7 @@ class MaskedLstmEncoder(nn.Module):
         n, steps, _ = inputs.shape
         if steps == 0 or n == 0:
             return inputs.new_zeros((n, self.output_size))
-        packed = pack_padded_sequence(
-            inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, (hidden, _) = self.lstm(packed)  # (2, N, H), back in input order
+        _, (hidden, _) = self.lstm(_packed(inputs, lengths))  # (2, N, H), back in input order
         features = torch.cat([hidden[0], hidden[1]], dim=-1)
         return features.masked_fill((lengths == 0).unsqueeze(1), 0.0)
 
@@ -84,6 +86,34 @@ class MaskedMeanEncoder(nn.Module):
         return total / lengths.clamp(min=1).unsqueeze(1).to(total.dtype)
 
 
+class MaskedAttentionEncoder(nn.Module):
+    """BiLSTM over packed lists, then attention pooling (Yang et al. 2016, one level).
+
+    Each position's state gets a score v . tanh(W h); the softmax over the real positions
+    weights the states. Unlike the final states, every word can contribute directly, and the
+    weights show which words decided.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=True)
+        self.project = nn.Linear(2 * hidden_size, 2 * hidden_size)
+        self.score = nn.Linear(2 * hidden_size, 1, bias=False)
+        self.output_size = 2 * hidden_size
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        n, steps, _ = inputs.shape
+        if steps == 0 or n == 0:
+            return inputs.new_zeros((n, self.output_size))
+        states, _ = self.lstm(_packed(inputs, lengths))
+        states, _ = pad_packed_sequence(states, batch_first=True, total_length=steps)  # (N, L, 2H)
+        scores = self.score(torch.tanh(self.project(states))).squeeze(-1)  # (N, L)
+        mask = length_mask(lengths.clamp(min=1), steps)
+        weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+        pooled = (weights.unsqueeze(-1) * states).sum(dim=1)
+        return pooled.masked_fill((lengths == 0).unsqueeze(1), 0.0)
+
+
 def make_list_encoder(
     kind: str, input_size: int, kernels: tuple[int, ...], channels: int, lstm_hidden: int
 ) -> nn.Module:
@@ -93,6 +123,8 @@ def make_list_encoder(
         return MaskedLstmEncoder(input_size, lstm_hidden)
     if kind == "mean":
         return MaskedMeanEncoder(input_size)
+    if kind == "attention":
+        return MaskedAttentionEncoder(input_size, lstm_hidden)
     raise OptionError(f"list_encoder must be one of {', '.join(LIST_ENCODERS)}, got {kind!r}")
 
 
@@ -100,7 +132,8 @@ def list_encoder_size(
     kind: str, input_size: int, kernels: tuple[int, ...], channels: int, lstm_hidden: int
 ) -> int:
     """Output size of ``make_list_encoder`` with the same arguments, without building it."""
-    return {"cnn": channels * len(kernels), "lstm": 2 * lstm_hidden, "mean": input_size}[kind]
+    sizes = {"cnn": channels * len(kernels), "lstm": 2 * lstm_hidden, "attention": 2 * lstm_hidden}
+    return sizes.get(kind, input_size)  # "mean": the embedding size
 
 
 def encode_positions(
@@ -143,3 +176,60 @@ class CharEncoder(nn.Module):
         lead = chars.shape[:-1]
         flat = self.cnn(vectors.reshape(-1, *vectors.shape[-2:]), lengths.reshape(-1))
         return flat.reshape(*lead, self.output_size)
+
+
+#: Word-shape flags computed from the characters of a token (see WordShape).
+SHAPE_FLAGS = (
+    "has_upper",
+    "all_upper",
+    "initial_upper",
+    "has_lower",
+    "has_digit",
+    "all_digit",
+    "has_punctuation",
+    "has_hyphen",
+    "single_char",
+)
+
+
+class WordShape(nn.Module):
+    """Casing and shape of each token as 0/1 flags (SHAPE_FLAGS), from its character ids.
+
+    The classic NER signal (Capitalised, ALLCAPS, digits, hyphens) made explicit, so that the
+    tagger need not learn it from the character CNN. No parameters: the character classes come
+    from the alphabet of the character vocabulary, held in buffers not stored with the weights.
+    """
+
+    def __init__(self, alphabet: tuple[str, ...]) -> None:
+        super().__init__()
+        classes = [(False, False, False, False, False)] * 2  # PAD and OOV: no class
+        classes += [
+            (ch.isupper(), ch.islower(), ch.isdigit(), not ch.isalnum() and not ch.isspace(), ch == "-")
+            for ch in alphabet[2:]
+        ]
+        table = torch.tensor(classes, dtype=torch.bool).reshape(len(classes), 5)
+        self.register_buffer("char_classes", table, persistent=False)
+        self.has_case = bool(table[:, 0].any())
+        self.output_size = len(SHAPE_FLAGS)
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """(..., W) character ids -> (..., 9) float flags; zeros for padding and empty tokens."""
+        if chars.shape[-1] == 0:
+            return torch.zeros((*chars.shape[:-1], self.output_size), device=chars.device)
+        real = chars != 0
+        lengths = real.sum(dim=-1)
+        cls = self.char_classes[chars]  # (..., W, 5)
+        upper, lower, digit, punct, hyphen = cls.unbind(-1)
+        nonempty = lengths > 0
+        flags = [
+            upper.any(-1),
+            nonempty & upper.any(-1) & ~lower.any(-1),
+            upper[..., 0],
+            lower.any(-1),
+            digit.any(-1),
+            nonempty & (digit | ~real).all(-1),
+            punct.any(-1),
+            hyphen.any(-1),
+            lengths == 1,
+        ]
+        return torch.stack(flags, dim=-1).to(torch.float32)

@@ -1,8 +1,8 @@
 """InputFeatures: every column of the layout -> one vector per instance or per sequence element.
 
 Nominal columns are looked up in their shared tables, numeric columns pass through, each list
-column gets its own encoder over its shared table, and (for sequences) a character CNN can add
-a vector per token. The parts are concatenated in that order.
+column gets its own encoder over its shared table, and (for sequences) a character CNN and
+word-shape flags can add a vector per token. The parts are concatenated in that order.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.embeddings import FeatureEmbeddings, NominalInput, NumericInput
-from lfengine.builder.encoders import CharEncoder, encode_positions, make_list_encoder
+from lfengine.builder.encoders import CharEncoder, WordShape, encode_positions, make_list_encoder
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.errors import ModelError, OptionError
 
@@ -25,6 +25,7 @@ class InputFeatures(nn.Module):
         config: ModelConfig,
         init: dict[str, np.ndarray] | None,
         use_chars: bool = False,
+        use_shape: bool = False,
     ) -> None:
         super().__init__()
         self.is_sequence = layout.is_sequence
@@ -54,11 +55,17 @@ class InputFeatures(nn.Module):
                 config.char_kernel,
                 config.embedding_dropout,
             )
+        self.shape: WordShape | None = None
+        if use_shape:
+            if layout.chars is None or not layout.is_sequence:
+                raise OptionError("word-shape flags need sequence data with a character column")
+            self.shape = WordShape(layout.chars.alphabet)
         self.output_size = (
             self.nominal.output_size
             + self.numeric.output_size
             + sum(encoder.output_size for encoder in self.lists)
             + (self.chars.output_size if self.chars is not None else 0)
+            + (self.shape.output_size if self.shape is not None else 0)
         )
         if self.output_size == 0:
             raise OptionError("the data have no input features: nothing for a network to learn from")
@@ -87,4 +94,8 @@ class InputFeatures(nn.Module):
             if batch.chars is None:
                 raise ModelError("the model uses characters but the batch has none")
             parts.append(self.chars(batch.chars, mask))
+        if self.shape is not None:
+            if batch.chars is None:
+                raise ModelError("the model uses word shapes but the batch has no characters")
+            parts.append(self.shape(batch.chars))
         return torch.cat(parts, dim=-1)

@@ -87,11 +87,16 @@ class Regressor(Classifier):
 class SequenceTagger(TaskModel):
     """Per-token features -> BiLSTM -> emissions (B, T, C), decoded by a CRF when configured."""
 
+    #: Add casing/shape flags of each token (encoders.WordShape) to its features.
+    word_shape: bool = False
+
     def __init__(
         self, layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
     ) -> None:
         super().__init__(layout, config, init)
-        self.features = InputFeatures(layout, config, init, use_chars=config.char_encoder)
+        self.features = InputFeatures(
+            layout, config, init, use_chars=config.char_encoder, use_shape=self.word_shape
+        )
         self.input_dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             self.features.output_size,
@@ -145,17 +150,7 @@ class SequenceTagger(TaskModel):
     def predict(self, batch: Batch) -> Prediction:
         if self.crf is None:
             return super().predict(batch)
-        mask = batch.mask
-        emissions = self(batch).double()  # forward-backward in float64: see crf.py
-        path = self.crf.decode(emissions, mask)
-        marginals = self.crf.marginals(emissions, mask)
-        chosen = marginals.gather(2, path.clamp(min=0).unsqueeze(2)).squeeze(2)
-        return Prediction(
-            label_ids=path,
-            confidence=chosen.masked_fill(~mask, 0.0),
-            distribution=marginals,
-            lengths=batch.lengths,
-        )
+        return self.crf.prediction(self(batch), batch.mask, batch.lengths)
 
 
 _AUTO_BY_TASK: dict[str, type[TaskModel]] = {

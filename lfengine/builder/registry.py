@@ -2,9 +2,12 @@
 
 Predefined names: ``auto`` (the default; also chosen when no module is given): Classifier,
 SequenceTagger or Regressor by the data's task; ``Classifier``, ``SequenceTagger``,
-``Regressor``: the same networks by name; ``TextCnn``: Kim (2014) CNN text classifier over
-the first token-list column; ``BiLstmCrfTagger``: the tagger with the CRF always on;
-``MlpClassifier``: all columns, token lists averaged, two hidden layers.
+``Regressor``: the same networks by name; ``NerTagger``: BiLSTM-CRF with character CNN and
+casing/shape flags; ``PosTagger``: BiLSTM softmax with character CNN and shape flags;
+``TextCnn``: Kim (2014) CNN text classifier over the first token-list column;
+``BiLstmAttentionClassifier``: BiLSTM with attention pooling over that column;
+``MlpClassifier``: the window classifier, all columns, token lists averaged, two hidden layers;
+``BiLstmCrfTagger``: the auto tagger with the CRF always on. See docs/modules.md.
 
 User modules
 ------------
@@ -28,8 +31,10 @@ directory of the engine). The contract:
   ``predict(batch) -> Prediction`` (default: softmax; ``confidence`` must be the probability
   of the chosen label), ``make_optimizer()`` (default: AdamW on the trainable parameters),
   ``check_layout(layout)`` / ``check_config(layout, config)`` (raise ``OptionError`` for data
-  or settings the module cannot handle) and the class attribute ``config_defaults`` (settings
-  the module prefers over the general heuristics; the user's explicit settings still win).
+  or settings the module cannot handle), ``input_notes(layout, config)`` (lines for describe
+  and the log: the LF columns it reads and ignores) and the class attribute ``config_defaults``
+  (settings the module prefers over the general heuristics; the user's explicit settings still
+  win).
 * The engine seeds torch before construction; do not seed inside the module.
 * A trained model stores the module name, its configuration and the state dict, never
   pickled objects. Loading imports the class again from the same file, builds it with
@@ -50,7 +55,14 @@ import os
 import sys
 
 from lfengine.builder.base import TaskModel
-from lfengine.builder.modules import BiLstmCrfTagger, MlpClassifier, TextCnn
+from lfengine.builder.modules import (
+    BiLstmAttentionClassifier,
+    BiLstmCrfTagger,
+    MlpClassifier,
+    NerTagger,
+    PosTagger,
+    TextCnn,
+)
 from lfengine.builder.networks import AutoNetwork, Classifier, Regressor, SequenceTagger
 from lfengine.errors import OptionError
 
@@ -61,9 +73,12 @@ PREDEFINED: dict[str, type[TaskModel]] = {
     "Classifier": Classifier,
     "SequenceTagger": SequenceTagger,
     "Regressor": Regressor,
+    "NerTagger": NerTagger,
+    "PosTagger": PosTagger,
     "TextCnn": TextCnn,
-    "BiLstmCrfTagger": BiLstmCrfTagger,
+    "BiLstmAttentionClassifier": BiLstmAttentionClassifier,
     "MlpClassifier": MlpClassifier,
+    "BiLstmCrfTagger": BiLstmCrfTagger,
 }
 
 

@@ -25,6 +25,7 @@ from lfengine.cli.arguments import (
     options_from,
     set_epilog,
 )
+from lfengine.cli.eject import eject_arguments, run_eject
 from lfengine.cli.evaluate import evaluate_arguments, run_evaluate
 from lfengine.cli.reports import render_description, render_model_training
 from lfengine.cli.train import run_train, train_arguments
@@ -78,13 +79,15 @@ def _apply_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--distribution",
         action="store_true",
-        help="add the probability of every label, in the order of the model's labels (default: off)",
+        help='add "distribution": {label: probability} for every label, in the model\'s label order '
+        "(for a sequence, one such object per token) (default: off)",
     )
     add_trust_module(p)
 
 
 def _run_apply(args: argparse.Namespace) -> int:
     from lfengine import service
+    from lfengine.cli.readable import readable_result
     from lfengine.data.reader import read_records
 
     hints.check_model_argument(args.model_dir, args.data)
@@ -93,8 +96,9 @@ def _run_apply(args: argparse.Namespace) -> int:
         instances = [r[0] for r in chunk] if args.labeled else chunk
         with hints.explaining(model, instances[0], labeled=False):
             results = model.apply(instances, distribution=args.distribution)
-        for result in results:
-            sys.stdout.write(json.dumps(result, ensure_ascii=False, allow_nan=False) + "\n")
+        for instance, result in zip(instances, results):
+            line = readable_result(result, model.codec, instance if model.is_sequence else None)
+            sys.stdout.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
     return 0
 
@@ -258,7 +262,10 @@ COMMANDS: tuple[Command, ...] = (
         "apply",
         "apply a model to an LF data file; one JSON result per line",
         "Apply a model to an LF data file (- reads stdin): one JSON object per input line, with the "
-        "label (a list per sequence), its confidence and, on request, the label distribution.",
+        'label and its confidence; for a sequence "tokens" (each element\'s token string), "label" '
+        'and "confidence" are lists, one entry per token. --distribution adds every label\'s '
+        "probability by name, e.g. "
+        '{"label": "g", "confidence": 0.97, "distribution": {"g": 0.97, "b": 0.03}}.',
         (
             "lfengine apply models/crvd new.data.json",
             "lfengine apply models/crvd test.data.json --labeled --distribution",
@@ -318,6 +325,16 @@ COMMANDS: tuple[Command, ...] = (
         ("lfengine gate-wrapper /data/gate/mypr", "lfengine gate-wrapper /data/gate/mypr --portable"),
         _gate_wrapper_arguments,
         _run_gate_wrapper,
+    ),
+    Command(
+        "eject",
+        "write the built network as editable PyTorch source",
+        "Write the network built for a meta file (with the given training options) or stored in a "
+        "model directory as a Python file whose class can be edited and trained with --module "
+        "FILE.py:Class (docs/modules.md#eject).",
+        ("lfengine eject data.meta.json -o my_network.py", "lfengine eject MODEL_DIR -o my_network.py"),
+        eject_arguments,
+        run_eject,
     ),
     Command(
         "gate-train",

@@ -15,8 +15,9 @@ from typing import Any
 
 from lfengine.cli import hints
 from lfengine.cli.arguments import add_model_and_data, add_trust_module
+from lfengine.cli.readable import token_column, token_text
 from lfengine.cli.reports import render_evaluation
-from lfengine.metrics import confusion_matrix, single_predicted_label
+from lfengine.metrics import single_predicted_label
 from lfengine.safe_io import sha256_file
 
 
@@ -55,8 +56,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         with hints.explaining_file(model, path):
             report, data, outputs = model.evaluation(path)
         report["file"] = args.data
-        if model.task != "regression":
-            report["confusion"] = confusion_matrix(data.targets, outputs.label_ids, model.labels)
         report["warnings"] = evaluation_warnings(report, model.metadata.get("training", {}), path)
         if args.predictions:
             write_predictions(Path(args.predictions), model, path, data, outputs)
@@ -109,12 +108,10 @@ def write_predictions(target: Path, model: Any, path: str, data: Any, outputs: A
             for i in range(len(gold_ids)):
                 out.write(f"{i + 1}\t{labels[gold_ids[i]]}\t{labels[pred_ids[i]]}\t{conf[i]:.4f}\n")
             return
-        column = model.codec.char_column if model.codec.char_column is not None else 0
+        column = token_column(model.codec)
         bounds = data.seq_offsets.tolist()
         for (features, _), a, b in zip(records, bounds[:-1], bounds[1:]):
             for element, row in zip(features, range(a, b)):
-                token = element[column] if isinstance(element, list) and len(element) > column else element
-                token = " ".join(map(str, token)) if isinstance(token, list) else str(token)
-                token = token.replace("\t", " ").replace("\n", " ")
+                token = token_text(element, column)
                 out.write(f"{token}\t{labels[gold_ids[row]]}\t{labels[pred_ids[row]]}\t{conf[row]:.4f}\n")
             out.write("\n")

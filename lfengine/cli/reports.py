@@ -39,6 +39,7 @@ def render_description(d: dict) -> str:
         f"task: {d['task']}" + (" (sequences)" if d.get("is_sequence") else ""),
         f"features: {d.get('features')}",
         "",
+        *[f"note: {note}" for note in d.get("notes", [])],
         "architecture:",
         d["architecture"]["text"],
         "",

@@ -32,6 +32,7 @@ class CharInfo:
     column: str  # name of the source column
     vocab_size: int  # including PAD (0) and OOV (1)
     max_chars: int  # words are cut to this many characters
+    alphabet: tuple[str, ...] = ()  # the character of each id (PAD and OOV as their markers)
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,12 @@ class Codec:
             },
             chars=None
             if self.char_vocab is None
-            else CharInfo(self.column_names[self.char_column], len(self.char_vocab), MAX_CHARS),
+            else CharInfo(
+                self.column_names[self.char_column],
+                len(self.char_vocab),
+                MAX_CHARS,
+                tuple(self.char_vocab.itos),
+            ),
             task=self.task,
             labels=tuple(self.labels),
         )

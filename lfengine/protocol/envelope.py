@@ -24,7 +24,7 @@ from lfengine.errors import (
 from lfengine.protocol.framing import MessageParseError, MessageTooLarge, StreamCorrupt
 
 JSONRPC_VERSION = "2.0"
-PROTOCOL_VERSION = "1.0"  # major.minor: minor adds fields or methods, major breaks clients
+PROTOCOL_VERSION = "1.1"  # major.minor: minor adds fields or methods, major breaks clients
 
 
 class InvalidRequest(LfEngineError):

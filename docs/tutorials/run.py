@@ -1,0 +1,168 @@
+"""Run the commands of the tutorials and (with --update) paste their real output into them.
+
+    python docs/tutorials/run.py [--update] [--fast] [--workdir DIR] [TUTORIAL.md ...]
+
+A tutorial's commands live in fenced ``console`` blocks: lines starting with ``$ `` are commands
+(a line ending in a backslash continues on the next one), the other lines are the output of the
+command above them. Options after the word ``console`` shape what is pasted: ``tail=N`` keeps the
+last N lines, ``head=N`` the first N (the cut is marked with ``...``). Every command runs with
+bash (pipefail) in one working directory per tutorial, in order, with ``$LFDATA`` set to the
+shared LF files, this checkout's ``lfengine`` first on PATH and one torch thread
+(``OMP_NUM_THREADS=1``, unless set). Paths of the working directory
+and of the LF files are written back as ``.`` and ``$LFDATA``.
+
+Without --update the commands run and must all succeed; nothing is written. ``--fast`` adds
+``--max-epochs 1`` to every ``lfengine train`` (what tests/test_tutorials.py runs in CI).
+After defaults change, ``--update`` regenerates the pasted outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+LFDATA = REPO.parent / "shared" / "lfdata"
+TUTORIALS = (HERE / "ner.md", HERE / "pos.md")
+FENCE = re.compile(r"^```console\b(.*)$")
+FAST = " --max-epochs 1"
+TIMEOUT = 3600  # seconds per command: a full default training of seq-pos1 on a loaded 2-core machine
+
+
+@dataclass
+class Step:
+    command: list[str]  # the command's lines as written (continuations included)
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def shell(self) -> str:
+        return "\n".join(self.command)
+
+
+@dataclass
+class Block:
+    start: int  # line index of the opening fence
+    end: int  # line index of the closing fence
+    options: dict[str, int]
+    steps: list[Step]
+
+
+def parse(lines: list[str]) -> list[Block]:
+    """The console blocks of a Markdown file."""
+    blocks, i = [], 0
+    while i < len(lines):
+        match = FENCE.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        options = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+        start, steps, i = i, [], i + 1
+        while i < len(lines) and lines[i] != "```":
+            line = lines[i]
+            if line.startswith("$ "):
+                command = [line[2:]]
+                while command[-1].endswith("\\") and i + 1 < len(lines):
+                    i += 1
+                    command.append(lines[i])
+                steps.append(Step(command))
+            elif steps:
+                steps[-1].output.append(line)
+            i += 1
+        blocks.append(Block(start, i, options, steps))
+        i += 1
+    return blocks
+
+
+def fast_command(shell: str) -> str:
+    """The command with one epoch per ``lfengine train`` (inserted before any redirection)."""
+    return re.sub(r"(lfengine train [^|;&>\n]*?)(\s*(?:2>|>|\||$))", rf"\1{FAST}\2", shell, count=1)
+
+
+def run_step(step: Step, workdir: Path, fast: bool) -> tuple[int, list[str]]:
+    shell = fast_command(step.shell) if fast else step.shell
+    env = dict(os.environ)
+    env["LFDATA"] = str(LFDATA)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(REPO)
+    env["COLUMNS"] = "100"
+    env.setdefault("OMP_NUM_THREADS", "1")  # one torch thread: outputs independent of the core count
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    text = proc.stdout.replace(str(workdir.resolve()) + "/", "").replace(str(workdir.resolve()), ".")
+    text = text.replace(str(LFDATA.resolve()), "$LFDATA").replace(str(LFDATA), "$LFDATA")
+    return proc.returncode, text.rstrip("\n").split("\n") if text.strip() else []
+
+
+def shorten(output: list[str], options: dict[str, int]) -> list[str]:
+    if "tail" in options and len(output) > options["tail"]:
+        return ["...", *output[-options["tail"] :]]
+    if "head" in options and len(output) > options["head"]:
+        return [*output[: options["head"]], "..."]
+    return output
+
+
+def run_tutorial(path: Path, *, update: bool, fast: bool, workdir: Path) -> list[str]:
+    """Run every command of one tutorial; returns the failures (empty: all succeeded)."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    blocks = parse(lines)
+    failures = []
+    for block in blocks:
+        for step in block.steps:
+            print(f"[{path.name}] $ {step.shell}", file=sys.stderr, flush=True)
+            code, output = run_step(step, workdir, fast)
+            if code != 0:
+                failures.append(f"{path.name}: `{step.shell}` exited {code}:\n" + "\n".join(output[-30:]))
+                return failures  # later commands depend on this one
+            step.output = shorten(output, block.options)
+    if update:
+        for block in reversed(blocks):
+            body = []
+            for step in block.steps:
+                body += ["$ " + step.command[0], *step.command[1:], *step.output]
+            lines[block.start + 1 : block.end] = body
+        path.write_text("\n".join(lines), encoding="utf-8")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("tutorials", nargs="*", type=Path, default=list(TUTORIALS))
+    parser.add_argument("--update", action="store_true", help="paste the outputs into the tutorials")
+    parser.add_argument("--fast", action="store_true", help=f"add{FAST} to every lfengine train")
+    parser.add_argument("--workdir", type=Path, help="where the commands run (default: a fresh temp dir)")
+    args = parser.parse_args(argv)
+    if not (LFDATA / "seq-pos1.meta.json").is_file():
+        print(f"skipped: the shared LF files are not at {LFDATA}")
+        return 0
+    if args.update and args.fast:
+        parser.error("--update pastes real outputs: run it without --fast")
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in args.tutorials:
+            workdir = (args.workdir or Path(tmp)) / path.stem
+            workdir.mkdir(parents=True, exist_ok=True)
+            failures += run_tutorial(path, update=args.update, fast=args.fast, workdir=workdir)
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
