@@ -23,8 +23,9 @@ import torch
 from lfengine import __version__, distributed, runlog, store
 from lfengine.accelerate import auto_device, choose_precision, dense_parameters
 from lfengine.allocator import training_memory
+from lfengine.builder.build import NetworkPlan, build_network
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
+from lfengine.builder.registry import absolute_module, is_user_module
 from lfengine.data.batching import split_indices
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
@@ -415,7 +416,7 @@ class LoadedModel:
         self.metadata = metadata
         if is_user_module(config.module) and not trust_module:
             raise ModelError(untrusted_module_message(self.model_dir, config.module), file=self.model_dir)
-        network = resolve_module(config.module)(self.codec.layout(), config, None)
+        network = build_network(NetworkPlan(self.codec.layout(), config))
         try:
             network.load_state_dict(weights)
         except RuntimeError as exc:
