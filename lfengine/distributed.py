@@ -38,6 +38,7 @@ import torch
 import torch.distributed as dist
 
 from lfengine.errors import OptionError
+from lfengine.logs import log_to_stderr
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +304,7 @@ def worker_main(argv: list[str]) -> int:
 
     meta, model_dir, options_json, threads = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches rank 0, which stops every rank
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s worker %(message)s")
+    log_to_stderr(logging.WARNING, "%(asctime)s worker %(message)s", datefmt=None)
     _watch_parent(int(os.environ["LFENGINE_PARENT_PID"]))
     global _worker_store
     _worker_store = dist.TCPStore(

@@ -23,7 +23,7 @@ from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.errors import LfEngineError, OptionError
 from lfengine.metrics import is_chunk_label_set
-from lfengine.options import TrainOptions
+from lfengine.options import DEFAULT_VALSIZE, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         value = getattr(options, name)
         hyper[name] = {"value": value, "source": "option" if value != getattr(defaults, name) else "default"}
     if options.valsize is None and options.valfile is None:
-        hyper["valsize"] = {"value": 0.1, "source": "heuristic"}
+        hyper["valsize"] = {"value": DEFAULT_VALSIZE, "source": "heuristic"}
     if options.valsplit is None and options.valfile is None:
         hyper["valsplit"] = {
             "value": "tail" if not options.shuffle else DEFAULT_VALSPLIT,

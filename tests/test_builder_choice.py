@@ -10,11 +10,12 @@ import torch
 
 from lfengine.builder import ModelConfig, NetworkPlan, TaskModel, build_network, choose_config, resolve_module
 from lfengine.builder.config import field_names
-from lfengine.builder.heuristics import RULES, is_chunk_labels
+from lfengine.builder.heuristics import RULES
 from lfengine.builder.modules import BiLstmCrfTagger, MlpClassifier, TextCnn
 from lfengine.builder.networks import AutoNetwork, Classifier, SequenceTagger
 from lfengine.data.batch import Batch, CharInfo, EmbeddingInfo, InputLayout
 from lfengine.errors import ModelError, OptionError
+from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
 
 POS = ("NOUN", "VERB", "ADJ")
@@ -51,7 +52,7 @@ def test_every_setting_has_a_rule():
     ],
 )
 def test_chunk_labels_are_recognised(labels, expected):
-    assert is_chunk_labels(labels) == expected
+    assert is_chunk_label_set(labels) == expected  # the one rule the CRF and span F1 share
 
 
 def test_tagger_defaults_follow_the_labels_and_the_data():
