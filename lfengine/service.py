@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ import torch
 
 from lfengine import __version__, distributed, runlog, store
 from lfengine.accelerate import auto_device, choose_precision, dense_parameters
-from lfengine.allocator import training_memory
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.registry import absolute_module, is_user_module, resolve_module
 from lfengine.data.batching import split_indices
@@ -38,6 +37,7 @@ from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import describe, describe_plan, plan_model, split_sizes
 from lfengine.predictor import Predictor, RowOutputs
+from lfengine.process import training_process
 from lfengine.safe_io import remove_stale_temp_files
 from lfengine.trainer import Schedule, StopSignals, Trainer
 
@@ -124,24 +124,8 @@ def train(
     ``trust_module``: on resume, allow the user module named in the stored model.json to be
     imported (naming the same module in ``options`` allows it too).
     """
-    # Every process that trains (CLI, protocol server, GATE scripts) keeps freed memory for reuse.
-    with training_memory(), torch_threads(options.threads or distributed.threads_per_worker(options.workers)):
+    with training_process(options.threads or distributed.threads_per_worker(options.workers)):
         return _train(meta_path, model_dir, options, on_progress, cancel, trust_module, on_start)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with this many torch threads, then restore the previous setting (it is process-wide,
-    and one request must not change the threads of the requests after it)."""
-    if not threads:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _check_paths(model_dir: str, options: TrainOptions) -> None:
