@@ -75,31 +75,18 @@ class ModelPaths:
     """The files of one model directory."""
 
     root: Path
-
-    @property
-    def model_json(self) -> Path:
-        return self.root / MODEL_FILE
-
-    @property
-    def weights(self) -> Path:
-        return self.root / WEIGHTS_FILE
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / CHECKPOINT_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / METRICS_FILE
-
-    @property
-    def log(self) -> Path:
-        return self.root / LOG_FILE
+    model_json: Path
+    weights: Path
+    checkpoint: Path
+    metrics: Path
+    log: Path
 
 
 def model_paths(model_dir: PathLike) -> ModelPaths:
     """The file paths of ``model_dir``, whether or not they exist yet."""
-    return ModelPaths(Path(model_dir))
+    root = Path(model_dir)
+    files = (MODEL_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, METRICS_FILE, LOG_FILE)
+    return ModelPaths(root, *(root / name for name in files))
 
 
 def model_dir_for_prefix(prefix: PathLike) -> Path:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,28 +63,22 @@ class Prepared:
     facts: dict[str, Any]
 
 
+@dataclass
 class TrainingRun:
     """Train a model from an LF meta/data pair into a model directory (service.train)."""
 
-    def __init__(
-        self,
-        meta_path: str,
-        model_dir: str,
-        *,
-        on_progress: Callable[[dict], None] | None,
-        cancel: threading.Event | None,
-        on_start: Callable[[dict], None] | None,
-    ) -> None:
-        self.meta_path = meta_path
-        self.model_dir = model_dir
-        self.on_progress = on_progress
-        self.cancel = cancel
-        self.on_start = on_start
-        self.started = time.monotonic()
-        self.started_at = runlog.now()
+    meta_path: str
+    model_dir: str
+    on_progress: Callable[[dict], None] | None = None
+    cancel: threading.Event | None = None
+    on_start: Callable[[dict], None] | None = None
+    started: float = field(default_factory=time.monotonic)
+    started_at: str = field(default_factory=runlog.now)
+
+    def __post_init__(self) -> None:
         # One process, or rank 0 of several (it writes and reports), or another rank.
         self.main = not distributed.under_launcher() or os.environ.get("RANK") == "0"
-        self.writer = ModelWriter(Path(model_dir), main=self.main)
+        self.writer = ModelWriter(Path(self.model_dir), main=self.main)
 
     def execute(self, options: TrainOptions, trust_module: bool) -> dict[str, Any]:
         _check_paths(self.model_dir, options)
