@@ -23,12 +23,13 @@ from lfengine.builder.encoders import (
     make_list_encoder,
 )
 from lfengine.data.batch import Batch, InputLayout
+from lfengine.data.kinds import kind_named
 from lfengine.errors import ModelError, OptionError
 
 
 def feature_width(layout: InputLayout, settings: Any) -> int:
-    """Width of the nominal, numeric and list-column features concatenated (characters and word
-    shape aside): the one rule both ``InputFeatures`` and the size heuristics use.
+    """Width of the nominal, numeric, list-column and column-kind features concatenated
+    (characters and word shape aside): the one rule both ``InputFeatures`` and the size heuristics use.
 
     ``settings``: a ModelConfig, or any object with its list-encoder attributes (the heuristics
     pass the values chosen so far); they are read only when the layout has list columns.
@@ -45,6 +46,7 @@ def feature_width(layout: InputLayout, settings: Any) -> int:
             settings.cnn_channels,
             settings.list_lstm_hidden,
         )
+    size += sum(kind_named(name).width(kind_settings, settings) for name, kind_settings in layout.kinds)
     return size
 
 
@@ -90,6 +92,10 @@ class InputFeatures(nn.Module):
             if layout.chars is None or not layout.is_sequence:
                 raise OptionError("word-shape flags need sequence data with a character column")
             self.shape = WordShape(layout.chars.alphabet)
+        if layout.kinds:  # registered column kinds (data/kinds.py), after the built-in parts
+            self.kinds = nn.ModuleDict(
+                {name: kind_named(name).module(settings, config) for name, settings in layout.kinds}
+            )
         self.output_size = (
             feature_width(layout, config)
             + (self.chars.output_size if self.chars is not None else 0)
@@ -126,4 +132,8 @@ class InputFeatures(nn.Module):
             if batch.chars is None:
                 raise ModelError("the model uses word shapes but the batch has no characters")
             parts.append(self.shape(batch.chars))
+        for name, module in self.kinds.items() if "kinds" in self._modules else ():
+            if name not in batch.kinds:
+                raise ModelError(f"the model uses column kind {name!r} but the batch has none")
+            parts.append(module(batch.kinds[name], batch.kind_lengths.get(name), mask))
         return torch.cat(parts, dim=-1)

@@ -29,6 +29,7 @@ def _all_columns_note(layout: InputLayout) -> str:
         f"{len(layout.numeric)} numeric",
         f"{len(layout.lists)} token-list",
     ]
+    groups += [f"{len(settings['columns'])} {name}" for name, settings in layout.kinds]
     return f"reads every LF column ({', '.join(groups)}); ignores none"
 
 

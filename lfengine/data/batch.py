@@ -47,6 +47,8 @@ class InputLayout:
     chars: CharInfo | None
     task: str  # "classification" | "sequence" | "regression"
     labels: tuple[str, ...]  # label names in index order (empty for regression)
+    #: (kind name, its codec settings) per registered column kind with columns (data/kinds.py)
+    kinds: tuple[tuple[str, dict], ...] = ()
 
     @property
     def num_labels(self) -> int:
@@ -70,6 +72,9 @@ class Batch:
     chars: torch.Tensor | None = None  # (B, T, W) character ids, sequences only
     lengths: torch.Tensor | None = None  # (B,) number of elements per sequence
     targets: torch.Tensor | None = None
+    #: Per column kind (data/kinds.py): its padded part, and for a ragged part the lengths.
+    kinds: dict[str, torch.Tensor] = field(default_factory=dict)
+    kind_lengths: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -91,5 +96,7 @@ class Batch:
                 value = value.to(device, non_blocking=True)
             elif isinstance(value, list):
                 value = [v.to(device, non_blocking=True) for v in value]
+            elif isinstance(value, dict):
+                value = {k: v.to(device, non_blocking=True) for k, v in value.items()}
             moved[f.name] = value
         return replace(self, **moved)

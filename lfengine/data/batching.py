@@ -109,6 +109,7 @@ def collate(data: Encoded, items: np.ndarray) -> Batch:
             lists=[t for t, _ in lists],
             list_lengths=[n for _, n in lists],
             targets=targets,
+            **_collate_kinds(data, items, None),
         )
     starts = data.seq_offsets[items]
     lengths = data.seq_offsets[items + 1] - starts
@@ -136,4 +137,20 @@ def collate(data: Encoded, items: np.ndarray) -> Batch:
         chars=chars,
         lengths=torch.from_numpy(lengths.astype(np.int64)),
         targets=targets,
+        **_collate_kinds(data, rows, valid),
     )
+
+
+def _collate_kinds(data: Encoded, rows: np.ndarray, valid: np.ndarray | None) -> dict[str, dict]:
+    """The column kinds' parts (data/kinds.py) padded by their shape: a Ragged like a list column,
+    a rows-aligned array like the numeric columns (0 at padded sequence positions)."""
+    parts, lengths = {}, {}
+    for name, part in data.kinds.items():
+        if isinstance(part, Ragged):
+            parts[name], lengths[name] = _pad(part, rows, valid)
+            continue
+        picked = part[rows] if len(part) else np.zeros(rows.shape + part.shape[1:], part.dtype)
+        if valid is not None:
+            picked = np.where(valid.reshape(valid.shape + (1,) * (picked.ndim - 2)), picked, 0)
+        parts[name] = torch.from_numpy(np.ascontiguousarray(picked))
+    return {"kinds": parts, "kind_lengths": lengths} if parts else {}

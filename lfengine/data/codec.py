@@ -17,6 +17,7 @@ import numpy as np
 
 from lfengine.data.batch import CharInfo, EmbeddingInfo, InputLayout
 from lfengine.data.embeddings import initial_matrix, read_embeddings, resolve_embeddings_path
+from lfengine.data.kinds import claiming_kind, kind_named
 from lfengine.data.meta import Attribute, FeatureSpec
 from lfengine.data.overrides import parse_embs, parse_maxlens
 from lfengine.data.vocab import Vocabulary, char_vocabulary, dims_heuristic, label_list, sum_counts
@@ -103,6 +104,9 @@ class Codec:
     row_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     #: Per emb_id, rows with a vector from an embeddings file; only while building (not stored).
     pretrained_rows: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    #: Settings per registered column kind (lfengine/data/kinds.py) that claimed columns; stored
+    #: only when there are some, so model.json of a codec without them is as before.
+    kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def label_index(self) -> dict[str, int]:
@@ -128,6 +132,7 @@ class Codec:
             ),
             task=self.task,
             labels=tuple(self.labels),
+            kinds=tuple(self.kinds.items()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +140,8 @@ class Codec:
         d = {k: v for k, v in asdict(self).items() if k not in skip}
         d["vocabs"] = {e: {"itos": v.itos, "onehot": v.onehot} for e, v in self.vocabs.items()}
         d["char_vocab"] = None if self.char_vocab is None else self.char_vocab.itos
+        if not self.kinds:
+            del d["kinds"]
         return d
 
     @classmethod
@@ -147,6 +154,8 @@ class Codec:
         d["embeddings"] = {e: EmbeddingSetting(**s) for e, s in d["embeddings"].items()}
         d["char_vocab"] = None if d["char_vocab"] is None else Vocabulary(d["char_vocab"])
         d.setdefault("previous_label_columns", [])
+        for name in d.get("kinds", {}):
+            kind_named(name)
         codec = cls(**d)
         codec.apply_oov_rows()
         return codec
@@ -180,9 +189,13 @@ def build_codec(
     nominal, numeric, lists = [], [], []
     counts_by_id: dict[str, list[dict[str, int]]] = {}
     first_attr: dict[str, Attribute] = {}
+    claimed: dict[str, list] = {}
     for col in spec.columns:
         attr = spec.attribute_of(col)
-        if col.datatype == "nominal":
+        kind = claiming_kind(spec, col)
+        if kind is not None:
+            claimed.setdefault(kind.name, []).append(col)
+        elif col.datatype == "nominal":
             counts_by_id.setdefault(attr.emb_id, []).append(spec.stats[col.name].string_counts)
             first_attr.setdefault(attr.emb_id, attr)
             if attr.is_list:
@@ -245,6 +258,10 @@ def build_codec(
         token_lists=[j for j, c in enumerate(lists) if _is_token_string(spec, c.index)],
         key_column=next((j for j, c in enumerate(nominal) if c.index == key), None),
         pretrained_rows=pretrained,
+        kinds={
+            name: {"columns": [c.index for c in cols], **kind_named(name).settings(spec, cols)}
+            for name, cols in claimed.items()
+        },
     )
     return codec, matrices
 

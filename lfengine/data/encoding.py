@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
 
 from lfengine.data.codec import MAX_CHARS, Codec
+from lfengine.data.kinds import kind_named
 from lfengine.data.overrides import shorten_list
 from lfengine.errors import DataLineError
 
@@ -66,6 +67,8 @@ class Encoded:
     chars: Ragged | None
     targets: np.ndarray | None  # (rows,) int64 label ids, or float32 standardised values
     seq_offsets: np.ndarray | None  # (n + 1,) int64 for sequences: element rows of sequence i
+    #: Per column kind (data/kinds.py): a rows-aligned array or a Ragged.
+    kinds: dict[str, np.ndarray | Ragged] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.seq_offsets) - 1 if self.seq_offsets is not None else len(self.nominal)
@@ -90,6 +93,7 @@ class Encoded:
             chars=self.chars.take(rows) if self.chars is not None else None,
             targets=self.targets[rows] if self.targets is not None else None,
             seq_offsets=seq_offsets,
+            kinds={k: p.take(rows) if isinstance(p, Ragged) else p[rows] for k, p in self.kinds.items()},
         )
 
     @staticmethod
@@ -105,7 +109,12 @@ class Encoded:
             chars=Ragged.concat([p.chars for p in parts]) if first.chars is not None else None,
             targets=np.concatenate([p.targets for p in parts]) if first.targets is not None else None,
             seq_offsets=seq.offsets if seq is not None else None,
+            kinds={k: _concat_part([p.kinds[k] for p in parts]) for k in first.kinds},
         )
+
+
+def _concat_part(parts: list[np.ndarray | Ragged]) -> np.ndarray | Ragged:
+    return Ragged.concat(parts) if isinstance(parts[0], Ragged) else np.concatenate(parts)
 
 
 def encode_records(codec: Codec, records: list, *, labeled: bool, locate: Locator) -> Encoded:
@@ -219,7 +228,11 @@ def _encode_rows(codec: Codec, vectors: list, where: Callable, locate: Locator) 
     chars = None
     if codec.char_vocab is not None:
         chars = _encode_chars(codec, columns[codec.char_column])
-    return Encoded(nominal, numeric, lists, chars, None, None)
+    kinds = {
+        name: kind_named(name).encode(settings, [columns[i] for i in settings["columns"]], ctx.error)
+        for name, settings in codec.kinds.items()
+    }
+    return Encoded(nominal, numeric, lists, chars, None, None, kinds)
 
 
 def _floats(values: tuple, column: int, ctx: _RowContext) -> np.ndarray:

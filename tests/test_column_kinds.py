@@ -1,0 +1,209 @@
+"""The column-kind seam (lfengine/data/kinds.py): a kind defined and registered here, in the test,
+is encoded, batched, trained, stored and applied without any change to lfengine/.
+
+Two kinds cover both shapes of part: ``ShapeChars`` (sequences, a ragged part: the characters of
+the word-shape window columns) and ``ScorePowers`` (classification, a rows-aligned array: a
+numeric column and its square). Each is registered only for the test that uses it
+(``monkeypatch``), so the other tests see the built-in groups alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lfengine import service, store
+from lfengine.data import kinds
+from lfengine.data.batching import collate
+from lfengine.data.codec import Codec, build_codec
+from lfengine.data.encoding import Ragged, encode_records
+from lfengine.data.meta import data_path_for, read_meta
+from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
+from lfengine.errors import DataLineError, ModelError
+from lfengine.options import TrainOptions
+
+
+class ShapeChars(kinds.ColumnKind):
+    """The word-shape window columns as one bag of characters per token (ragged part)."""
+
+    name = "shape_chars"
+
+    def claims(self, spec: Any, column: Any) -> bool:
+        return spec.attribute_of(column).feature == "shape"
+
+    def settings(self, spec: Any, columns: list) -> dict[str, Any]:
+        seen = {ch for c in columns for word in spec.stats[c.name].string_counts for ch in word}
+        return {"alphabet": "".join(sorted(seen))}
+
+    def encode(self, settings: dict[str, Any], values: list[tuple], error: kinds.ErrorAt) -> Ragged:
+        ids = {ch: i + 1 for i, ch in enumerate(settings["alphabet"])}
+        columns = settings["columns"]
+        rows = []
+        for row, words in enumerate(zip(*values)):
+            for column, word in zip(columns, words):
+                if not isinstance(word, str):
+                    raise error(row, column, "wrong value type", expected="a string", found=repr(word))
+            rows.append([ids.get(ch, 0) for word in words for ch in word])
+        lengths = np.array([0] + [len(r) for r in rows], dtype=np.int64)
+        flat = np.array([i for r in rows for i in r], dtype=np.int32)
+        return Ragged(flat, np.cumsum(lengths))
+
+    def width(self, settings: dict[str, Any], config: Any) -> int:
+        return 5
+
+    def module(self, settings: dict[str, Any], config: Any) -> nn.Module:
+        return BagOfChars(len(settings["alphabet"]) + 1, 5)
+
+
+class BagOfChars(nn.Module):
+    def __init__(self, size: int, dims: int) -> None:
+        super().__init__()
+        self.table = nn.Embedding(size, dims, padding_idx=0)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, mask: Any) -> torch.Tensor:
+        return self.table(ids).sum(-2) / lengths.clamp(min=1).unsqueeze(-1)
+
+
+class ScorePowers(kinds.ColumnKind):
+    """The numeric column ``score`` as (score, score squared): a rows-aligned part."""
+
+    name = "score_powers"
+
+    def claims(self, spec: Any, column: Any) -> bool:
+        return spec.attribute_of(column).feature == "score"
+
+    def settings(self, spec: Any, columns: list) -> dict[str, Any]:
+        stats = spec.stats[columns[0].name]
+        return {"scale": abs(stats.mean) + stats.variance**0.5}
+
+    def encode(self, settings: dict[str, Any], values: list[tuple], error: kinds.ErrorAt) -> np.ndarray:
+        x = np.asarray(values[0], dtype=np.float32) / settings["scale"]
+        return np.stack([x, x * x], axis=1)
+
+    def width(self, settings: dict[str, Any], config: Any) -> int:
+        return 2
+
+    def module(self, settings: dict[str, Any], config: Any) -> nn.Module:
+        return Passthrough()
+
+
+class Passthrough(nn.Module):
+    def forward(self, part: torch.Tensor, lengths: Any, mask: Any) -> torch.Tensor:
+        return part
+
+
+@pytest.fixture
+def shape_chars(monkeypatch: pytest.MonkeyPatch) -> ShapeChars:
+    kind = ShapeChars()
+    monkeypatch.setitem(kinds.KINDS, kind.name, kind)
+    return kind
+
+
+@pytest.fixture
+def score_powers(monkeypatch: pytest.MonkeyPatch) -> ScorePowers:
+    kind = ScorePowers()
+    monkeypatch.setitem(kinds.KINDS, kind.name, kind)
+    return kind
+
+
+@pytest.fixture(scope="module")
+def seq_meta(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sequence_corpus(tmp_path_factory.mktemp("seq"), 60, seed=3)
+
+
+@pytest.fixture(scope="module")
+def cls_meta(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_classification_corpus(tmp_path_factory.mktemp("cls"), 120, seed=5)
+
+
+def _records(meta: Path) -> list:
+    return [json.loads(line) for line in data_path_for(meta).read_text().splitlines()]
+
+
+def test_a_registered_kind_claims_its_columns_and_the_codec_stores_it(
+    seq_meta: Path, shape_chars: ShapeChars
+) -> None:
+    codec, _ = build_codec(read_meta(str(seq_meta)))
+    assert [c.name for c in codec.nominal] == [codec.column_names[0]]  # the shape window is claimed
+    settings = codec.kinds["shape_chars"]
+    assert settings["columns"] == [1, 2, 3] and "Aa" in settings["alphabet"]
+    again = Codec.from_dict(json.loads(json.dumps(codec.to_dict())))
+    assert again.kinds == codec.kinds and again.layout().kinds == codec.layout().kinds
+
+
+def test_without_a_kind_the_stored_codec_has_no_kinds_key(seq_meta: Path) -> None:
+    codec, _ = build_codec(read_meta(str(seq_meta)))
+    assert codec.kinds == {} and "kinds" not in codec.to_dict()
+    assert [c.name for c in codec.nominal] == codec.column_names  # token and the shape window
+
+
+def test_a_ragged_part_is_padded_per_token_in_sequence_batches(
+    seq_meta: Path, shape_chars: ShapeChars
+) -> None:
+    codec, _ = build_codec(read_meta(str(seq_meta)))
+    records = _records(seq_meta)[:4]
+    data = encode_records(codec, records, labeled=True, locate=lambda i: {"index": i})
+    batch = collate(data, np.array([0, 3]))
+    ids, lengths = batch.kinds["shape_chars"], batch.kind_lengths["shape_chars"]
+    longest = max(len(records[0][0]), len(records[3][0]))
+    assert ids.shape[:2] == lengths.shape == (2, longest)
+    alphabet = codec.kinds["shape_chars"]["alphabet"]
+    first = records[0][0][0][1:]  # the shape window of the first token of the first sentence
+    assert "".join(alphabet[i - 1] for i in ids[0, 0, : lengths[0, 0]].tolist()) == "".join(first)
+    for k, n in enumerate(lengths[1].tolist()):
+        assert (n == 0) == (k >= len(records[3][0]))  # padded positions are empty
+
+
+def test_a_bad_value_in_a_claimed_column_names_file_line_and_feature(
+    seq_meta: Path, shape_chars: ShapeChars
+) -> None:
+    codec, _ = build_codec(read_meta(str(seq_meta)))
+    records = _records(seq_meta)[:3]
+    records[2][0][1][2] = 7
+    with pytest.raises(DataLineError) as caught:
+        encode_records(codec, records, labeled=True, locate=lambda i: {"file": "d.json", "line": i + 1})
+    text = str(caught.value)
+    assert "d.json" in text and "3" in text and "element 1" in text and codec.column_names[2] in text
+
+
+def test_a_network_trains_over_a_ragged_kind_and_loads_for_apply(
+    seq_meta: Path, shape_chars: ShapeChars, tmp_path: Path
+) -> None:
+    options = TrainOptions(max_epochs=2, threads=1, device="cpu", seed=1)
+    result = service.train(str(seq_meta), str(tmp_path / "m"), options)
+    assert result["epochs"] == 2
+    metadata, weights = store.load_model_dir(tmp_path / "m")
+    assert metadata["codec"]["kinds"]["shape_chars"]["columns"] == [1, 2, 3]
+    table = weights["features.kinds.shape_chars.table.weight"]
+    assert table.shape == (len(metadata["codec"]["kinds"]["shape_chars"]["alphabet"]) + 1, 5)
+    model = service.load_model(str(tmp_path / "m"))
+    tokens = _records(seq_meta)[0][0]
+    (reply,) = model.apply([tokens])
+    assert len(reply["label"]) == len(tokens)
+
+
+def test_a_network_trains_over_an_array_kind(
+    cls_meta: Path, score_powers: ScorePowers, tmp_path: Path
+) -> None:
+    codec, _ = build_codec(read_meta(str(cls_meta)))
+    assert codec.kinds["score_powers"]["columns"] == [1]
+    assert [c.name for c in codec.numeric] == [codec.column_names[2]]  # the boolean stays numeric
+    options = TrainOptions(max_epochs=2, threads=1, device="cpu", seed=1)
+    result = service.train(str(cls_meta), str(tmp_path / "m"), options)
+    assert result["epochs"] == 2
+    model = service.load_model(str(tmp_path / "m"))
+    replies = model.apply([r[0] for r in _records(cls_meta)[:5]])
+    assert len(replies) == 5
+
+
+def test_a_model_naming_an_unregistered_kind_is_refused(seq_meta: Path) -> None:
+    codec, _ = build_codec(read_meta(str(seq_meta)))
+    stored = {**codec.to_dict(), "kinds": {"no_such_kind": {"columns": [1]}}}
+    with pytest.raises(ModelError, match="no_such_kind"):
+        Codec.from_dict(stored)
