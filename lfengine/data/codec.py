@@ -259,7 +259,7 @@ def build_codec(
         key_column=next((j for j, c in enumerate(nominal) if c.index == key), None),
         pretrained_rows=pretrained,
         kinds={
-            name: {"columns": [c.index for c in cols], **kind_named(name).settings(spec, cols)}
+            name: {**kind_named(name).settings(spec, cols), "columns": [c.index for c in cols]}
             for name, cols in claimed.items()
         },
     )
