@@ -18,14 +18,15 @@ import pytest
 import torch
 from torch import nn
 
-from lfengine import service, store
-from lfengine.data import kinds
+from lfengine import eject, service, store
+from lfengine.data import kinds, reader
 from lfengine.data.batching import collate
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Ragged, encode_records
 from lfengine.data.meta import data_path_for, read_meta
+from lfengine.data.reader import read_data
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
-from lfengine.errors import DataLineError, ModelError
+from lfengine.errors import DataLineError, ModelError, OptionError
 from lfengine.options import TrainOptions
 
 
@@ -207,3 +208,55 @@ def test_a_model_naming_an_unregistered_kind_is_refused(seq_meta: Path) -> None:
     stored = {**codec.to_dict(), "kinds": {"no_such_kind": {"columns": [1]}}}
     with pytest.raises(ModelError, match="no_such_kind"):
         Codec.from_dict(stored)
+
+
+def test_a_bad_line_in_a_data_file_is_reported_with_its_file_and_line(
+    seq_meta: Path, shape_chars: ShapeChars, tmp_path: Path
+) -> None:
+    codec, _ = build_codec(read_meta(str(seq_meta)))
+    records = _records(seq_meta)[:5]
+    records[3][0][0][3] = ["not", "a", "string"]
+    bad = tmp_path / "bad.data.json"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(DataLineError) as caught:
+        read_data(codec, bad)
+    assert caught.value.file == str(bad) and caught.value.line == 4
+    assert "element 0" in str(caught.value) and codec.column_names[3] in str(caught.value)
+    kept = read_data(codec, bad, skip_bad_lines=True)
+    assert kept.skipped == 1 and len(kept.data) == 4
+
+
+@pytest.mark.parametrize("corpus", ["seq", "cls"])
+def test_chunks_and_subsets_keep_each_rows_part(
+    corpus: str,
+    seq_meta: Path,
+    cls_meta: Path,
+    shape_chars: ShapeChars,
+    score_powers: ScorePowers,
+    monkeypatch,
+) -> None:
+    meta = seq_meta if corpus == "seq" else cls_meta
+    name = "shape_chars" if corpus == "seq" else "score_powers"
+    codec, _ = build_codec(read_meta(str(meta)))
+    whole = encode_records(codec, _records(meta), labeled=True, locate=lambda i: {"index": i})
+    monkeypatch.setattr(reader, "CHUNK_LINES", 7)
+    chunked = read_data(codec, data_path_for(meta)).data
+    items = np.array([5, 0, 11])
+    for data in (chunked, chunked.subset(items)):
+        expected = whole if data is chunked else whole.subset(items)
+        got, want = data.kinds[name], expected.kinds[name]
+        if isinstance(want, Ragged):
+            assert np.array_equal(got.values, want.values) and np.array_equal(got.offsets, want.offsets)
+        else:
+            assert np.array_equal(got, want)
+    picked = collate(chunked, items).kinds[name]
+    assert torch.equal(picked, collate(whole, items).kinds[name])
+
+
+def test_eject_refuses_a_network_with_a_kind_it_cannot_write(
+    seq_meta: Path, shape_chars: ShapeChars, tmp_path: Path
+) -> None:
+    source = eject.source_from_meta(str(seq_meta), TrainOptions())
+    with pytest.raises(OptionError, match="shape_chars"):
+        eject.eject(source, str(tmp_path / "net.py"))
+    assert not (tmp_path / "net.py").exists()
