@@ -114,13 +114,23 @@ def score_powers(monkeypatch: pytest.MonkeyPatch) -> ScorePowers:
 
 
 @pytest.fixture(scope="module")
-def seq_meta(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sequence_corpus(tmp_path_factory.mktemp("seq"), 60, seed=3)
+def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small tagging corpus (word-shape window columns) and a classification one (a score)."""
+    folder = tmp_path_factory.mktemp("corpora")
+    return {
+        "seq": write_sequence_corpus(folder / "seq", 60, seed=3),
+        "cls": write_classification_corpus(folder / "cls", 120, seed=5),
+    }
 
 
-@pytest.fixture(scope="module")
-def cls_meta(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_classification_corpus(tmp_path_factory.mktemp("cls"), 120, seed=5)
+@pytest.fixture
+def seq_meta(corpora: dict[str, Path]) -> Path:
+    return corpora["seq"]
+
+
+@pytest.fixture
+def cls_meta(corpora: dict[str, Path]) -> Path:
+    return corpora["cls"]
 
 
 def _records(meta: Path) -> list:
