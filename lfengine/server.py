@@ -23,7 +23,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from lfengine.allocator import release_freed_memory, reuse_freed_memory
+from lfengine.allocator import (
+    SERVING_KERNEL_CACHE,
+    bound_kernel_cache,
+    release_freed_memory,
+    reuse_freed_memory,
+)
 from lfengine.dispatcher import Call, Dispatcher
 from lfengine.errors import LfEngineError
 from lfengine.protocol.envelope import (
@@ -271,6 +276,7 @@ def serve(
     if max_message_bytes < 1024:
         raise ValueError(f"max_message_bytes must be at least 1024, got {max_message_bytes}")
     reuse_freed_memory()
+    bound_kernel_cache(SERVING_KERNEL_CACHE)
     relax_garbage_collection()
     with _protocol_output(stdout_binary) as protocol_out:
         server = Server(stdin_binary, protocol_out, fmt=fmt, max_message_bytes=max_message_bytes)

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lfengine.builder.config import LIST_ENCODERS
+from lfengine.builder.dropout import Dropout
 from lfengine.errors import OptionError
 
 
@@ -163,7 +164,7 @@ class CharEncoder(nn.Module):
     def __init__(self, vocab_size: int, dims: int, filters: int, kernel: int, dropout: float) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, dims, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.cnn = MaskedCnnEncoder(dims, (kernel,), filters)
         self.output_size = self.cnn.output_size
 

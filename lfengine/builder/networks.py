@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lfengine.builder.base import Prediction, TaskModel
 from lfengine.builder.config import TRAINING_SETTINGS, ModelConfig, ReadRecorder
 from lfengine.builder.crf import Crf
+from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.errors import OptionError
@@ -35,7 +36,7 @@ class FeedForward(nn.Module):
         blocks: list[nn.Module] = []
         size = input_size
         for _ in range(layers):
-            blocks += [nn.Linear(size, hidden_size), nn.ReLU(), nn.Dropout(dropout)]
+            blocks += [nn.Linear(size, hidden_size), nn.ReLU(), Dropout(dropout)]
             size = hidden_size
         self.layers = nn.Sequential(*blocks)
         self.output_size = size
@@ -97,7 +98,7 @@ class SequenceTagger(TaskModel):
         self.features = InputFeatures(
             layout, config, init, use_chars=config.char_encoder, use_shape=self.word_shape
         )
-        self.input_dropout = nn.Dropout(config.dropout)
+        self.input_dropout = Dropout(config.dropout)
         self.lstm = nn.LSTM(
             self.features.output_size,
             config.lstm_hidden,
@@ -106,7 +107,7 @@ class SequenceTagger(TaskModel):
             bidirectional=True,
             dropout=config.dropout if config.lstm_layers > 1 else 0.0,
         )
-        self.output_dropout = nn.Dropout(config.dropout)
+        self.output_dropout = Dropout(config.dropout)
         self.output = nn.Linear(2 * config.lstm_hidden, layout.num_labels)
         self.crf = Crf(layout.num_labels) if config.crf else None
 

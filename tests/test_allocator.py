@@ -1,0 +1,51 @@
+"""The memory settings of a process that trains: oneDNN keeps no kernels (bench/bench_memory.py
+shows why), unless the user's environment says otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.timeouts import scaled
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A real training in a fresh process, which then reports the settings it ran under.
+SCRIPT = """
+import json, os, sys
+from pathlib import Path
+from lfengine import allocator, service
+from lfengine.data.synthetic import write_sequence_corpus
+from lfengine.options import TrainOptions
+meta = write_sequence_corpus(Path(sys.argv[1]) / "data", 120, seed=3)
+result = service.train(str(meta), sys.argv[1] + "/model", TrainOptions(max_epochs=1, threads=1, seed=1))
+print(json.dumps({"kernels": os.environ.get(allocator.KERNEL_CACHE_VARIABLE),
+                  "epochs": result["epochs"]}))
+"""
+
+
+def _train_and_report(tmp_path: Path, env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        cwd=REPO,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_training_process_keeps_no_onednn_kernels(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    report = _train_and_report(tmp_path, env)
+    assert report == {"kernels": "0", "epochs": 1}
+
+
+def test_the_users_kernel_cache_setting_wins(tmp_path):
+    report = _train_and_report(tmp_path, {**os.environ, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "7"})
+    assert report["kernels"] == "7" and report["epochs"] == 1
