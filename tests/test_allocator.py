@@ -1,5 +1,6 @@
-"""The memory settings of a process that trains: oneDNN keeps no kernels (bench/bench_memory.py
-shows why), unless the user's environment says otherwise."""
+"""Process settings for training: oneDNN keeps no kernels in a process that trains
+(bench/bench_memory.py shows why), OpenMP threads wait passively (bench/bench_scale.py); the
+user's environment wins over both."""
 
 from __future__ import annotations
 
@@ -49,3 +50,24 @@ def test_a_training_process_keeps_no_onednn_kernels(tmp_path):
 def test_the_users_kernel_cache_setting_wins(tmp_path):
     report = _train_and_report(tmp_path, {**os.environ, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "7"})
     assert report["kernels"] == "7" and report["epochs"] == 1
+
+
+def _wait_policy_seen(env: dict[str, str]) -> str:
+    """OMP_WAIT_POLICY in a fresh process that imports lfengine (as every command does) first."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import lfengine, os, torch; print(os.environ.get('OMP_WAIT_POLICY'))"],
+        cwd=REPO,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=scaled(60),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
+def test_openmp_threads_wait_passively_unless_the_environment_says_otherwise():
+    plain = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    assert _wait_policy_seen(plain) == "PASSIVE"
+    assert _wait_policy_seen({**plain, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
+    assert _wait_policy_seen({**plain, "GOMP_SPINCOUNT": "300000"}) == "None"
