@@ -233,7 +233,7 @@ class _Writer:
         hidden = []
         size = self.size
         for _ in range(c.hidden_layers):
-            hidden += [f"nn.Linear({size}, {c.hidden_size}),", "nn.ReLU(),", f"nn.Dropout({c.dropout!r}),"]
+            hidden += [f"nn.Linear({size}, {c.hidden_size}),", "nn.ReLU(),", f"Dropout({c.dropout!r}),"]
             self.diagram.append(f"Linear {size} -> {c.hidden_size}, ReLU, Dropout {c.dropout}")
             size = c.hidden_size
         what = "one standardised value" if regression else f"{outputs} label scores"
@@ -280,12 +280,12 @@ class _Writer:
             "",
             *_INIT_SIGNATURE,
             "        self.features = Features(init)",
-            f"        self.input_dropout = nn.Dropout({c.dropout!r})",
+            f"        self.input_dropout = Dropout({c.dropout!r})",
             "        self.lstm = nn.LSTM(",
             f"            {self.size}, {c.lstm_hidden}, num_layers={c.lstm_layers}, batch_first=True, "
             f"bidirectional=True{between}",
             "        )",
-            f"        self.output_dropout = nn.Dropout({c.dropout!r})",
+            f"        self.output_dropout = Dropout({c.dropout!r})",
             f"        self.output = nn.Linear({2 * c.lstm_hidden}, {n})",
         ]
         if c.crf:
@@ -433,6 +433,8 @@ def render_source(
     lf.append("from lfengine.builder.config import ModelConfig")
     if uses_crf:
         lf.append("from lfengine.builder.crf import Crf")
+    if is_tagger or config.hidden_layers > 0:  # lfengine's Dropout: the same masks as when built
+        lf.append("from lfengine.builder.dropout import Dropout")
     if writer.used_ids:
         lf.append("from lfengine.builder.embeddings import FeatureEmbeddings")
     encoder_names = set(writer.encoders)
