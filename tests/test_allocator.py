@@ -28,17 +28,22 @@ print(json.dumps({"kernels": os.environ.get(allocator.KERNEL_CACHE_VARIABLE),
 """
 
 
-def _train_and_report(tmp_path: Path, env: dict[str, str]) -> dict:
+def _last_line(argv: list[str], env: dict[str, str], limit: float) -> str:
+    """The last line a fresh Python process printed."""
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        [sys.executable, *argv],
         cwd=REPO,
         env={**env, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
-        timeout=scaled(120),
+        timeout=scaled(limit),
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _train_and_report(tmp_path: Path, env: dict[str, str]) -> dict:
+    return json.loads(_last_line(["-c", SCRIPT, str(tmp_path)], env, 120))
 
 
 def test_a_training_process_keeps_no_onednn_kernels(tmp_path):
@@ -54,16 +59,7 @@ def test_the_users_kernel_cache_setting_wins(tmp_path):
 
 def _wait_policy_seen(env: dict[str, str]) -> str:
     """OMP_WAIT_POLICY in a fresh process that imports lfengine (as every command does) first."""
-    done = subprocess.run(
-        [sys.executable, "-c", "import lfengine, os, torch; print(os.environ.get('OMP_WAIT_POLICY'))"],
-        cwd=REPO,
-        env={**env, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip()
+    return _last_line(["-c", "import lfengine, os, torch; print(os.environ.get('OMP_WAIT_POLICY'))"], env, 60)
 
 
 def test_openmp_threads_wait_passively_unless_the_environment_says_otherwise():
