@@ -32,7 +32,6 @@ from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
 from lfengine.data.rows import remap_untrained, restrict_to_trained
 from lfengine.errors import DataLineError, ModelError, OptionError
-from lfengine.metrics import confusion_matrix
 from lfengine.model_parts import save_part
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
@@ -448,11 +447,8 @@ class LoadedModel:
         """The report (with the confusion matrix of a classifier or tagger), the encoded data and
         the predictions, for error analysis. The protocol's ``evaluate`` and the command line's
         both come from here."""
-        data = read_data(self.codec, data_path).data
-        report, outputs = self.predictor.evaluate_rows(data)
+        report, data, outputs = self.predictor.evaluate_file(data_path)
         report["file"] = str(data_path)
-        if self.task != "regression":
-            report["confusion"] = confusion_matrix(data.targets, outputs.label_ids, self.codec.labels)
         return report, data, outputs
 
     def describe(self) -> dict:
