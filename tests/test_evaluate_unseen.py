@@ -36,10 +36,14 @@ def window_model(lfdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return model_dir
 
 
-def test_an_unseen_gold_label_is_an_error_with_its_count(window_model: Path, lfdata: Path, tmp_path: Path) -> None:
+def test_an_unseen_gold_label_is_an_error_with_its_count(
+    window_model: Path, lfdata: Path, tmp_path: Path
+) -> None:
     records = _lines(lfdata / "class-window-pos1.data.json")[-60:]
     plain = _write(tmp_path / "plain.data.json", records)
-    relabelled = [[features, "NEWTAG" if i % 7 == 0 else label] for i, (features, label) in enumerate(records)]
+    relabelled = [
+        [features, "NEWTAG" if i % 7 == 0 else label] for i, (features, label) in enumerate(records)
+    ]
     changed = sum(1 for i in range(len(records)) if i % 7 == 0)
     with_new = _write(tmp_path / "new.data.json", relabelled)
 
@@ -85,13 +89,17 @@ def test_the_command_line_reports_unseen_chunk_labels(lfdata: Path, tmp_path: Pa
     )  # fmt: skip
     assert train.returncode == 0, train.stderr
     records = _lines(lfdata / "seq-pos2.data.json")[-10:]
-    outside = [(s, t) for s, (_, labels) in enumerate(records) for t, label in enumerate(labels) if label == "O"]
+    outside = [
+        (s, t) for s, (_, labels) in enumerate(records) for t, label in enumerate(labels) if label == "O"
+    ]
     (s1, t1), (s2, t2) = outside[0], outside[-1]
     records[s1][1][t1] = "EVENT|B"
     records[s2][1][t2] = "X"
     test = _write(tmp_path / "test.data.json", records)
 
-    proc = _lfengine("evaluate", str(model_dir), str(test), "--json", "--predictions", str(tmp_path / "p.tsv"))
+    proc = _lfengine(
+        "evaluate", str(model_dir), str(test), "--json", "--predictions", str(tmp_path / "p.tsv")
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["unseen_labels"] == {"count": 2, "labels": {"EVENT|B": 1, "X": 1}}
