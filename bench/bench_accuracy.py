@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from shared_files import shared_file_parser
 
 REPO = Path(__file__).resolve().parents[1]
 LFDATA = REPO.parent / "shared" / "lfdata"
@@ -103,14 +104,7 @@ def finish(summary: dict, json_path: str | None, failed: list) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--only", nargs="+", choices=sorted(TASKS))
-    parser.add_argument("--set", action="append", default=[], help="passed to lfengine train as --set")
-    parser.add_argument("--json", help="also write the results to this file")
+    parser = shared_file_parser(__doc__, list(TASKS), "passed to lfengine train as --set")
     parser.add_argument(
         "--modules",
         nargs="*",
