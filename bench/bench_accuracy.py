@@ -22,10 +22,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from shared_files import shared_file_parser
-
 REPO = Path(__file__).resolve().parents[1]
 LFDATA = REPO.parent / "shared" / "lfdata"
+sys.path.insert(0, str(REPO))
+
+from bench.shared_files import shared_file_parser  # noqa: E402
 
 # name -> (metric key in the best-validation metrics, old wrapper's figure, target)
 TASKS = {
@@ -63,6 +64,7 @@ def run_one(name: str, seed: int, workdir: Path, extra: list[str], module: str =
         "1",
         "--device",
         "cpu",
+        "--json",
         *extra,
         *(["--module", module] if module != AUTO else []),
     ]
@@ -71,7 +73,7 @@ def run_one(name: str, seed: int, workdir: Path, extra: list[str], module: str =
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         return {"name": name, "module": module, "seed": seed, "error": proc.stderr[-2000:]}
-    result = json.loads(proc.stdout[proc.stdout.index("{") :])
+    result = json.loads(proc.stdout)
     metric = TASKS[name][0]
     return {
         "name": name,
