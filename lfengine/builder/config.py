@@ -32,8 +32,10 @@ INT_MAXIMA = {
 }
 MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 
-#: Settings a model stored before they existed did not use: their old behaviour (training only).
+#: Settings a model stored before they existed did not use: their old behaviour (the network
+#: they built, or the training they had).
 LEGACY_DEFAULTS = {
+    "word_shape": False,
     "unk_replace": 0.0,
     "word_dropout": 0.0,
     "oov_untrained": False,
@@ -67,6 +69,7 @@ class ModelConfig:
     char_dims: int = _setting("character embedding size")
     char_filters: int = _setting("character CNN filters")
     char_kernel: int = _setting("character CNN kernel width")
+    word_shape: bool = _setting("casing/shape flags per token from its characters (sequence tagging)")
     crf: bool = _setting("linear-chain CRF output layer (sequence tagging)")
     lstm_hidden: int = _setting("tagger BiLSTM hidden size per direction")
     lstm_layers: int = _setting("tagger BiLSTM layers")

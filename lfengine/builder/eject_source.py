@@ -13,7 +13,7 @@ import json
 import textwrap
 
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.encoders import list_encoder_size
+from lfengine.builder.encoders import SHAPE_FLAGS, list_encoder_size
 from lfengine.data.batch import EmbeddingInfo, InputLayout
 
 WIDTH = 88  # ruff's default line length: the file passes `ruff check` with default settings
@@ -33,6 +33,7 @@ ARCHITECTURE = (
     "char_dims",
     "char_filters",
     "char_kernel",
+    "word_shape",
     "crf",
     "lstm_hidden",
     "lstm_layers",
@@ -111,6 +112,7 @@ class _Writer:
         self.config = config
         self.used_ids = list(dict.fromkeys([e for _, e in layout.nominal] + [e for _, e in layout.lists]))
         self.chars = layout.is_sequence and config.char_encoder and layout.chars is not None
+        self.shape = layout.is_sequence and config.word_shape and layout.chars is not None
         self.encoders = {_encoder_call(config, 1)[0].split("(")[0]} if layout.lists else set()
         self.diagram: list[str] = []
         self.size = 0
@@ -149,6 +151,13 @@ class _Writer:
                 f"        self.chars = CharEncoder({info.vocab_size}, dims={c.char_dims}, "
                 f"filters={c.char_filters}, kernel={c.char_kernel}, dropout={c.embedding_dropout!r})"
             )
+        if self.shape:
+            lines += _comment(
+                f"{len(SHAPE_FLAGS)} casing/shape flags per token ({', '.join(SHAPE_FLAGS)}), from "
+                "the character classes of the alphabet (no weights)",
+                8,
+            )
+            lines.append("        self.shape = WordShape(alphabet)")
         return lines
 
     def features_forward(self) -> list[str]:
@@ -199,6 +208,11 @@ class _Writer:
             lines.append("            self.chars(batch.chars, mask),")
             self.diagram.append(f"characters of {layout.chars.column} -> char CNN -> {c.char_filters}")
             self.size += c.char_filters
+        if self.shape:
+            lines += _comment(f"characters of {layout.chars.column} -> casing/shape flags -> 9", 12)
+            lines.append("            self.shape(batch.chars),")
+            self.diagram.append(f"characters of {layout.chars.column} -> casing/shape flags -> 9")
+            self.size += len(SHAPE_FLAGS)
         lines.append("        ]")
         return lines
 
@@ -211,7 +225,15 @@ class _Writer:
             f'    """The LF columns -> one vector of {self.size} values per '
             f'{"token" if self.layout.is_sequence else "instance"}."""',
             "",
-            "    def __init__(self, init: dict[str, np.ndarray] | None) -> None:",
+            *(
+                [
+                    "    def __init__(",
+                    "        self, init: dict[str, np.ndarray] | None, alphabet: tuple[str, ...]",
+                    "    ) -> None:",
+                ]
+                if self.shape
+                else ["    def __init__(self, init: dict[str, np.ndarray] | None) -> None:"]
+            ),
             "        super().__init__()",
             *init,
             "        self.output_size = " + str(self.size),
@@ -279,7 +301,9 @@ class _Writer:
             "    config_defaults: ClassVar[dict[str, Any]] = CONFIG_DEFAULTS",
             "",
             *_INIT_SIGNATURE,
-            "        self.features = Features(init)",
+            "        self.features = Features(init, layout.chars.alphabet)"
+            if self.shape
+            else "        self.features = Features(init)",
             f"        self.input_dropout = nn.Dropout({c.dropout!r})",
             "        self.lstm = nn.LSTM(",
             f"            {self.size}, {c.lstm_hidden}, num_layers={c.lstm_layers}, batch_first=True, "
@@ -389,8 +413,8 @@ def render_source(
     is_tagger = layout.task == "sequence"
     network = writer.tagger_lines(class_name) if is_tagger else writer.classifier_lines(class_name)
     chars_expr = "layout.chars.vocab_size if layout.chars else None"
-    char_size = layout.chars.vocab_size if writer.chars else None
-    if not writer.chars:
+    char_size = layout.chars.vocab_size if writer.chars or writer.shape else None
+    if char_size is None:
         chars_expr = "None"
     check = _CHECK.format(chars=chars_expr, char_size=char_size)
 
@@ -438,11 +462,16 @@ def render_source(
     encoder_names = set(writer.encoders)
     if writer.chars:
         encoder_names.add("CharEncoder")
+    if writer.shape:
+        encoder_names.add("WordShape")
     if layout.is_sequence and layout.lists:
         encoder_names.add("encode_positions")
     if encoder_names:  # isort order: classes (capitalised) before functions
         ordered = sorted(encoder_names, key=lambda n: (n[0].islower(), n))
-        lf.append(f"from lfengine.builder.encoders import {', '.join(ordered)}")
+        line = f"from lfengine.builder.encoders import {', '.join(ordered)}"
+        if len(line) > WIDTH:  # isort's wrapped form: one name per line
+            line = "from lfengine.builder.encoders import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
+        lf.append(line)
     lf.append("from lfengine.data.batch import Batch, EmbeddingInfo, InputLayout")
     lf.append("from lfengine.errors import OptionError")
 
