@@ -9,7 +9,8 @@ documents the model has never seen. ``lfengine train`` (with its own 10 % valida
 80 %) then ``lfengine evaluate`` on the tail, per seed, in two configurations side by side:
 
 * before: the behaviour of lfengine 0.1, selected by options (random validation split, untrained
-  rows used, no OOV training, constant learning rate, patience restarted by any gain);
+  rows used, no OOV training, constant learning rate, patience restarted by any gain; taggers
+  without casing/shape flags and with 50 character filters);
 * after: today's defaults.
 
 Printed per file and configuration (means over the seeds): validation score, tail score, their
@@ -59,6 +60,10 @@ BEFORE = [
     "lr_decay=1",
     "--set",
     "es_min_delta=0",
+    "--set",
+    "word_shape=false",
+    "--set",
+    "char_filters=50",
 ]
 CONFIGS = {"before": BEFORE, "after": []}
 
