@@ -26,6 +26,15 @@ from lfengine.errors import OptionError
 AUTO_CUDA_MIN_DENSE_PARAMETERS = 2_000_000
 
 
+def requested_device(choice: str) -> torch.device:
+    """The device a request or the command line names ("auto": CUDA when usable)."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise OptionError("a CUDA device was requested but none is usable here; use device cpu or auto")
+    return torch.device(choice)
+
+
 def dense_parameters(model: torch.nn.Module) -> int:
     """Trainable parameters outside embedding tables."""
     embedded = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}

@@ -1,4 +1,9 @@
-"""Method table and handlers of the resident engine; holds the models loaded in this process.
+"""Method table and handlers of the resident engine.
+
+A protocol method is one handler here, entered in ``Dispatcher._handlers`` (and in
+IMMEDIATE_METHODS if it must not wait behind a training), over an operation of lfengine.service;
+``init`` lists the table as the engine's capabilities. The loaded models live in
+lfengine.model_registry, the train requests in lfengine.trainings.
 
 The dispatcher knows nothing of bytes or threads of the transport: the server admits each
 request here as it is read (``admit``) and runs it later (``execute``), in order, except for
@@ -13,58 +18,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lfengine import __version__
 from lfengine.errors import TrainingCancelled
+from lfengine.log_notifications import LogNotifications
 from lfengine.model_registry import ModelRegistry
 from lfengine.options import MAX_THREADS, TrainOptions
 from lfengine.protocol.envelope import PROTOCOL_VERSION, InvalidParams, MethodNotFound, Params, Request
 from lfengine.protocol.framing import FORMATS
+from lfengine.trainings import ProgressThrottle, Training, Trainings
 
 log = logging.getLogger(__name__)
 
 NOTIFICATION_KINDS = ("progress", "log")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 IMMEDIATE_METHODS = frozenset({"status", "cancel"})
-PROGRESS_INTERVAL_SECONDS = 0.5  # protocol.md §6.1: the most frequent a plain progress notification goes out
-
-
-@dataclass(eq=False)  # identity: each train request is its own entry
-class Training:
-    """A train request from the moment it is read: cancellable before and while it runs."""
-
-    request_id: str | int | None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    model_dir: str | None = None
-    started: float | None = None
-    progress: dict[str, Any] | None = None
-
-
-class ProgressThrottle:
-    """Which training progress reports become ``progress`` notifications (protocol.md §6.1).
-
-    The trainer reports after every batch, far more often than a client can use; a client wants
-    a steady pulse and every milestone. So: the first report, then at most one every
-    ``interval`` seconds, plus always the milestones: a report that carries validation metrics
-    and the report of an epoch's last batch.
-    """
-
-    def __init__(
-        self, interval: float = PROGRESS_INTERVAL_SECONDS, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._last_sent: float | None = None
-
-    def due(self, progress: dict[str, Any]) -> bool:
-        now = self._clock()
-        milestone = bool(progress.get("metrics")) or progress.get("batch") == progress.get("batches")
-        if milestone or self._last_sent is None or now - self._last_sent >= self._interval:
-            self._last_sent = now
-            return True
-        return False
 
 
 @dataclass
@@ -87,12 +57,12 @@ class Dispatcher:
         self.shutdown_requested = False
         self._lock = threading.Lock()
         self.models = ModelRegistry()
-        self._trainings: list[Training] = []
+        self.trainings = Trainings()
         self._running: Call | None = None
         self._device: str | None = None
         self._threads: int | None = None
         self._notifications: frozenset[str] = frozenset()
-        self._log_handler: _LogNotifier | None = None
+        self._log_notifications = LogNotifications(notify)
         self._start_time = time.monotonic()
         self._handlers: dict[str, Callable[[Call], Any]] = {
             "init": self._init,
@@ -119,9 +89,7 @@ class Dispatcher:
             raise InvalidParams("params must be an object (named parameters), not an array", param="params")
         call = Call(request, handler, immediate=request.method in IMMEDIATE_METHODS)
         if request.method == "train":
-            call.training = Training(request.id)
-            with self._lock:
-                self._trainings.append(call.training)
+            call.training = self.trainings.add(request.id)
         return call
 
     def execute(self, call: Call) -> Any:
@@ -136,29 +104,18 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._running = None
-                self._forget_training(call)
+            self.trainings.forget(call.training)
 
     def discard(self, call: Call) -> None:
         """The server will not run this call (the engine is stopping)."""
-        with self._lock:
-            self._forget_training(call)
+        self.trainings.forget(call.training)
 
     def cancel_trainings(self) -> list[str | int | None]:
         """Ask every training read so far to stop at its next batch; return their request ids."""
-        with self._lock:
-            trainings = list(self._trainings)
-        for training in trainings:
-            training.cancel.set()
-        return [training.request_id for training in trainings]
+        return self.trainings.cancel_all()
 
     def close(self) -> None:
-        if self._log_handler is not None:
-            logging.getLogger("lfengine").removeHandler(self._log_handler)
-            self._log_handler = None
-
-    def _forget_training(self, call: Call) -> None:
-        if call.training is not None and call.training in self._trainings:
-            self._trainings.remove(call.training)
+        self._log_notifications.close()
 
     # --- handlers ---------------------------------------------------------------------------
 
@@ -197,7 +154,7 @@ class Dispatcher:
         with self._lock:
             self._device = device
         self._notifications = frozenset(kind for kind in wanted if kind in NOTIFICATION_KINDS)
-        self._configure_log_notifications(log_level)
+        self._log_notifications.configure("log" in self._notifications, log_level)
         return {
             "protocol": PROTOCOL_VERSION,
             "engine": {"name": "lfengine", "version": __version__},
@@ -290,7 +247,7 @@ class Dispatcher:
         now = time.monotonic()
         with self._lock:
             running = self._running
-            trainings = [t for t in self._trainings if t.started is not None]
+        training = self.trainings.running()
         status: dict[str, Any] = {"state": "idle", "running": None, "training": None}
         if running is not None:
             status["state"] = "busy"
@@ -299,16 +256,9 @@ class Dispatcher:
                 "id": running.request.id,
                 "seconds": now - running.started,
             }
-        if trainings:
-            training = trainings[0]
+        if training is not None:
             status["state"] = "training"
-            status["training"] = {
-                "id": training.request_id,
-                "model_dir": training.model_dir,
-                "seconds": now - training.started,
-                "cancelling": training.cancel.is_set(),
-                "progress": training.progress,
-            }
+            status["training"] = training.status(now)
         status.update(
             models=self.models.summaries(),
             uptime=now - self._start_time,
@@ -332,47 +282,8 @@ class Dispatcher:
         trust_module = params.flag("trust_module", False)
         return self.models.resolve(model, self._device or "cpu", trust_module=trust_module)
 
-    # --- notifications ----------------------------------------------------------------------
-
-    def _configure_log_notifications(self, level: str) -> None:
-        engine_logger = logging.getLogger("lfengine")
-        if "log" in self._notifications:
-            if self._log_handler is None:
-                self._log_handler = _LogNotifier(self._notify)
-                engine_logger.addHandler(self._log_handler)
-            self._log_handler.setLevel(level.upper())
-            if engine_logger.getEffectiveLevel() > self._log_handler.level:
-                engine_logger.setLevel(self._log_handler.level)
-        else:
-            self.close()
-
 
 def _set_torch_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-class _LogNotifier(logging.Handler):
-    """Forwards lfengine log records to the client as ``log`` notifications (opt-in)."""
-
-    _quiet_prefixes = ("lfengine.server", "lfengine.protocol")
-
-    def __init__(self, notify: Callable[[str, dict[str, Any]], None]) -> None:
-        super().__init__()
-        self._notify = notify
-        self._busy = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(self._quiet_prefixes) or getattr(self._busy, "active", False):
-            return  # the transport's own records could recurse into the transport
-        self._busy.active = True
-        try:
-            self._notify(
-                "log",
-                {"level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()},
-            )
-        except Exception:
-            self.handleError(record)
-        finally:
-            self._busy.active = False

@@ -1,6 +1,6 @@
 """Data-parallel training on torch.distributed: N processes, one model, gradients all-reduced.
 
-``--workers N`` starts N-1 worker processes on this machine (``python -m lfengine.distributed``)
+``--workers N`` starts N-1 worker processes on this machine (``python -m lfengine.worker``)
 beside the one that was asked to train; under ``torchrun`` every process finds RANK,
 WORLD_SIZE, MASTER_ADDR and MASTER_PORT in its environment and joins. Backend: gloo on the CPU,
 NCCL on CUDA.
@@ -21,13 +21,10 @@ less than the bookkeeping of sparse gradients (bench/bench_scale.py measures the
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -45,7 +42,7 @@ ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 JOIN_TIMEOUT_S = 300.0  # local workers must connect within this (they import torch and read the data)
 COLLECTIVE_TIMEOUT = timedelta(minutes=60)  # rank 0 may validate a large set while the others wait
 STOP_REASONS = ("", "cancelled", "stop-file", "early-stopping")
-_worker_store: dist.TCPStore | None = None  # set in a local worker process (worker_main)
+_worker_store: dist.TCPStore | None = None  # set in a local worker process (announce_worker)
 
 
 class _Loss(torch.nn.Module):
@@ -248,7 +245,7 @@ def start(workers: int, device: torch.device, argv: list[str]) -> Coordinator:
     for rank in range(1, workers):
         started.append(
             subprocess.Popen(
-                [sys.executable, "-m", "lfengine.distributed", *argv, str(threads)],
+                [sys.executable, "-m", "lfengine.worker", *argv, str(threads)],
                 env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -284,40 +281,10 @@ def _wait_for_workers(store: dist.TCPStore, workers: list[subprocess.Popen]) -> 
         time.sleep(0.05)
 
 
-def _watch_parent(parent: int) -> None:
-    """A local worker ends with the process that started it (killed or not)."""
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
-            time.sleep(0.5)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def worker_main(argv: list[str]) -> int:
-    """A local worker: ``META MODEL_DIR OPTIONS_JSON THREADS``; it trains as its RANK says."""
-    from lfengine import service
-    from lfengine.options import TrainOptions
-
-    meta, model_dir, options_json, threads = argv
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches rank 0, which stops every rank
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s worker %(message)s")
-    _watch_parent(int(os.environ["LFENGINE_PARENT_PID"]))
+def announce_worker() -> None:
+    """In a local worker (lfengine.worker): join the store rank 0 waits on; start() uses it."""
     global _worker_store
     _worker_store = dist.TCPStore(
         os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=COLLECTIVE_TIMEOUT
     )
     _worker_store.add("lfengine/joined", 1)
-    options = json.loads(options_json)
-    if options.get("threads") is None:
-        options["threads"] = int(threads)
-    service.train(meta, model_dir, TrainOptions.from_dict(options))
-    return 0
-
-
-if __name__ == "__main__":  # run as a module: use the package's copy (it holds _worker_store)
-    from lfengine import distributed
-
-    raise SystemExit(distributed.worker_main(sys.argv[1:]))

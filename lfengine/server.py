@@ -12,31 +12,16 @@ a client can read "the next reply belongs to my oldest unanswered request".
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-import os
 import queue
-import signal
-import sys
 import threading
-from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from lfengine.allocator import release_freed_memory, reuse_freed_memory
+from lfengine.allocator import release_freed_memory
 from lfengine.dispatcher import Call, Dispatcher
 from lfengine.errors import LfEngineError
-from lfengine.protocol.envelope import (
-    INTERNAL_ERROR,
-    EngineBusy,
-    InvalidRequest,
-    ShuttingDown,
-    error_code,
-    error_response,
-    notification,
-    parse_request,
-    result_response,
-)
+from lfengine.process import protocol_output, serving_process, termination_signals
+from lfengine.protocol import envelope
 from lfengine.protocol.framing import DEFAULT_MAX_MESSAGE_BYTES, FramingError, MessageWriter, open_reader
 
 log = logging.getLogger(__name__)
@@ -46,7 +31,6 @@ EXIT_INTERNAL_ERROR = 1  # a bug in the engine's own loop (see stderr)
 EXIT_STREAM_CORRUPT = 3  # msgpack input that could not be resynchronised
 EXIT_OUTPUT_CLOSED = 4  # a reply could not be written: the client closed our stdout
 MAX_WAITING_REQUESTS = 1024
-GC_THRESHOLDS = (50_000, 20, 20)  # Python's default is (700, 10, 10)
 
 
 class ReplyOutbox:
@@ -89,7 +73,7 @@ class ReplyOutbox:
             return self._writer.encode(response)
         except Exception as exc:  # a handler returned something the framing cannot carry
             log.exception("reply could not be encoded")
-            return self._writer.encode(error_response(response.get("id"), exc))
+            return self._writer.encode(envelope.error_response(response.get("id"), exc))
 
 
 class _Marker:
@@ -153,7 +137,7 @@ class Server:
                 if self._stopping:
                     return
                 if isinstance(item, FramingError):
-                    self._outbox.deliver(self._outbox.reserve(), error_response(None, item))
+                    self._outbox.deliver(self._outbox.reserve(), envelope.error_response(None, item))
                     if item.fatal:
                         self._work.put(_Marker("corrupt input", EXIT_STREAM_CORRUPT))
                         return
@@ -168,9 +152,9 @@ class Server:
     def _accept(self, message: Any) -> bool:
         """Validate, admit and run or queue one message; False once shutdown has been queued."""
         try:
-            request = parse_request(message)
-        except InvalidRequest as exc:
-            self._outbox.deliver(self._outbox.reserve(), error_response(exc.request_id, exc))
+            request = envelope.parse_request(message)
+        except envelope.InvalidRequest as exc:
+            self._outbox.deliver(self._outbox.reserve(), envelope.error_response(exc.request_id, exc))
             return True
         ticket = None if request.notification else self._outbox.reserve()
         try:
@@ -182,7 +166,9 @@ class Server:
             self._run(ticket, call)
         elif self._work.qsize() >= MAX_WAITING_REQUESTS:
             self.dispatcher.discard(call)
-            busy = EngineBusy(f"{MAX_WAITING_REQUESTS} requests are already waiting; send this one later")
+            busy = envelope.EngineBusy(
+                f"{MAX_WAITING_REQUESTS} requests are already waiting; send this one later"
+            )
             self._complete(ticket, request.id, busy)
         else:
             self._work.put((ticket, call))
@@ -203,7 +189,9 @@ class Server:
                 ticket, call = item
                 if self._stopping:
                     self.dispatcher.discard(call)
-                    self._complete(ticket, call.request.id, ShuttingDown("the engine is shutting down"))
+                    self._complete(
+                        ticket, call.request.id, envelope.ShuttingDown("the engine is shutting down")
+                    )
                     continue
                 self._run(ticket, call)
                 if call.request.method == "train":
@@ -232,15 +220,15 @@ class Server:
     def _complete(self, ticket: int | None, request_id: Any, outcome: Any) -> None:
         """Turn a result or an exception into the response for ``ticket`` (None: no reply)."""
         if isinstance(outcome, BaseException):
-            if error_code(outcome) == INTERNAL_ERROR:
+            if envelope.error_code(outcome) == envelope.INTERNAL_ERROR:
                 log.error("request %r failed", request_id, exc_info=outcome)
             elif ticket is None:  # a notification: the log is the only trace of its failure
                 log.warning("notification failed: %s", outcome)
             else:
                 log.info("request %r failed: %s", request_id, outcome)
-            response = error_response(request_id, outcome)
+            response = envelope.error_response(request_id, outcome)
         else:
-            response = result_response(request_id, outcome)
+            response = envelope.result_response(request_id, outcome)
         if ticket is not None:
             self._outbox.deliver(ticket, response)
 
@@ -249,7 +237,7 @@ class Server:
         if writer is None or self._exit_code == EXIT_OUTPUT_CLOSED:
             return
         try:
-            writer.send(notification(method, params))
+            writer.send(envelope.notification(method, params))
         except OSError:
             self._output_closed()
 
@@ -270,93 +258,8 @@ def serve(
         raise ValueError(f"format must be auto, json or msgpack, got {fmt!r}")
     if max_message_bytes < 1024:
         raise ValueError(f"max_message_bytes must be at least 1024, got {max_message_bytes}")
-    reuse_freed_memory()
-    relax_garbage_collection()
-    with _protocol_output(stdout_binary) as protocol_out:
+    serving_process()
+    with protocol_output(stdout_binary) as protocol_out:
         server = Server(stdin_binary, protocol_out, fmt=fmt, max_message_bytes=max_message_bytes)
-        with _termination_signals(server.terminate):
+        with termination_signals(server.terminate):
             return server.run()
-
-
-def relax_garbage_collection(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
-    """Run Python's cycle collector far less often than by default.
-
-    Decoding one large request creates hundreds of thousands of lists and strings, all alive
-    until the response is sent. With the default thresholds the collector keeps traversing
-    them, full collections included, while they are built: measured, every second or third
-    apply-batch of 1000 sequences took 20 % longer. Requests make no reference cycles worth
-    collecting promptly, so collections can wait for tens of thousands of new objects.
-    """
-    gc.set_threshold(*thresholds)
-
-
-@contextlib.contextmanager
-def _protocol_output(stdout_binary: BinaryIO) -> Iterator[BinaryIO]:
-    """Reserve the real stdout for protocol messages; everything else printed goes to stderr.
-
-    sys.stdout is pointed at sys.stderr, and when the protocol stream is file descriptor 1, the
-    descriptor itself is moved aside and fd 1 is made a copy of stderr, so that output from C
-    extensions or child processes cannot corrupt the stream either.
-    """
-    saved_stdout = sys.stdout
-    moved_fd = None
-    protocol_out = stdout_binary
-    if _fileno(stdout_binary) == 1:
-        stdout_binary.flush()
-        moved_fd = _move_aside_fd1()
-    if moved_fd is not None:
-        protocol_out = open(moved_fd, "wb", closefd=False)
-    sys.stdout = sys.stderr
-    try:
-        yield protocol_out
-    finally:
-        sys.stdout = saved_stdout
-        if moved_fd is not None:
-            with contextlib.suppress(OSError):
-                protocol_out.flush()
-            protocol_out.close()
-            os.dup2(moved_fd, 1)
-            os.close(moved_fd)
-
-
-def _move_aside_fd1() -> int | None:
-    """A private copy of fd 1 for the protocol, with fd 1 itself now writing to stderr."""
-    try:
-        sys.stdout.flush()
-        moved_fd = os.dup(1)
-    except (OSError, ValueError) as exc:
-        log.warning("could not move stdout aside (%s); relying on sys.stdout redirection", exc)
-        return None
-    try:
-        os.dup2(2, 1)
-    except OSError as exc:
-        log.warning("could not point fd 1 at stderr (%s); relying on sys.stdout redirection", exc)
-        os.close(moved_fd)
-        return None
-    return moved_fd
-
-
-def _fileno(stream: BinaryIO) -> int | None:
-    try:
-        return stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-@contextlib.contextmanager
-def _termination_signals(handler: Any) -> Iterator[None]:
-    """SIGTERM, SIGINT and SIGHUP call ``handler`` (only possible in the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    names = ("SIGTERM", "SIGINT", "SIGHUP")
-    previous = {}
-    for name in names:
-        number = getattr(signal, name, None)
-        if number is not None:
-            previous[number] = signal.signal(number, lambda signum, frame: handler())
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)

@@ -27,13 +27,11 @@ import contextlib
 import json
 import logging
 import os
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from lfengine import __version__
@@ -48,7 +46,6 @@ from lfengine.safe_io import (
     check_tensor_tree,
     load_tensor_file,
     parse_strict_json,
-    reject_json_constant,
     sha256_file,
     to_strict_json,
 )
@@ -78,31 +75,18 @@ class ModelPaths:
     """The files of one model directory."""
 
     root: Path
-
-    @property
-    def model_json(self) -> Path:
-        return self.root / MODEL_FILE
-
-    @property
-    def weights(self) -> Path:
-        return self.root / WEIGHTS_FILE
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / CHECKPOINT_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / METRICS_FILE
-
-    @property
-    def log(self) -> Path:
-        return self.root / LOG_FILE
+    model_json: Path
+    weights: Path
+    checkpoint: Path
+    metrics: Path
+    log: Path
 
 
 def model_paths(model_dir: PathLike) -> ModelPaths:
     """The file paths of ``model_dir``, whether or not they exist yet."""
-    return ModelPaths(Path(model_dir))
+    root = Path(model_dir)
+    files = (MODEL_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, METRICS_FILE, LOG_FILE)
+    return ModelPaths(root, *(root / name for name in files))
 
 
 def model_dir_for_prefix(prefix: PathLike) -> Path:
@@ -146,6 +130,17 @@ def check_writable(model_dir: PathLike) -> None:
             f"cannot write the model to {path}: {existing} is read-only here; choose a writable directory",
             file=str(path),
         )
+
+
+def untrusted_module_message(model_dir: str, module: str) -> str:
+    """Why a model directory that names a user module is not loaded without the caller's leave."""
+    return (
+        f"{model_dir}: model.json names the user module {module!r}; loading the model would import "
+        "(execute) that file. A model directory is data, so lfengine imports a file named in it only "
+        'when the caller allows it for this load: "trust_module": true in the request (protocol), '
+        "--trust-module (command line) or --trust_module (apply.sh). Allow it only for a model "
+        "directory and module file you trust."
+    )
 
 
 def _missing(path: Path, what_to_do: str) -> ModelError:
@@ -294,7 +289,7 @@ def save_checkpoint(model_dir: PathLike, payload: dict) -> Path:
     """Atomically write checkpoint.pt for resuming; refuses anything weights_only could not read back.
 
     ``payload`` is the trainer's: typically model and optimizer/scheduler state dicts,
-    ``capture_rng_state()`` and epoch/batch counters. Returns the checkpoint path.
+    random generator states (lfengine.train_state) and epoch/batch counters. Returns the checkpoint path.
     """
     paths = model_paths(model_dir)
     if not isinstance(payload, dict):
@@ -328,56 +323,6 @@ def load_checkpoint(model_dir: PathLike, map_location: str | torch.device = "cpu
     return document["payload"]
 
 
-def capture_rng_state() -> dict:
-    """The state of every random generator training uses, as weights_only-loadable values.
-
-    torch's CPU state is a tensor; numpy's legacy global MT19937 state and Python's
-    ``random.getstate()`` (tuples and a numpy array) become plain ints and lists. CUDA states are
-    kept only when CUDA was initialised, i.e. when CUDA random numbers may have been drawn.
-    """
-    name, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    version, internal, gauss_next = random.getstate()
-    cuda = (
-        torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-    )
-    return {
-        "torch": torch.get_rng_state(),
-        "torch_cuda": cuda,
-        "numpy": {
-            "name": str(name),
-            "key": [int(k) for k in key],
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached_gaussian),
-        },
-        "python": {"version": int(version), "internal": [int(v) for v in internal], "gauss_next": gauss_next},
-    }
-
-
-def restore_rng_state(state: dict) -> None:
-    """Put back what capture_rng_state returned, so a resumed run draws the same numbers."""
-    try:
-        torch.set_rng_state(state["torch"])
-        if state["torch_cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["torch_cuda"])
-        numpy_state = state["numpy"]
-        np.random.set_state(
-            (
-                numpy_state["name"],
-                np.array(numpy_state["key"], dtype=np.uint32),
-                numpy_state["pos"],
-                numpy_state["has_gauss"],
-                numpy_state["cached_gaussian"],
-            )
-        )
-        python_state = state["python"]
-        random.setstate(
-            (python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"])
-        )
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise ModelError(f"the checkpoint's random generator state is malformed: {error!r}") from error
-
-
 # ---------------------------------------------------------------------------------------------
 # Metrics log
 
@@ -395,31 +340,3 @@ def append_metrics(model_dir: PathLike, record: dict) -> None:
                     line = "\n" + line
             handle.write(line.encode("ascii"))
             handle.flush()
-
-
-def read_metrics(model_dir: PathLike) -> list[dict]:
-    """All records of metrics.jsonl ([] if there is none yet).
-
-    A line that is not a JSON object can only be the debris of an append cut short by a crash:
-    it is skipped with a warning, so one bad line never hides the history around it.
-    """
-    paths = model_paths(model_dir)
-    if not paths.metrics.is_file():
-        return []
-    with file_system_errors("read", paths.metrics):
-        lines = paths.metrics.read_text(encoding="utf-8", errors="replace").splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = json.loads(line, parse_constant=reject_json_constant) if line.strip() else None
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
-            records.append(record)
-        elif line.strip():
-            log.warning(
-                "%s:%d: skipping a line that is not a JSON record (an interrupted append?)",
-                paths.metrics,
-                number,
-            )
-    return records

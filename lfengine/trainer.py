@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from lfengine import store
 from lfengine.accelerate import Precision
 from lfengine.allocator import release_freed_memory
 from lfengine.builder.base import TaskModel
@@ -30,80 +27,47 @@ from lfengine.builder.config import ModelConfig
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
-from lfengine.data.rows import rare_rows
 from lfengine.distributed import Coordinator
 from lfengine.errors import OptionError
+from lfengine.input_noise import InputNoise
 from lfengine.metrics import single_predicted_label
+from lfengine.model_writer import ModelWriter
 from lfengine.predictor import Predictor, headline
+from lfengine.schedule import Schedule, StopSignals
+from lfengine.train_state import (
+    EpochPosition,
+    TrainState,
+    bitgen_state,
+    capture_rng_state,
+    restore_bitgen,
+    restore_rng_state,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass
-class Schedule:
-    """When to validate and report, and what decides the best model."""
+class _Run:
+    """One call of fit: the batch order's inputs and the progress counters (for the ETA)."""
 
-    es_metric: str  # loss | accuracy | f1 (span F1 for chunk labels, macro F1 otherwise) | mse
-    validate_every_epochs: int = 1
-    validate_every_batches: int | None = None
-    validate_every_instances: int | None = None
-    report_every_batches: int | None = None
-    report_every_instances: int | None = None
-
-
-@dataclass
-class TrainState:
-    """Everything that changes during training; saved in the checkpoint for resume."""
-
-    epoch: int = 0  # completed epochs
-    batches: int = 0  # global batch counter
-    instances: int = 0  # global instance counter
-    best_score: float = -math.inf
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    bad_epochs: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0  # training time (wall) before the current run, for resumed runs
-    cpu_seconds: float = 0.0
+    lengths: np.ndarray
+    bucket: bool  # length-bucketed batches (sequences)
+    total_batches: int
+    started: float = field(default_factory=time.monotonic)
+    done_batches: int = 0
 
 
 @dataclass
-class EpochPosition:
-    """Where in an epoch a stop signal ended training: enough to replay the rest exactly."""
+class _EpochLoss:
+    """The running training loss of one epoch."""
 
-    epoch_rng: dict[str, Any]  # the batch generator's state before this epoch's order was drawn
-    batches_done: int
-    loss_sum: float
-    loss_n: int
+    total: float = 0.0
+    items: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "epoch_rng": self.epoch_rng,
-            "batches_done": self.batches_done,
-            "loss_sum": self.loss_sum,
-            "loss_n": self.loss_n,
-        }
-
-
-@dataclass
-class StopSignals:
-    """Ways to end training early; each keeps the best model."""
-
-    cancel: threading.Event | None = None
-    stop_file: Path | None = None
-
-    def reason(self) -> str | None:
-        if self.cancel is not None and self.cancel.is_set():
-            return "cancelled"
-        if self.stop_file is not None and self.stop_file.exists():
-            try:
-                self.stop_file.unlink()
-            except OSError:
-                pass
-            return "stop-file"
-        return None
+    @property
+    def mean(self) -> float:
+        return self.total / self.items
 
 
 class Trainer:
@@ -113,8 +77,7 @@ class Trainer:
         codec: Codec,
         config: ModelConfig,
         schedule: Schedule,
-        model_dir: Path,
-        save_model: Callable[[TrainState], None],
+        writer: ModelWriter,
         *,
         seed: int,
         device: torch.device,
@@ -127,8 +90,7 @@ class Trainer:
         self.codec = codec
         self.config = config
         self.schedule = schedule
-        self.model_dir = model_dir
-        self.save_model = save_model
+        self.writer = writer
         self.seed = seed
         self.device = device
         self.signals = signals
@@ -141,8 +103,7 @@ class Trainer:
         self.coord = coordinator or Coordinator(device=device)
         self.loss_of: Callable[[Any], torch.Tensor] = self.model.loss
         self.precision = precision or Precision("fp32")
-        self.rare: dict[int, torch.Tensor] = {}  # emb_id's rare-row mask per token column (fit)
-        self.rare_lists: dict[int, torch.Tensor] = {}
+        self.noise: InputNoise | None = None  # set by fit (it needs the training data)
         self.clock = (time.monotonic(), time.process_time())  # when this run started
 
     def _elapsed(self) -> tuple[float, float]:
@@ -152,60 +113,35 @@ class Trainer:
             self.state.cpu_seconds + time.process_time() - self.clock[1],
         )
 
+    def _save_model(self) -> None:
+        self.writer.save_model(self.model, self.state)
+
     # --- resume ---------------------------------------------------------------------------
     def checkpoint_payload(self, position: EpochPosition | None = None) -> dict[str, Any]:
-        s = self.state
         return {
             "position": position.to_dict() if position is not None else None,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": store.capture_rng_state(),
+            "rng": capture_rng_state(),
             "torch_rngs": self.coord.torch_rng_states(),  # every rank's (a collective)
             "grad_scaler": self.precision.state_dict(),  # fp16 on CUDA
-            "batch_rng": _bitgen_state(self.rng),
-            "state": {
-                "epoch": s.epoch,
-                "batches": s.batches,
-                "instances": s.instances,
-                "best_score": s.best_score if math.isfinite(s.best_score) else None,
-                "best_loss": s.best_loss if math.isfinite(s.best_loss) else None,
-                "best_epoch": s.best_epoch,
-                "best_metrics": s.best_metrics,
-                "bad_epochs": s.bad_epochs,
-                "history": s.history,
-                "seconds": self._elapsed()[0],
-                "cpu_seconds": self._elapsed()[1],
-            },
+            "batch_rng": bitgen_state(self.rng),
+            "state": self.state.to_dict(self._elapsed()[0], self._elapsed()[1]),
         }
 
     def resume(self, payload: dict[str, Any]) -> None:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        store.restore_rng_state(payload["rng"])
+        restore_rng_state(payload["rng"])
         self.coord.restore_torch_rng(payload.get("torch_rngs"))
         self.precision.load_state_dict(payload.get("grad_scaler"))
-        self.rng.bit_generator.state = _restore_bitgen(payload["batch_rng"])
+        self.rng.bit_generator.state = restore_bitgen(payload["batch_rng"])
         position = payload.get("position")
         self.position = None
         if position is not None:  # stopped inside an epoch: redraw that epoch's order, skip what ran
-            self.rng.bit_generator.state = _restore_bitgen(position["epoch_rng"])
-            self.position = EpochPosition(
-                position["epoch_rng"], position["batches_done"], position["loss_sum"], position["loss_n"]
-            )
-        s = payload["state"]
-        self.state = TrainState(
-            epoch=s["epoch"],
-            batches=s["batches"],
-            instances=s["instances"],
-            best_score=-math.inf if s["best_score"] is None else s["best_score"],
-            best_loss=math.inf if s["best_loss"] is None else s["best_loss"],
-            best_epoch=s["best_epoch"],
-            best_metrics=s["best_metrics"],
-            bad_epochs=s["bad_epochs"],
-            history=s["history"],
-            seconds=s.get("seconds", 0.0),
-            cpu_seconds=s.get("cpu_seconds", 0.0),
-        )
+            self.rng.bit_generator.state = restore_bitgen(position["epoch_rng"])
+            self.position = EpochPosition.from_dict(position)
+        self.state = TrainState.from_dict(payload["state"])
         log.info(
             "resuming after epoch %d%s (best so far: epoch %d)",
             self.state.epoch,
@@ -218,109 +154,108 @@ class Trainer:
         """Train until max epochs, early stopping or a stop signal; returns why it stopped."""
         cfg, s = self.config, self.state
         self.clock = (time.monotonic(), time.process_time())
-        rare = rare_rows(self.codec, train) if cfg.unk_replace > 0 else {}
-        self.rare = {
-            j: torch.from_numpy(rare[self.codec.nominal[j].emb_id]).to(self.device)
-            for j in self.codec.token_columns
-            if self.codec.nominal[j].emb_id in rare
-        }
-        self.rare_lists = {
-            k: torch.from_numpy(rare[self.codec.lists[k].emb_id]).to(self.device)
-            for k in self.codec.token_lists
-            if self.codec.lists[k].emb_id in rare
-        }
-        lengths = train.lengths()
-        bucket = train.seq_offsets is not None
-        started = time.monotonic()
+        self.noise = InputNoise(self.codec, cfg, train, self.device)
         epochs_left = cfg.max_epochs - s.epoch
-        total_batches = math.ceil(len(train) / cfg.batch_size) * max(epochs_left, 0)
-        done_batches = 0
+        run = _Run(
+            lengths=train.lengths(),
+            bucket=train.seq_offsets is not None,
+            total_batches=math.ceil(len(train) / cfg.batch_size) * max(epochs_left, 0),
+        )
         self.loss_of = self.coord.loss_function(self.model)
-        main = self.coord.main
         while s.epoch < cfg.max_epochs:
-            epoch = s.epoch + 1
-            self.model.train()
-            epoch_rng = _bitgen_state(self.rng)
-            batches = batch_indices(lengths, cfg.batch_size, rng=self.rng, bucket=bucket)
-            skip, loss_sum, loss_n = 0, 0.0, 0
-            if self.position is not None:
-                position, self.position = self.position, None
-                skip, loss_sum, loss_n = position.batches_done, position.loss_sum, position.loss_n
-                total_batches -= skip
-            for number, items in enumerate(batches, 1):
-                if number <= skip:
-                    continue
-                reason = self.coord.agree(self.signals.reason() if main else None, self.optimizer)
-                if reason:
-                    return self._stop(reason, val, EpochPosition(epoch_rng, number - 1, loss_sum, loss_n))
-                mine = self.coord.shard(items)
-                loss = self._step(collate(train, mine).to(self.device), len(mine))
-                loss_sum += loss * len(items)
-                loss_n += len(items)
-                s.batches += 1
-                s.instances += len(items)
-                done_batches += 1
-                if self._due(self.schedule.report_every_batches, s.batches, 1) or self._due(
-                    self.schedule.report_every_instances, s.instances, len(items)
-                ):
-                    log.info(
-                        "epoch %d batch %d/%d: loss %.4f", epoch, number, len(batches), loss_sum / loss_n
-                    )
-                self._progress(
-                    epoch, number, len(batches), loss_sum / loss_n, None, started, done_batches, total_batches
-                )
-                if (
-                    main
-                    and val is not None
-                    and (
-                        self._due(self.schedule.validate_every_batches, s.batches, 1)
-                        or self._due(self.schedule.validate_every_instances, s.instances, len(items))
-                    )
-                ):
-                    self._validate(val, epoch, loss_sum / loss_n)
-                    self.model.train()
-            s.epoch = epoch
-            train_loss = loss_sum / max(loss_n, 1)
-            if not main:
-                pass  # rank 0 validates and saves
-            elif val is None:
-                self._record(epoch, train_loss, {})
-                self.save_model(s)
-            elif epoch % self.schedule.validate_every_epochs == 0 or epoch == cfg.max_epochs:
-                metrics = self._validate(val, epoch, train_loss)
-                self._progress(
-                    epoch,
-                    len(batches),
-                    len(batches),
-                    train_loss,
-                    metrics,
-                    started,
-                    done_batches,
-                    total_batches,
-                )
-            elif s.best_epoch == 0:
-                # Not validated yet: keep what we have, so that a model (and with it what --resume
-                # reads besides the checkpoint) exists from the first epoch on.
-                self.save_model(s)
-            # Hand the pages freed this epoch back: without it the allocator's heap fragments
-            # and the peak resident size grows epoch after epoch (bench/bench_memory.py).
-            release_freed_memory()
-            payload = self.checkpoint_payload()
-            if main:
-                store.save_checkpoint(self.model_dir, payload)
-            patience_spent = main and val is not None and s.bad_epochs > cfg.es_patience
-            if self.coord.agree("early-stopping" if patience_spent else None, self.optimizer):
-                log.info(
-                    "early stopping: no improvement for %d validations; best epoch %d",
-                    s.bad_epochs,
-                    s.best_epoch,
-                )
-                return "early-stopping"
+            stopped = self._epoch(train, val, run)
+            if stopped is not None:
+                return stopped
         return "max-epochs"
 
+    def _epoch(self, train: Encoded, val: Encoded | None, run: _Run) -> str | None:
+        """One epoch (or the rest of an interrupted one); why training stops, or None."""
+        cfg, s = self.config, self.state
+        epoch = s.epoch + 1
+        self.model.train()
+        epoch_rng = bitgen_state(self.rng)
+        batches = batch_indices(run.lengths, cfg.batch_size, rng=self.rng, bucket=run.bucket)
+        skip, loss = 0, _EpochLoss()
+        if self.position is not None:
+            position, self.position = self.position, None
+            skip, loss = position.batches_done, _EpochLoss(position.loss_sum, position.loss_n)
+            run.total_batches -= skip
+        for number, items in enumerate(batches, 1):
+            if number <= skip:
+                continue
+            reason = self.coord.agree(self.signals.reason() if self.coord.main else None, self.optimizer)
+            if reason:
+                return self._stop(reason, val, EpochPosition(epoch_rng, number - 1, loss.total, loss.items))
+            self._batch(train, items, loss, run)
+            self._after_batch(val, epoch, number, len(batches), loss, run, len(items))
+        s.epoch = epoch
+        self._end_epoch(val, epoch, len(batches), loss, run)
+        return self._early_stopping(val)
+
+    def _batch(self, train: Encoded, items: np.ndarray, loss: _EpochLoss, run: _Run) -> None:
+        """One optimizer step on this rank's share of a global batch."""
+        mine = self.coord.shard(items)
+        value = self._step(collate(train, mine).to(self.device), len(mine))
+        loss.total += value * len(items)
+        loss.items += len(items)
+        self.state.batches += 1
+        self.state.instances += len(items)
+        run.done_batches += 1
+
+    def _after_batch(
+        self,
+        val: Encoded | None,
+        epoch: int,
+        number: int,
+        batches: int,
+        loss: _EpochLoss,
+        run: _Run,
+        size: int,
+    ) -> None:
+        """Report, send progress and validate when the schedule says so."""
+        s, schedule = self.state, self.schedule
+        if schedule.report_due(s.batches, s.instances, size):
+            log.info("epoch %d batch %d/%d: loss %.4f", epoch, number, batches, loss.mean)
+        self._progress(epoch, number, batches, loss.mean, None, run)
+        if self.coord.main and val is not None and schedule.validation_due(s.batches, s.instances, size):
+            self._validate(val, epoch, loss.mean)
+            self.model.train()
+
+    def _end_epoch(self, val: Encoded | None, epoch: int, batches: int, loss: _EpochLoss, run: _Run) -> None:
+        """Validate (or save) on schedule, hand freed memory back, write the checkpoint."""
+        train_loss = loss.total / max(loss.items, 1)
+        if not self.coord.main:
+            pass  # rank 0 validates and saves
+        elif val is None:
+            self._record(epoch, train_loss, {})
+            self._save_model()
+        elif epoch % self.schedule.validate_every_epochs == 0 or epoch == self.config.max_epochs:
+            metrics = self._validate(val, epoch, train_loss)
+            self._progress(epoch, batches, batches, train_loss, metrics, run)
+        elif self.state.best_epoch == 0:
+            # Not validated yet: keep what we have, so that a model (and with it what --resume
+            # reads besides the checkpoint) exists from the first epoch on.
+            self._save_model()
+        # Hand the pages freed this epoch back: without it the allocator's heap fragments
+        # and the peak resident size grows epoch after epoch (bench/bench_memory.py).
+        release_freed_memory()
+        self.writer.save_checkpoint(self.checkpoint_payload())
+
+    def _early_stopping(self, val: Encoded | None) -> str | None:
+        """ "early-stopping" once patience is spent (rank 0 decides, every rank agrees)."""
+        s = self.state
+        patience_spent = self.coord.main and val is not None and s.bad_epochs > self.config.es_patience
+        if self.coord.agree("early-stopping" if patience_spent else None, self.optimizer):
+            log.info(
+                "early stopping: no improvement for %d validations; best epoch %d",
+                s.bad_epochs,
+                s.best_epoch,
+            )
+            return "early-stopping"
+        return None
+
     def _step(self, batch: Any, items: int) -> float:
-        self._blank_previous_labels(batch)
-        self._unknown_words(batch)
+        self.noise.apply(batch)
         self.optimizer.zero_grad(set_to_none=True)
         with self.precision.autocast():
             loss = self.loss_of(batch)
@@ -336,48 +271,6 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.precision.step(self.optimizer)
         return value
-
-    def _blank_previous_labels(self, batch: Any) -> None:
-        """Hide previous-label columns (gate.LF.target) in a random share of the training items.
-
-        GATE fills them with gold labels for training but leaves them empty when it applies a
-        model (gate-plugin.md §8, item 8); a model that always saw them would lean on an input
-        that never comes. Training without them part of the time teaches it to do without
-        (defect C13); the share is the ``previous_label_dropout`` heuristic.
-        """
-        columns, rate = self.codec.previous_label_columns, self.config.previous_label_dropout
-        if not columns or rate <= 0:
-            return
-        hide = torch.rand(batch.nominal.shape[:-1], device=batch.nominal.device) < rate
-        part = batch.nominal[..., columns]
-        batch.nominal[..., columns] = part.masked_fill(hide.unsqueeze(-1), 0)
-
-    def _unknown_words(self, batch: Any) -> None:
-        """Feed some training tokens as OOV, so that the OOV row learns what an unseen word means:
-        a rare (singleton) token with chance ``unk_replace`` (Lample et al. 2016), any token with
-        chance ``word_dropout``. Only token-string columns; PAD (missing) stays PAD."""
-        cfg, codec = self.config, self.codec
-        if cfg.unk_replace <= 0 and cfg.word_dropout <= 0:
-            return
-
-        def replace(ids: torch.Tensor, rare: torch.Tensor | None, unknown: int) -> torch.Tensor:
-            chance = torch.full(ids.shape, cfg.word_dropout, device=ids.device)
-            if rare is not None:
-                chance = torch.where(rare[ids], max(cfg.unk_replace, cfg.word_dropout), chance)
-            hit = (torch.rand(ids.shape, device=ids.device) < chance) & (ids > unknown)
-            return ids.masked_fill(hit, unknown)
-
-        for j in codec.token_columns:
-            unknown = codec.vocabs[codec.nominal[j].emb_id].unknown_index
-            batch.nominal[..., j] = replace(batch.nominal[..., j], self.rare.get(j), unknown)
-        for k in codec.token_lists:
-            unknown = codec.vocabs[codec.lists[k].emb_id].unknown_index
-            batch.lists[k] = replace(batch.lists[k], self.rare_lists.get(k), unknown)
-
-    @staticmethod
-    def _due(every: int | None, counter: int, step: int) -> bool:
-        """True when ``counter`` passed a multiple of ``every`` in its last step of ``step``."""
-        return bool(every) and (counter // every) > ((counter - step) // every)
 
     def _validate(self, val: Encoded, epoch: int, train_loss: float) -> dict[str, float]:
         report = Predictor(self.model, self.codec, self.device).evaluate(val)
@@ -420,7 +313,7 @@ class Trainer:
         if only is not None:
             log.warning("epoch %d: the model predicts %r for everything in the validation set", epoch, only)
         if improved:
-            self.save_model(s)
+            self._save_model()
         return metrics
 
     def _score(self, metrics: dict[str, float]) -> float:
@@ -446,7 +339,7 @@ class Trainer:
             "learning_rate": self.optimizer.param_groups[0]["lr"],
         }
         self.state.history.append(entry)
-        store.append_metrics(self.model_dir, entry)
+        self.writer.append_metrics(entry)
 
     def _stop(self, reason: str, val: Encoded | None, position: EpochPosition) -> str:
         payload = self.checkpoint_payload(position)
@@ -454,10 +347,10 @@ class Trainer:
             return reason
         log.info("training stopped: %s; keeping the best model (epoch %d)", reason, self.state.best_epoch)
         if val is None or self.state.best_epoch == 0:
-            self.save_model(self.state)  # nothing validated yet: keep what we have
+            self._save_model()  # nothing validated yet: keep what we have
             if val is not None:
                 log.warning("stopped before the first validation: the saved model was never validated")
-        store.save_checkpoint(self.model_dir, payload)
+        self.writer.save_checkpoint(payload)
         return reason
 
     def _progress(
@@ -467,13 +360,12 @@ class Trainer:
         batches: int,
         loss: float,
         metrics: dict | None,
-        started: float,
-        done: int,
-        total: int,
+        run: _Run,
     ) -> None:
         if self.on_progress is None:
             return
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - run.started
+        done, total = run.done_batches, run.total_batches
         eta = elapsed / done * (total - done) if done and total > done else 0.0
         self.on_progress(
             {
@@ -487,24 +379,3 @@ class Trainer:
                 "eta": eta,
             }
         )
-
-
-def _bitgen_state(rng: np.random.Generator) -> dict[str, Any]:
-    """numpy's PCG64 state as plain ints (stored as strings: they exceed 64 bits)."""
-    st = rng.bit_generator.state
-    return {
-        "bit_generator": st["bit_generator"],
-        "state": str(st["state"]["state"]),
-        "inc": str(st["state"]["inc"]),
-        "has_uint32": st["has_uint32"],
-        "uinteger": st["uinteger"],
-    }
-
-
-def _restore_bitgen(d: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "bit_generator": d["bit_generator"],
-        "state": {"state": int(d["state"]), "inc": int(d["inc"])},
-        "has_uint32": d["has_uint32"],
-        "uinteger": d["uinteger"],
-    }

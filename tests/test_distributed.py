@@ -103,7 +103,7 @@ def test_two_workers_train_within_a_point_of_one_worker(
     assert model.metadata["training"]["options"]["workers"] == 2
     names = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert [n for n in names if n.startswith("codec-")] and "weights.pt" in names and "checkpoint.pt" in names
-    assert len(store.read_metrics(tmp_path / "two")) == epochs
+    assert len(_metrics_records(tmp_path / "two")) == epochs
 
 
 def test_two_workers_resume_after_a_kill(seq_meta: Path, tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_torchrun_style_environment_with_two_local_ranks(seq_meta: Path, tmp_pat
         children.append(_train_cli(seq_meta, tmp_path / "m", flags, env))
     results = [_finish(child) for child in children]
     assert results[0]["epochs"] == results[1]["epochs"] == 2
-    assert len(store.read_metrics(tmp_path / "m")) == 2
+    assert len(_metrics_records(tmp_path / "m")) == 2
     service.load_model(str(tmp_path / "m"))
 
 
@@ -200,3 +200,11 @@ def test_two_workers_are_deterministic_for_a_fixed_seed(seq_meta: Path, tmp_path
     assert runs[0]["best"] == runs[1]["best"]
     first, second = (store.load_model_dir(tmp_path / name)[1] for name in ("a", "b"))
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def _metrics_records(model_dir: Path) -> list[dict]:
+    """metrics.jsonl read as JSON lines (one record per validation, written by rank 0 only)."""
+    lines = (model_dir / "metrics.jsonl").read_text(encoding="ascii").splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all(isinstance(record, dict) for record in records)
+    return records

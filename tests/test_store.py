@@ -22,17 +22,15 @@ from lfengine.store import (
     FORMAT_NAME,
     FORMAT_VERSION,
     append_metrics,
-    capture_rng_state,
     load_checkpoint,
     load_model_dir,
     model_dir_for_prefix,
     model_paths,
-    read_metrics,
     read_model_json,
-    restore_rng_state,
     save_checkpoint,
     save_model_dir,
 )
+from lfengine.train_state import capture_rng_state, restore_rng_state
 
 METADATA = {
     "task": "sequence",
@@ -424,28 +422,42 @@ def test_checkpoint_of_another_version_is_refused(tmp_path):
 # --- metrics log and paths ----------------------------------------------------------------------
 
 
+def json_lines(path: Path) -> list:
+    """metrics.jsonl as a JSON-lines reader sees it (jq, pandas.read_json(lines=True)): one
+    value per line; a line that does not parse stays apart as None."""
+
+    def parse(line: str):
+        try:
+            return json.loads(line)
+        except ValueError:
+            return None
+
+    return [parse(line) for line in path.read_text(encoding="ascii").splitlines()]
+
+
 def test_metrics_log_appends_one_strict_line_per_record(tmp_path):
     append_metrics(tmp_path / "m", {"epoch": 1, "loss": 0.5, "label": "Zürich"})
     append_metrics(tmp_path / "m", {"epoch": 2, "loss": 0.25})
     lines = (tmp_path / "m" / "metrics.jsonl").read_text(encoding="ascii").splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
-    assert read_metrics(tmp_path / "m") == [
+    assert json_lines(tmp_path / "m" / "metrics.jsonl") == [
         {"epoch": 1, "loss": 0.5, "label": "Zürich"},
         {"epoch": 2, "loss": 0.25},
     ]
     with pytest.raises(ModelError, match=r"metrics record\['loss'\] is nan"):
         append_metrics(tmp_path / "m", {"epoch": 3, "loss": float("nan")})
-    assert len(read_metrics(tmp_path / "m")) == 2
+    assert len(json_lines(tmp_path / "m" / "metrics.jsonl")) == 2
 
 
 def test_metrics_log_survives_an_interrupted_append(tmp_path):
     append_metrics(tmp_path / "m", {"epoch": 1})
     with open(tmp_path / "m" / "metrics.jsonl", "a") as handle:
         handle.write('{"epoch": 2, "lo')  # a crash mid-line
-    assert read_metrics(tmp_path / "m") == [{"epoch": 1}]
+    assert json_lines(tmp_path / "m" / "metrics.jsonl") == [{"epoch": 1}, None]
     append_metrics(tmp_path / "m", {"epoch": 3})
-    assert read_metrics(tmp_path / "m") == [{"epoch": 1}, {"epoch": 3}]
-    assert read_metrics(tmp_path / "none") == []
+    # the debris keeps a line of its own: the records around it still read
+    assert json_lines(tmp_path / "m" / "metrics.jsonl") == [{"epoch": 1}, None, {"epoch": 3}]
+    assert not (tmp_path / "none" / "metrics.jsonl").exists()
 
 
 def test_model_paths():

@@ -26,6 +26,7 @@ from lfengine.gate.options import (
     train_settings_from,
 )
 from lfengine.paths import MAX_META_BYTES, read_regular_bytes
+from lfengine.process import claim_stdout
 
 log = logging.getLogger("lfengine.gate")
 
@@ -211,18 +212,6 @@ def gate_apply_main(argv: list[str]) -> int:
         )
     except KeyboardInterrupt:
         return 130
-
-
-def claim_stdout() -> BinaryIO:
-    """Keep the real stdout for replies only; everything else written to fd 1 goes to stderr."""
-    try:
-        sys.stdout.flush()
-        fd = sys.stdout.fileno()
-        replies = os.fdopen(os.dup(fd), "wb")
-        os.dup2(sys.stderr.fileno(), fd)
-        return replies
-    except (AttributeError, OSError, ValueError):
-        return sys.stdout.buffer
 
 
 def _fail_requests(message: str, stdin: BinaryIO, replies: BinaryIO) -> int:

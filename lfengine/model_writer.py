@@ -1,0 +1,145 @@
+"""The one writer of a model directory while a model trains into it.
+
+A training run writes the vocabularies once, model.json with the best weights whenever the
+trainer finds better ones, a checkpoint after every epoch (and at a stop), a metrics.jsonl
+line per validation and train.log. All of it goes through one ModelWriter, which lfengine.service
+creates and the trainer is handed; lfengine.store holds the file formats and their safe writing.
+With several ranks only rank 0 writes: on the others every method is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lfengine import runlog, store
+from lfengine.model_parts import save_part
+from lfengine.train_state import TrainState
+
+
+class ModelWriter:
+    """Writes one training run's model directory (rank 0 only: ``main``)."""
+
+    def __init__(self, model_dir: Path, *, main: bool = True) -> None:
+        self.paths = store.model_paths(model_dir)
+        self.main = main
+        self.metadata: dict[str, Any] = {}
+        # The best weights so far; when resuming, those already saved, so that the final
+        # model.json records the whole history even if the resumed epochs never improve on them.
+        self.best_weights: dict[str, torch.Tensor] = {}
+
+    @property
+    def root(self) -> Path:
+        return self.paths.root
+
+    def write_codec(self, codec: dict[str, Any]) -> dict[str, Any] | None:
+        """The vocabularies, written once per run rather than at each save of the model; the
+        reference model.json keeps to them."""
+        if not self.main:
+            return None
+        with store.file_system_errors("write the vocabularies to", self.root):  # a full disk: 1020
+            return save_part(self.root, "codec", codec)
+
+    def start(self, metadata: dict[str, Any], stored_weights: dict[str, torch.Tensor]) -> None:
+        """What every model.json of this run carries, and the weights a resumed run starts from."""
+        self.metadata = metadata
+        self.best_weights = dict(stored_weights)
+
+    def save_model(self, model: torch.nn.Module, state: TrainState) -> None:
+        """The trainer found its best weights so far (or has no validation): write them now."""
+        if not self.main:
+            return
+        self.best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        self._record_training(state)
+        store.save_model_dir(self.root, self.metadata, self.best_weights)
+
+    def finish(self, state: TrainState, stopped: str) -> None:
+        """Rewrite model.json with the whole history and why training stopped, keeping the best
+        weights."""
+        self.metadata["training"]["finished"] = runlog.now()
+        if self.best_weights and self.main:
+            self._record_training(state, stopped)
+            store.save_model_dir(self.root, self.metadata, self.best_weights)
+
+    def _record_training(self, state: TrainState, stopped: str | None = None) -> None:
+        self.metadata["training"].update(
+            best=state.best_metrics,
+            best_epoch=state.best_epoch,
+            epochs=state.epoch,
+            history=state.history,
+            stopped=stopped,
+        )
+
+    def save_checkpoint(self, payload: dict[str, Any]) -> None:
+        if self.main:
+            store.save_checkpoint(self.root, payload)
+
+    def read_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint to resume from (None on other ranks: rank 0 shares its own). On the CPU:
+        RNG states must stay CPU tensors; the optimizer moves its state itself."""
+        return store.load_checkpoint(self.root, map_location="cpu") if self.main else None
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        if self.main:
+            store.append_metrics(self.root, record)
+
+    # --- train.log --------------------------------------------------------------------------
+    def log_header(self, facts: dict[str, Any], changed: dict[str, Any]) -> None:
+        if self.main:
+            with store.file_system_errors("write the training log", self.paths.log):  # a full disk: 1020
+                runlog.append_text(self.paths.log, runlog.run_header(facts, changed))
+
+    def log_footer(self, result: dict[str, Any]) -> None:
+        """The model is saved: a log that cannot be written must not cost the result."""
+        try:
+            runlog.append_text(self.paths.log, runlog.run_footer(result))
+        except OSError as exc:
+            logging.getLogger(__name__).warning("cannot write %s: %s", self.paths.log, exc)
+
+    @contextlib.contextmanager
+    def logging_to_file(self) -> Iterator[None]:
+        """Copy log records to train.log while training runs (rank 0)."""
+        if not self.main:
+            yield
+            return
+        path = self.paths.log
+        with store.file_system_errors("write the training log", path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = _TrainLogHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        if root.level > logging.INFO or root.level == logging.NOTSET:
+            previous, root.level = root.level, logging.INFO
+        else:
+            previous = None
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            handler.close()
+            if previous is not None:
+                root.setLevel(previous)
+
+
+class _TrainLogHandler(logging.FileHandler):
+    """train.log: a write that fails (a full disk) costs the log file, never the training, and
+    is reported once on stderr, without the traceback logging would print for each record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failed_stream, self.stream = self.stream, None
+        logging.getLogger().removeHandler(self)
+        sys.stderr.write(f"lfengine: cannot write {self.baseFilename} any more: {sys.exc_info()[1]}\n")
+        with contextlib.suppress(OSError):
+            if failed_stream is not None:
+                failed_stream.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            super().close()
