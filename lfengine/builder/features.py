@@ -59,7 +59,7 @@ class InputFeatures(nn.Module):
         if use_shape:
             if layout.chars is None or not layout.is_sequence:
                 raise OptionError("word-shape flags need sequence data with a character column")
-            self.shape = WordShape(layout.chars.alphabet)
+            self.shape = WordShape(layout.chars.alphabet, layout.chars.vocab_size)
         self.output_size = (
             self.nominal.output_size
             + self.numeric.output_size
