@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 LFDATA = REPO.parent / "shared" / "lfdata"
 sys.path.insert(0, str(REPO))
 
-from bench.shared_files import shared_file_parser  # noqa: E402
+from bench.shared_files import shared_file_parser, train_arguments  # noqa: E402
 
 # name -> (metric key in the best-validation metrics, old wrapper's figure, target)
 TASKS = {
@@ -55,16 +55,7 @@ def run_one(name: str, seed: int, workdir: Path, extra: list[str], module: str =
         sys.executable,
         "-m",
         "lfengine",
-        "train",
-        str(LFDATA / f"{name}.meta.json"),
-        str(model_dir),
-        "--seed",
-        str(seed),
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--json",
+        *train_arguments(LFDATA / f"{name}.meta.json", model_dir, seed),
         *extra,
         *(["--module", module] if module != AUTO else []),
     ]

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 LFDATA = REPO.parent / "shared" / "lfdata"
 sys.path.insert(0, str(REPO))
 
-from bench.shared_files import shared_file_parser  # noqa: E402
+from bench.shared_files import shared_file_parser, train_arguments  # noqa: E402
 from lfengine.data.synthetic import value_stats  # noqa: E402
 
 #: name -> score key of evaluate's report
@@ -109,19 +109,7 @@ def _lfengine(args: list[str]) -> subprocess.CompletedProcess:
 
 def run_one(name: str, config: str, seed: int, meta: Path, test: Path, workdir: Path) -> dict:
     model_dir = workdir / f"{name}-{config}-{seed}"
-    args = [
-        "train",
-        str(meta),
-        str(model_dir),
-        "--seed",
-        str(seed),
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--json",
-    ]
-    proc = _lfengine(args + CONFIGS[config])
+    proc = _lfengine(train_arguments(meta, model_dir, seed) + CONFIGS[config])
     if proc.returncode != 0:
         return {"name": name, "config": config, "seed": seed, "error": proc.stderr[-2000:]}
     trained = json.loads(proc.stdout)

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
+
+
+def train_arguments(meta: Path, model_dir: Path, seed: int) -> list[str]:
+    """``lfengine train`` with the seed, on one CPU thread, the result as JSON on stdout."""
+    single_cpu = ["--threads", "1", "--device", "cpu"]
+    return ["train", str(meta), str(model_dir), "--seed", str(seed), *single_cpu, "--json"]
 
 
 def shared_file_parser(doc: str | None, names: list[str], set_help: str) -> argparse.ArgumentParser:

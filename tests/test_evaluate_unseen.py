@@ -5,18 +5,13 @@ file being refused. Real LF data (window POS classification, lower-cased NER chu
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from timeouts import scaled
+from test_cli import lfengine
 
 from lfengine import metrics, service
 from lfengine.options import TrainOptions
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _lines(path: Path) -> list[list]:
@@ -66,24 +61,12 @@ def test_an_unseen_gold_label_is_an_error_with_its_count(
     assert "unseen in training (NEWTAG 9): counted as errors" in metrics.format_report(report)
 
 
-def _lfengine(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lfengine", *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=scaled(180),
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_the_command_line_reports_unseen_chunk_labels(lfdata: Path, tmp_path: Path) -> None:
     """Sequence tagging with chunk labels: an unseen chunk type is a gold span the model misses;
     an unseen label that is no chunk label reads as outside for the spans. The text table, --json
     and the predictions file all carry it; the process exits 0."""
     model_dir = tmp_path / "ner"
-    train = _lfengine(
+    train = lfengine(
         "train", str(lfdata / "seq-pos2.meta.json"), str(model_dir), "--max-epochs", "1", "--threads", "1",
         "--device", "cpu", "-q",
     )  # fmt: skip
@@ -97,9 +80,7 @@ def test_the_command_line_reports_unseen_chunk_labels(lfdata: Path, tmp_path: Pa
     records[s2][1][t2] = "X"
     test = _write(tmp_path / "test.data.json", records)
 
-    proc = _lfengine(
-        "evaluate", str(model_dir), str(test), "--json", "--predictions", str(tmp_path / "p.tsv")
-    )
+    proc = lfengine("evaluate", str(model_dir), str(test), "--json", "--predictions", str(tmp_path / "p.tsv"))
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["unseen_labels"] == {"count": 2, "labels": {"EVENT|B": 1, "X": 1}}
@@ -112,7 +93,7 @@ def test_the_command_line_reports_unseen_chunk_labels(lfdata: Path, tmp_path: Pa
     written = (tmp_path / "p.tsv").read_text(encoding="utf-8").split("\n")
     assert sum(1 for line in written if line.split("\t")[1:2] == ["EVENT|B"]) == 1
 
-    text = _lfengine("evaluate", str(model_dir), str(test))
+    text = lfengine("evaluate", str(model_dir), str(test))
     assert text.returncode == 0, text.stderr
     assert "2 tokens with a gold label unseen in training (EVENT|B 1, X 1): counted as errors" in text.stdout
 
