@@ -53,8 +53,8 @@ from old_networks import old_loss, old_network, old_optimizer  # noqa: E402
 
 from lfengine import service  # noqa: E402
 from lfengine.allocator import reuse_freed_memory  # noqa: E402
+from lfengine.builder.build import NetworkPlan, build_network  # noqa: E402
 from lfengine.builder.heuristics import choose_config  # noqa: E402
-from lfengine.builder.networks import build_model  # noqa: E402
 from lfengine.data.batch import IGNORE_INDEX, Batch  # noqa: E402
 from lfengine.data.batching import batch_indices, collate, split_indices  # noqa: E402
 from lfengine.data.codec import Codec, build_codec  # noqa: E402
@@ -208,7 +208,7 @@ def lfengine_variant(p: Prepared) -> LoopVariant:
     layout = p.codec.layout()
     config, _ = choose_config(layout, TrainOptions(seed=SEED), len(p.train))
     torch.manual_seed(SEED)
-    model = build_model(layout, config, p.init)
+    model = build_network(NetworkPlan(layout, config, p.init))
     optimizer = model.make_optimizer()
 
     def step(batch: Batch) -> None:  # the same as lfengine.trainer.Trainer._step

@@ -18,6 +18,7 @@ import torch
 
 from lfengine import __version__, store
 from lfengine.builder.base import TaskModel
+from lfengine.builder.build import NetworkPlan, build_network
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.eject_source import render_source
 from lfengine.builder.heuristics import choose_config
@@ -116,7 +117,7 @@ def load_weights(network_class: type[TaskModel], model_dir: str) -> tuple[TaskMo
     codec = Codec.from_dict(metadata["codec"])
     config = ModelConfig.from_dict(metadata["config"])
     torch.manual_seed(0)  # parameters are overwritten below; only keeps construction deterministic
-    network = network_class(codec.layout(), config, None)
+    network = build_network(NetworkPlan(codec.layout(), config), network_class)
     try:
         network.load_state_dict(weights)
     except RuntimeError as exc:

@@ -42,6 +42,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 VALSPLITS = ("random", "tail")
 
 
+#: The validation share when neither valsize nor valfile is given: 10 % of the training file.
+DEFAULT_VALSIZE = 0.1
+
+
 def _opt(default: Any, help: str) -> Any:
     """A field with its one-line help, shown by ``lfengine train --help``."""
     return field(default=default, metadata={"help": help})
@@ -53,7 +57,9 @@ class TrainOptions:
 
     seed: int = _opt(1, "random seed: the same seed gives the same model (on the CPU)")
     valsize: float | None = _opt(
-        None, "validation set: above 1 a count, below 1 a fraction, 0 none; default 0.1 (10 %)"
+        None,
+        "validation set: above 1 a count, below 1 a fraction, 0 none; "
+        f"default {DEFAULT_VALSIZE} ({DEFAULT_VALSIZE * 100:.0f} %)",
     )
     valfile: str | None = _opt(None, "a separate LF data file to validate on (instead of --valsize)")
     batch_size: int | None = _opt(None, "training items per update; default: about 32 updates per epoch")
@@ -166,22 +172,33 @@ _VALUE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
-def _coerce(name: str, annotation: str, value: Any) -> Any:
-    """Check a JSON value against the field's annotation (kept as a string by `annotations`)."""
+def check_json_type(label: str, annotation: str, value: Any) -> Any:
+    """Check a JSON value against a field's annotation (kept as a string by ``annotations``).
+
+    The one type rule of options and model settings: null only where the annotation allows
+    None, no booleans for numbers, ints accepted for floats. ``label`` names the value in the
+    message ("option seed", "model setting hidden_size"). Returns the value unconverted.
+    """
     if value is None:
         if "None" in annotation:
             return None
-        raise OptionError(f"option {name} must not be null")
+        raise OptionError(f"{label} must not be null")
     for prefix, (types, words) in _VALUE_TYPES.items():
         if annotation.startswith(prefix):
             if not isinstance(value, types) or (isinstance(value, bool) and prefix != "bool"):
-                raise OptionError(f"option {name} must be {words}, got {value!r}")
-            if prefix != "float":
-                return value
-            try:
-                return float(value)
-            except OverflowError:  # an integer beyond the float range
-                raise OptionError(
-                    f"option {name} must be a finite number, got an integer too large for one"
-                ) from None
+                raise OptionError(f"{label} must be {words}, got {value!r}")
+            return value
     return value
+
+
+def _coerce(name: str, annotation: str, value: Any) -> Any:
+    """An option's JSON value, type-checked; numbers for float fields become floats."""
+    value = check_json_type(f"option {name}", annotation, value)
+    if value is None or not annotation.startswith("float"):
+        return value
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise OptionError(
+            f"option {name} must be a finite number, got an integer too large for one"
+        ) from None

@@ -13,17 +13,17 @@ import numpy as np
 import torch
 
 from lfengine.builder.base import TaskModel
+from lfengine.builder.build import NetworkPlan, build_network, build_reporting_settings
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.describe import describe_model, render_tree
 from lfengine.builder.heuristics import choose_config
-from lfengine.builder.networks import build_reporting_settings
-from lfengine.builder.registry import absolute_module, resolve_module
+from lfengine.builder.registry import absolute_module
 from lfengine.data.batching import DEFAULT_VALSPLIT, validation_size
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.errors import LfEngineError, OptionError
 from lfengine.metrics import is_chunk_label_set
-from lfengine.options import TrainOptions
+from lfengine.options import DEFAULT_VALSIZE, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,12 @@ def plan_model(
         codec, init = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     layout = codec.layout()
     config, provenance = choose_config(layout, options, n_train)
-    network = resolve_module(config.module)
-    for note in network.input_notes(layout, config):
+    network = NetworkPlan(layout, config, init)
+    for note in network.network_class.input_notes(layout, config):
         log.info("%s: %s", config.module or "auto network", note)
-    check_size(network, layout, config, init)
+    check_size(network)
     torch.manual_seed(options.seed)
-    model, used = build_reporting_settings(layout, config, init)
+    model, used = build_reporting_settings(network)
     if not codec.previous_label_columns:
         used -= {"previous_label_dropout"}
     _warn_unused(provenance, used, type(model).__name__)
@@ -83,7 +83,7 @@ def _warn_unused(provenance: dict[str, str], used: frozenset[str], network: str)
 MAX_PARAMETERS = 2**29
 
 
-def check_size(network: type[TaskModel], layout: Any, config: ModelConfig, init: Any) -> None:
+def check_size(network: NetworkPlan) -> None:
     """Refuse settings whose network would exhaust memory, before a byte of it is allocated.
 
     Each setting is range-checked on its own, but together (64 layers of 16384 units, or a
@@ -93,7 +93,7 @@ def check_size(network: type[TaskModel], layout: Any, config: ModelConfig, init:
     """
     try:
         with torch.device("meta"):
-            parameters = sum(p.numel() for p in network(layout, config, init).parameters())
+            parameters = sum(p.numel() for p in build_network(network).parameters())
     except LfEngineError:
         raise
     except Exception as exc:  # a user module that cannot be built without data: not checked
@@ -130,7 +130,7 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         value = getattr(options, name)
         hyper[name] = {"value": value, "source": "option" if value != getattr(defaults, name) else "default"}
     if options.valsize is None and options.valfile is None:
-        hyper["valsize"] = {"value": 0.1, "source": "heuristic"}
+        hyper["valsize"] = {"value": DEFAULT_VALSIZE, "source": "heuristic"}
     if options.valsplit is None and options.valfile is None:
         hyper["valsplit"] = {
             "value": "tail" if not options.shuffle else DEFAULT_VALSPLIT,

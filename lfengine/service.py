@@ -13,8 +13,9 @@ from typing import Any
 
 from lfengine import distributed, store
 from lfengine.accelerate import requested_device
+from lfengine.builder.build import NetworkPlan, build_network
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.registry import is_user_module, resolve_module
+from lfengine.builder.registry import is_user_module
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
 from lfengine.errors import ModelError
@@ -68,7 +69,7 @@ class LoadedModel:
         self.metadata = metadata
         if is_user_module(config.module) and not trust_module:
             raise ModelError(untrusted_module_message(self.model_dir, config.module), file=self.model_dir)
-        network = resolve_module(config.module)(self.codec.layout(), config, None)
+        network = build_network(NetworkPlan(self.codec.layout(), config))
         try:
             network.load_state_dict(weights)
         except RuntimeError as exc:

@@ -17,6 +17,7 @@ import threading
 import time
 
 from lfengine import distributed, service
+from lfengine.logs import log_to_stderr
 from lfengine.options import TrainOptions
 
 
@@ -36,7 +37,7 @@ def worker_main(argv: list[str]) -> int:
     """A local worker: ``META MODEL_DIR OPTIONS_JSON THREADS``; it trains as its RANK says."""
     meta, model_dir, options_json, threads = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches rank 0, which stops every rank
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s worker %(message)s")
+    log_to_stderr(logging.WARNING, "%(asctime)s worker %(message)s", datefmt=None)
     _watch_parent(int(os.environ["LFENGINE_PARENT_PID"]))
     distributed.announce_worker()
     options = json.loads(options_json)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lfengine.builder import build_model, choose_config, describe_model, render_tree
+from lfengine.builder import NetworkPlan, build_network, choose_config, describe_model, render_tree
 from lfengine.builder.embeddings import onehot_matrix
 from lfengine.builder.networks import Classifier, Regressor, SequenceTagger
 from lfengine.data.batch import IGNORE_INDEX, Batch, CharInfo, EmbeddingInfo, InputLayout
@@ -76,7 +76,7 @@ def _model(layout: InputLayout, **settings):
     options = TrainOptions(model={**SMALL, **settings})
     config, _ = choose_config(layout, options, n_train=200)
     torch.manual_seed(0)
-    return build_model(layout, config, _init(layout.embeddings))
+    return build_network(NetworkPlan(layout, config, _init(layout.embeddings)))
 
 
 def _class_item(rng: random.Random, layout: InputLayout, max_list: int = 7) -> dict:
@@ -200,9 +200,9 @@ def test_embedding_tables_start_from_init_and_modes():
     assert torch.equal(mappings["emb_map"].weight, torch.eye(5))
     config = model.config
     with pytest.raises(ModelError, match="shape"):
-        build_model(CLASS_LAYOUT, config, {**init, "tok": np.zeros((20, 7), dtype=np.float32)})
+        build_network(NetworkPlan(CLASS_LAYOUT, config, {**init, "tok": np.zeros((20, 7), dtype=np.float32)}))
     with pytest.raises(ModelError, match="pretrained"):
-        build_model(CLASS_LAYOUT, config, {k: v for k, v in init.items() if k != "pre"})
+        build_network(NetworkPlan(CLASS_LAYOUT, config, {k: v for k, v in init.items() if k != "pre"}))
 
 
 @pytest.mark.parametrize("encoder", ["cnn", "lstm", "mean"])
@@ -309,7 +309,7 @@ def test_rebuilt_model_loads_the_stored_weights(layout):
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
-    rebuilt = build_model(layout, model.config, None)
+    rebuilt = build_network(NetworkPlan(layout, model.config, None))
     rebuilt.load_state_dict(torch.load(buffer, weights_only=True))
     rebuilt.eval()
     rng = random.Random(9)

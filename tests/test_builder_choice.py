@@ -8,14 +8,15 @@ import textwrap
 import pytest
 import torch
 
-from lfengine.builder import ModelConfig, TaskModel, build_model, choose_config, resolve_module
+from lfengine.builder import ModelConfig, NetworkPlan, TaskModel, build_network, choose_config, resolve_module
 from lfengine.builder.config import field_names
 from lfengine.builder.encoders import SHAPE_FLAGS
-from lfengine.builder.heuristics import RULES, is_chunk_labels
+from lfengine.builder.heuristics import RULES
 from lfengine.builder.modules import BiLstmCrfTagger, MlpClassifier, TextCnn
 from lfengine.builder.networks import AutoNetwork, Classifier, SequenceTagger
 from lfengine.data.batch import Batch, CharInfo, EmbeddingInfo, InputLayout
 from lfengine.errors import ModelError, OptionError
+from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
 
 POS = ("NOUN", "VERB", "ADJ")
@@ -52,7 +53,7 @@ def test_every_setting_has_a_rule():
     ],
 )
 def test_chunk_labels_are_recognised(labels, expected):
-    assert is_chunk_labels(labels) == expected
+    assert is_chunk_label_set(labels) == expected  # the one rule the CRF and span F1 share
 
 
 def test_tagger_defaults_follow_the_labels_and_the_data():
@@ -126,8 +127,8 @@ def test_spelling_settings_without_characters_are_refused(name):
 
 def test_word_shape_adds_its_flags_to_the_tagger_input():
     layout = _seq(CHUNKS, chars=True)
-    with_shape = build_model(layout, _choose(layout)[0])
-    without = build_model(layout, _choose(layout, model={"word_shape": False})[0])
+    with_shape = build_network(NetworkPlan(layout, _choose(layout)[0], None))
+    without = build_network(NetworkPlan(layout, _choose(layout, model={"word_shape": False})[0], None))
     assert with_shape.features.output_size == without.features.output_size + len(SHAPE_FLAGS)
     assert without.features.shape is None
 
@@ -187,7 +188,7 @@ def _text_batch() -> Batch:
 def test_predefined_classifiers_train_and_predict(module):
     config, _ = _choose(TEXT, module=module, model={"cnn_channels": 4, "hidden_size": 6})
     torch.manual_seed(0)
-    model = build_model(TEXT, config, {"tok": torch.randn(40, 8).numpy()})
+    model = build_network(NetworkPlan(TEXT, config, {"tok": torch.randn(40, 8).numpy()}))
     assert isinstance(model, Classifier if module is None else resolve_module(module))
     batch = _text_batch()
     model.loss(batch).backward()
@@ -199,7 +200,7 @@ def test_predefined_classifiers_train_and_predict(module):
 def test_bilstm_crf_tagger_is_a_tagger_with_a_crf():
     layout = _seq(POS, chars=False)
     config, _ = _choose(layout, module="BiLstmCrfTagger", model={"lstm_hidden": 4})
-    model = build_model(layout, config, None)
+    model = build_network(NetworkPlan(layout, config, None))
     assert isinstance(model, SequenceTagger) and model.crf is not None
 
 
@@ -236,7 +237,7 @@ def test_user_module_from_a_file(tmp_path):
     assert issubclass(cls, TaskModel) and cls.__name__ == "BagOfWords"
     config, provenance = _choose(TEXT, module=name)
     assert config.learning_rate == 0.05 and provenance["learning_rate"] == "heuristic"
-    model = build_model(TEXT, config, None)
+    model = build_network(NetworkPlan(TEXT, config, None))
     batch = _text_batch()
     model.loss(batch).backward()
     assert model.predict(batch).confidence.shape == (3,)

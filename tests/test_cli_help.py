@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lfengine import cli
-from lfengine.builder.config import ModelConfig
+from lfengine.builder.config import SETTING_HELP, ModelConfig
 from lfengine.cli.commands import COMMANDS
 from lfengine.data.synthetic import write_sequence_corpus
 from lfengine.options import TrainOptions
@@ -60,7 +60,7 @@ def test_the_set_keys_are_listed_one_line_each_with_their_default(capsys: pytest
     for f in dataclasses.fields(ModelConfig):
         line = next((line for line in text.splitlines() if line.startswith(f"  {f.name} ")), None)
         assert line is not None, f"--set {f.name} is not listed"
-        assert f.metadata["help"] in line and "; default: " in line
+        assert SETTING_HELP[f.name] in line and "; default: " in line
 
 
 def run_main(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:

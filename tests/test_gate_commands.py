@@ -11,8 +11,8 @@ import pytest
 import torch
 from timeouts import scaled
 
+from lfengine.description import render_description
 from lfengine.gate import gate_train_main
-from lfengine.gate.commands import format_description
 
 REPO = Path(__file__).resolve().parent.parent
 APPLY = "import sys; from lfengine.gate import gate_apply_main; sys.exit(gate_apply_main(sys.argv[1:]))"
@@ -72,28 +72,38 @@ def test_notrain_prints_the_network_and_trains_nothing(lfdata, tmp_path, capsys)
     meta = str(lfdata / "class-ionosphere.meta.json")
     assert gate_train_main([meta, str(tmp_path / "FileJsonPyTorch.model"), "--notrain"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Task: classification, 2 label(s): ")
-    assert "parameters):" in out and "Hyperparameters:" in out
+    assert out.startswith("task: classification\n")  # the text ``lfengine describe`` prints
+    assert "\narchitecture:\n" in out and "\nsettings this network uses:\n" in out
     assert list(tmp_path.iterdir()) == []
 
 
-def test_format_description_shows_vocabularies_and_sources():
-    text = format_description(
+def test_description_text_shows_vocabularies_and_sources():
+    text = render_description(
         {
             "task": "sequence",
+            "is_sequence": True,
+            "features": 3,
             "architecture": {"text": "Tagger\n  lstm", "parameters": 1234},
             "vocabularies": [
-                {"emb_id": "token", "size": 3998, "dims": 88, "mode": "yes", "pretrained": True}
+                {
+                    "emb_id": "token",
+                    "size": 3998,
+                    "dims": 88,
+                    "mode": "yes",
+                    "pretrained": True,
+                    "sources": {"dims": "file"},
+                }
             ],
             "labels": ["O", "PER|B"],
             "hyperparameters": {"batch_size": {"value": 32, "source": "heuristic"}},
         }
     )
-    assert text == (
-        "Task: sequence, 2 label(s): O, PER|B\nNetwork (1234 parameters):\nTagger\n  lstm\n"
-        "Vocabularies:\n  'token': 3998 entries, 88 dims, mode yes, pretrained\n"
-        "Hyperparameters:\n  batch_size = 32 (heuristic)\n"
-    )
+    lines = text.splitlines()
+    assert lines[0] == "task: sequence (sequences)"
+    assert "Tagger" in lines and "  lstm" in lines
+    assert any(line.split()[:7] == ["token", "size", "3998", "dims", "88", "mode", "yes"] for line in lines)
+    assert "labels (2, index order): O, PER|B" in lines
+    assert lines[-1].split() == ["batch_size", "32", "(heuristic)"]
 
 
 def run_apply(args: list[str], requests: bytes, cwd: Path) -> subprocess.CompletedProcess:

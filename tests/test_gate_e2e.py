@@ -193,7 +193,8 @@ def test_notrain_shows_the_network_and_apply_then_explains_the_missing_model(tmp
     datadir = make_datadir(tmp_path, lfdata, "class-ionosphere")
     result = run_training(datadir, ["--notrain"], python=sys.executable)
     out = result.stdout.decode()
-    assert result.returncode == 0 and "Network (" in out and out.strip().endswith("PROCESSING OK 0")
+    assert result.returncode == 0 and out.strip().endswith("PROCESSING OK 0")
+    assert "\narchitecture:\nmodel: " in out  # the text ``lfengine describe`` prints
     assert not (datadir / f"{MODEL_PREFIX_NAME}.d").exists()
     with ApplyProcess(datadir, python=sys.executable, stderr=stderr_file) as apply:
         reply = strict(apply.request(b"[1.0]"))

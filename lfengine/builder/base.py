@@ -17,8 +17,6 @@ from torch import nn
 from lfengine.builder.config import ModelConfig
 from lfengine.data.batch import IGNORE_INDEX, Batch, InputLayout
 
-TASKS = ("classification", "sequence", "regression")
-
 
 @dataclass
 class Prediction:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lfengine.errors import ModelError, OptionError
+from lfengine.options import check_json_type
 
 LIST_ENCODERS = ("cnn", "lstm", "mean", "attention")
 #: Upper bounds of integer settings: larger values are typos that would exhaust memory when
@@ -44,9 +45,38 @@ LEGACY_DEFAULTS = {
 }
 
 
-def _setting(help: str) -> Any:
-    """A field with its one-line help, listed by ``lfengine train --help`` under --set."""
-    return dataclasses.field(metadata={"help": help})
+#: One line of help per setting, listed by ``lfengine train --help`` under --set.
+SETTING_HELP = {
+    "module": "the network: null/auto builds one for the task; a predefined name or file.py:Class",
+    "hidden_size": "classifier/regressor hidden layer width",
+    "hidden_layers": "classifier/regressor hidden layers (0: linear model over the features)",
+    "dropout": "dropout between learned layers",
+    "embedding_dropout": "on every embedding lookup (nominal, list tokens, characters)",
+    "list_encoder": "encoder of token-list (N) columns: cnn, lstm, mean or attention",
+    "cnn_kernels": "kernel widths of the list CNN",
+    "cnn_channels": "filters per kernel width of the list CNN",
+    "list_lstm_hidden": "hidden size per direction of the list BiLSTM",
+    "char_encoder": "character CNN per token (sequence tagging with a char column)",
+    "char_dims": "character embedding size",
+    "char_filters": "character CNN filters",
+    "char_kernel": "character CNN kernel width",
+    "word_shape": "casing/shape flags per token from its characters (sequence tagging)",
+    "crf": "linear-chain CRF output layer (sequence tagging)",
+    "lstm_hidden": "tagger BiLSTM hidden size per direction",
+    "lstm_layers": "tagger BiLSTM layers",
+    "learning_rate": "AdamW's learning rate",
+    "batch_size": "training items (instances or sequences) per update",
+    "max_epochs": "at most this many epochs",
+    "es_patience": "validations without improvement before early stopping",
+    "weight_decay": "AdamW's decoupled weight decay",
+    "grad_clip": "largest gradient norm; 0 disables clipping",
+    "previous_label_dropout": "share of training items whose gate.LF.target columns are hidden",
+    "unk_replace": "chance that a rare (singleton) training token is replaced by OOV",
+    "word_dropout": "chance that any training token is replaced by OOV",
+    "oov_untrained": "rows training never updated look up as OOV",
+    "lr_decay": "learning rate factor after validations without improvement (1: constant)",
+    "es_min_delta": "smallest gain of the early-stopping score that counts as improvement",
+}
 
 
 @dataclass(frozen=True)
@@ -54,40 +84,36 @@ class ModelConfig:
     """Architecture (first block) and training settings (second block) of one model."""
 
     # --- architecture ---
-    module: str | None = _setting(
-        "the network: null/auto builds one for the task; a predefined name or file.py:Class"
-    )
-    hidden_size: int = _setting("classifier/regressor hidden layer width")
-    hidden_layers: int = _setting("classifier/regressor hidden layers (0: linear model over the features)")
-    dropout: float = _setting("dropout between learned layers")
-    embedding_dropout: float = _setting("on every embedding lookup (nominal, list tokens, characters)")
-    list_encoder: str = _setting("encoder of token-list (N) columns: cnn, lstm, mean or attention")
-    cnn_kernels: tuple[int, ...] = _setting("kernel widths of the list CNN")
-    cnn_channels: int = _setting("filters per kernel width of the list CNN")
-    list_lstm_hidden: int = _setting("hidden size per direction of the list BiLSTM")
-    char_encoder: bool = _setting("character CNN per token (sequence tagging with a char column)")
-    char_dims: int = _setting("character embedding size")
-    char_filters: int = _setting("character CNN filters")
-    char_kernel: int = _setting("character CNN kernel width")
-    word_shape: bool = _setting("casing/shape flags per token from its characters (sequence tagging)")
-    crf: bool = _setting("linear-chain CRF output layer (sequence tagging)")
-    lstm_hidden: int = _setting("tagger BiLSTM hidden size per direction")
-    lstm_layers: int = _setting("tagger BiLSTM layers")
+    module: str | None
+    hidden_size: int
+    hidden_layers: int
+    dropout: float
+    embedding_dropout: float
+    list_encoder: str
+    cnn_kernels: tuple[int, ...]
+    cnn_channels: int
+    list_lstm_hidden: int
+    char_encoder: bool
+    char_dims: int
+    char_filters: int
+    char_kernel: int
+    word_shape: bool
+    crf: bool
+    lstm_hidden: int
+    lstm_layers: int
     # --- training ---
-    learning_rate: float = _setting("AdamW's learning rate")
-    batch_size: int = _setting("training items (instances or sequences) per update")
-    max_epochs: int = _setting("at most this many epochs")
-    es_patience: int = _setting("validations without improvement before early stopping")
-    weight_decay: float = _setting("AdamW's decoupled weight decay")
-    grad_clip: float = _setting("largest gradient norm; 0 disables clipping")
-    previous_label_dropout: float = _setting(
-        "share of training items whose gate.LF.target columns are hidden"
-    )
-    unk_replace: float = _setting("chance that a rare (singleton) training token is replaced by OOV")
-    word_dropout: float = _setting("chance that any training token is replaced by OOV")
-    oov_untrained: bool = _setting("rows training never updated look up as OOV")
-    lr_decay: float = _setting("learning rate factor after validations without improvement (1: constant)")
-    es_min_delta: float = _setting("smallest gain of the early-stopping score that counts as improvement")
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    es_patience: int
+    weight_decay: float
+    grad_clip: float
+    previous_label_dropout: float
+    unk_replace: float
+    word_dropout: float
+    oov_untrained: bool
+    lr_decay: float
+    es_min_delta: float
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -123,63 +149,59 @@ def _field_types() -> dict[str, str]:
 def coerce_value(name: str, value: Any) -> Any:
     """Check one setting's type and range; ints are accepted for floats, nothing else is converted."""
     annotation = _field_types()[name]
-    if value is None:
-        if "None" in annotation:
-            return None
-        raise OptionError(f"model setting {name} must not be null")
-    if annotation.startswith("bool"):
-        if not isinstance(value, bool):
-            raise OptionError(f"model setting {name} must be true or false, got {value!r}")
+    if value is not None and name == "list_encoder" and value not in LIST_ENCODERS:
+        raise OptionError(
+            f"model setting list_encoder must be one of {', '.join(LIST_ENCODERS)}, got {value!r}"
+        )
+    value = check_json_type(f"model setting {name}", annotation, value)
+    if value is None or annotation.startswith(("bool", "str")):
         return value
     if annotation.startswith("int"):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise OptionError(f"model setting {name} must be an integer, got {value!r}")
         minimum = 0 if name in ("hidden_layers", "es_patience") else 1
         maximum = INT_MAXIMA.get(name, MAX_COUNT)
         if not minimum <= value <= maximum:
             raise OptionError(f"model setting {name} must be between {minimum} and {maximum}, got {value}")
         return value
     if annotation.startswith("float"):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise OptionError(f"model setting {name} must be a number, got {value!r}")
-        try:
-            value = float(value)
-        except OverflowError:
-            value = math.inf
-        if not math.isfinite(value):
-            raise OptionError(f"model setting {name} must be a finite number, got {value!r}")
-        if name in ("dropout", "embedding_dropout") and not 0.0 <= value < 1.0:
-            raise OptionError(f"model setting {name} must be in [0, 1), got {value}")
-        if name in ("previous_label_dropout", "unk_replace", "word_dropout") and not 0.0 <= value <= 1.0:
-            raise OptionError(f"model setting {name} must be in [0, 1], got {value}")
-        if name == "learning_rate" and not value > 0:
-            raise OptionError(f"model setting learning_rate must be > 0, got {value}")
-        if name == "lr_decay" and not 0.0 < value <= 1.0:
-            raise OptionError(f"model setting lr_decay must be in (0, 1], got {value}")
-        if value < 0:
-            raise OptionError(f"model setting {name} must be >= 0, got {value}")
-        return value
-    if annotation.startswith("tuple"):
-        if isinstance(value, str):  # the old wrapper's "3,4,5" form
-            value = [int(part) if part.strip().isdigit() else part for part in value.split(",")]
-        if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise OptionError(f"model setting {name} must be a list of integers, got {value!r}")
-        kernels = tuple(value)
-        if not kernels or min(kernels) < 1 or max(kernels) > MAX_DEPTH or len(kernels) > MAX_DEPTH:
-            raise OptionError(
-                f"model setting {name} must be a non-empty list of at most {MAX_DEPTH} integers "
-                f"between 1 and {MAX_DEPTH}"
-            )
-        return kernels
-    if name == "list_encoder" and value not in LIST_ENCODERS:
-        raise OptionError(
-            f"model setting list_encoder must be one of {', '.join(LIST_ENCODERS)}, got {value!r}"
-        )
-    if not isinstance(value, str):
-        raise OptionError(f"model setting {name} must be a string, got {value!r}")
+        return _check_float(name, value)
+    return _check_kernels(name, value)
+
+
+def _check_float(name: str, value: int | float) -> float:
+    try:
+        value = float(value)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise OptionError(f"model setting {name} must be a finite number, got {value!r}")
+    if name in ("dropout", "embedding_dropout") and not 0.0 <= value < 1.0:
+        raise OptionError(f"model setting {name} must be in [0, 1), got {value}")
+    if name in ("previous_label_dropout", "unk_replace", "word_dropout") and not 0.0 <= value <= 1.0:
+        raise OptionError(f"model setting {name} must be in [0, 1], got {value}")
+    if name == "learning_rate" and not value > 0:
+        raise OptionError(f"model setting learning_rate must be > 0, got {value}")
+    if name == "lr_decay" and not 0.0 < value <= 1.0:
+        raise OptionError(f"model setting lr_decay must be in (0, 1], got {value}")
+    if value < 0:
+        raise OptionError(f"model setting {name} must be >= 0, got {value}")
     return value
+
+
+def _check_kernels(name: str, value: Any) -> tuple[int, ...]:
+    """A tuple setting (cnn_kernels): a JSON list of integers, or the old wrapper's "3,4,5"."""
+    if isinstance(value, str):  # the old wrapper's "3,4,5" form
+        value = [int(part) if part.strip().isdigit() else part for part in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise OptionError(f"model setting {name} must be a list of integers, got {value!r}")
+    kernels = tuple(value)
+    if not kernels or min(kernels) < 1 or max(kernels) > MAX_DEPTH or len(kernels) > MAX_DEPTH:
+        raise OptionError(
+            f"model setting {name} must be a non-empty list of at most {MAX_DEPTH} integers "
+            f"between 1 and {MAX_DEPTH}"
+        )
+    return kernels
 
 
 #: Settings the training loop reads (not the network): every network uses them.

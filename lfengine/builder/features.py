@@ -7,15 +7,45 @@ word-shape flags can add a vector per token. The parts are concatenated in that 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.embeddings import FeatureEmbeddings, NominalInput, NumericInput
-from lfengine.builder.encoders import CharEncoder, WordShape, encode_positions, make_list_encoder
+from lfengine.builder.encoders import (
+    CharEncoder,
+    WordShape,
+    encode_positions,
+    list_encoder_size,
+    make_list_encoder,
+)
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.errors import ModelError, OptionError
+
+
+def feature_width(layout: InputLayout, settings: Any) -> int:
+    """Width of the nominal, numeric and list-column features concatenated (characters and word
+    shape aside): the one rule both ``InputFeatures`` and the size heuristics use.
+
+    ``settings``: a ModelConfig, or any object with its list-encoder attributes (the heuristics
+    pass the values chosen so far); they are read only when the layout has list columns.
+    """
+    embeddings = layout.embeddings
+    size = sum(embeddings[emb_id].dims for _, emb_id in layout.nominal if emb_id in embeddings)
+    size += len(layout.numeric)
+    for _, emb_id in layout.lists:
+        dims = embeddings[emb_id].dims if emb_id in embeddings else 0
+        size += list_encoder_size(
+            settings.list_encoder,
+            dims,
+            settings.cnn_kernels,
+            settings.cnn_channels,
+            settings.list_lstm_hidden,
+        )
+    return size
 
 
 class InputFeatures(nn.Module):
@@ -61,9 +91,7 @@ class InputFeatures(nn.Module):
                 raise OptionError("word-shape flags need sequence data with a character column")
             self.shape = WordShape(layout.chars.alphabet, layout.chars.vocab_size)
         self.output_size = (
-            self.nominal.output_size
-            + self.numeric.output_size
-            + sum(encoder.output_size for encoder in self.lists)
+            feature_width(layout, config)
             + (self.chars.output_size if self.chars is not None else 0)
             + (self.shape.output_size if self.shape is not None else 0)
         )

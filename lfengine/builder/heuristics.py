@@ -8,15 +8,16 @@ The data sets this is tuned for are small (100 to a few thousand training items)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from lfengine.builder.config import ModelConfig, coerce_value, field_names
-from lfengine.builder.encoders import list_encoder_size
+from lfengine.builder.features import feature_width
 from lfengine.data.batch import InputLayout
 from lfengine.errors import OptionError
+from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
 
 HEURISTIC = "heuristic"
@@ -31,14 +32,6 @@ OPTION_FIELDS = {
     "learning_rate": "learning_rate",
     "es_patience": "es_patience",
 }
-
-_CHUNK_LABEL = re.compile(r"^[^,|]+\|[BI](,[^,|]+\|[BI])*$")
-
-
-def is_chunk_labels(labels: tuple[str, ...]) -> bool:
-    """True for LF chunking labels: O, Type|B, Type|I, and combinations like A|B,B|I."""
-    chunks = [label for label in labels if label != "O"]
-    return bool(chunks) and all(_CHUNK_LABEL.match(label) for label in chunks)
 
 
 @dataclass
@@ -104,7 +97,7 @@ def _word_shape(ctx: Context) -> bool:
 
 def _crf(ctx: Context) -> bool:
     """On for chunk labels (X|B / X|I / O): a CRF learns that X|I follows X|B or X|I."""
-    return ctx.layout.is_sequence and is_chunk_labels(ctx.layout.labels)
+    return ctx.layout.is_sequence and is_chunk_label_set(ctx.layout.labels)
 
 
 def _lstm_hidden(ctx: Context) -> int:
@@ -253,16 +246,7 @@ RULES: dict[str, Callable[[Context], Any]] = {
 
 def _classifier_input_size(ctx: Context) -> int:
     """Width of the concatenated features of the auto classifier with the settings chosen so far."""
-    layout, v = ctx.layout, ctx.values
-    embeddings = layout.embeddings
-    size = sum(embeddings[emb_id].dims for _, emb_id in layout.nominal if emb_id in embeddings)
-    size += len(layout.numeric)
-    for _, emb_id in layout.lists:
-        dims = embeddings[emb_id].dims if emb_id in embeddings else 0
-        size += list_encoder_size(
-            v["list_encoder"], dims, v["cnn_kernels"], v["cnn_channels"], v["list_lstm_hidden"]
-        )
-    return size
+    return feature_width(ctx.layout, SimpleNamespace(**ctx.values))
 
 
 def user_settings(options: TrainOptions) -> dict[str, Any]:

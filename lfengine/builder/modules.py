@@ -184,3 +184,15 @@ class MlpClassifier(Classifier):
         if layout.lists:
             notes.append("token-list columns are averaged (a bag of words); TextCnn reads their order")
         return notes
+
+
+#: The predefined modules, by class name in this order (``--module NAME``): a new module is a
+#: class above and its entry here (the registry reads this tuple; docs/modules.md describes it).
+PREDEFINED_MODULES: tuple[type[TaskModel], ...] = (
+    NerTagger,
+    PosTagger,
+    TextCnn,
+    BiLstmAttentionClassifier,
+    MlpClassifier,
+    BiLstmCrfTagger,
+)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lfengine.builder.base import Prediction, TaskModel
-from lfengine.builder.config import TRAINING_SETTINGS, ModelConfig, ReadRecorder
+from lfengine.builder.config import ModelConfig
 from lfengine.builder.crf import Crf
 from lfengine.builder.features import InputFeatures
 from lfengine.data.batch import Batch, InputLayout
@@ -186,31 +186,3 @@ class AutoNetwork(TaskModel):
     @classmethod
     def check_config(cls, layout: InputLayout, config: ModelConfig) -> None:
         cls.network_for(layout).check_config(layout, config)
-
-
-def build_model(
-    layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
-) -> TaskModel:
-    """The network named by ``config.module`` (None: auto), built for this layout.
-
-    ``init`` holds the initial embedding matrices per emb_id; pass None when a stored state dict
-    will be loaded into the result.
-    """
-    from lfengine.builder.registry import resolve_module
-
-    return resolve_module(config.module)(layout, config, init)
-
-
-def build_reporting_settings(
-    layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
-) -> tuple[TaskModel, frozenset[str]]:
-    """``build_model``, plus the settings the built network uses: those its construction read,
-    and the training loop's (``TRAINING_SETTINGS``)."""
-    recorder = ReadRecorder.of(config)
-    model = build_model(layout, recorder, init)
-    used = recorder.reads() | frozenset(TRAINING_SETTINGS)
-    for module in model.modules():  # from here on the networks hold the plain config
-        for name, value in list(vars(module).items()):
-            if value is recorder:
-                setattr(module, name, config)
-    return model, used

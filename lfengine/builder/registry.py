@@ -55,14 +55,7 @@ import os
 import sys
 
 from lfengine.builder.base import TaskModel
-from lfengine.builder.modules import (
-    BiLstmAttentionClassifier,
-    BiLstmCrfTagger,
-    MlpClassifier,
-    NerTagger,
-    PosTagger,
-    TextCnn,
-)
+from lfengine.builder.modules import PREDEFINED_MODULES
 from lfengine.builder.networks import AutoNetwork, Classifier, Regressor, SequenceTagger
 from lfengine.errors import OptionError
 
@@ -70,15 +63,7 @@ AUTO = "auto"
 
 PREDEFINED: dict[str, type[TaskModel]] = {
     AUTO: AutoNetwork,
-    "Classifier": Classifier,
-    "SequenceTagger": SequenceTagger,
-    "Regressor": Regressor,
-    "NerTagger": NerTagger,
-    "PosTagger": PosTagger,
-    "TextCnn": TextCnn,
-    "BiLstmAttentionClassifier": BiLstmAttentionClassifier,
-    "MlpClassifier": MlpClassifier,
-    "BiLstmCrfTagger": BiLstmCrfTagger,
+    **{network.__name__: network for network in (Classifier, SequenceTagger, Regressor, *PREDEFINED_MODULES)},
 }
 
 

@@ -16,8 +16,9 @@ import sys
 
 from lfengine.cli.arguments import Parser, global_flags
 from lfengine.cli.commands import COMMANDS
-from lfengine.cli.reports import render_description
+from lfengine.description import render_description
 from lfengine.errors import LfEngineError
+from lfengine.logs import log_to_stderr
 from lfengine.runlog import version_line
 
 log = logging.getLogger("lfengine")
@@ -61,10 +62,7 @@ def setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose or args.debug else logging.WARNING if args.quiet else logging.INFO
     # The level is the console's own: training lowers the root logger's level to INFO so that
     # train.log gets every record, and -q must still keep them off the terminal.
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(level)
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
-    logging.basicConfig(level=level, handlers=[console])
+    log_to_stderr(level, console_level=level)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lfengine.builder.config import ModelConfig
+from lfengine.builder.config import SETTING_HELP, ModelConfig
 from lfengine.builder.heuristics import RULES
 from lfengine.errors import OptionError
 from lfengine.options import DEVICES, ES_METRICS, NGRAM_LAYERS, TrainOptions
@@ -68,7 +68,7 @@ def setting_lines() -> list[str]:
     lines = []
     for f in dataclasses.fields(ModelConfig):
         rule = (RULES[f.name].__doc__ or "").strip().split(": ")[0].split(". ")[0].rstrip(".")
-        lines.append(f"  {f.name:23} {f.metadata['help']}; default: {rule}")
+        lines.append(f"  {f.name:23} {SETTING_HELP[f.name]}; default: {rule}")
     return lines
 
 
@@ -80,12 +80,11 @@ def set_epilog() -> str:
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainOptions field, so the CLI can never drift from the protocol's options."""
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="read options from a JSON object with the protocol's option names, or from a model "
-        "directory (or its model.json) to train again with its settings; flags given here win",
+    config_help = (
+        "read options from a JSON object with the protocol's option names, or from a model "
+        "directory (or its model.json) to train again with its settings; flags given here win"
     )
+    add_flags(parser, {"--config": {"metavar": "FILE", "help": config_help}})
     group = parser.add_argument_group("training options (unset: chosen by the heuristics)")
     for f in dataclasses.fields(TrainOptions):
         flag = flag_of(f.name)
@@ -208,13 +207,24 @@ def add_model_and_data(parser: argparse.ArgumentParser, data_help: str | None) -
         parser.add_argument("data", metavar="DATA", help=f"{data_help}; - reads stdin")
 
 
-def add_trust_module(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--trust-module",
-        action="store_true",
-        help="allow importing (running) the user module file that the model directory names; "
+def add_flags(parser: argparse.ArgumentParser, flags: dict[str, dict[str, Any]]) -> None:
+    """Declare flags from a table, flag -> ``add_argument`` keywords, in the table's order."""
+    for flag, keywords in flags.items():
+        parser.add_argument(flag, **keywords)
+
+
+#: The flag of every command that loads a model directory.
+TRUST_MODULE = {
+    "--trust-module": {
+        "action": "store_true",
+        "help": "allow importing (running) the user module file that the model directory names; "
         "only for model directories you trust (default: off)",
-    )
+    }
+}
+
+
+def add_trust_module(parser: argparse.ArgumentParser) -> None:
+    add_flags(parser, TRUST_MODULE)
 
 
 def global_flags(parser: argparse.ArgumentParser, *, defaults: bool) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 from lfengine.cli import hints
 from lfengine.cli.arguments import (
     MAX_MESSAGE_MB,
+    TRUST_MODULE,
+    add_flags,
     add_model_and_data,
     add_train_options,
     add_trust_module,
@@ -27,8 +29,10 @@ from lfengine.cli.arguments import (
 )
 from lfengine.cli.eject import eject_arguments, run_eject
 from lfengine.cli.evaluate import evaluate_arguments, run_evaluate
-from lfengine.cli.reports import render_description, render_model_training
+from lfengine.cli.reports import render_model_training
 from lfengine.cli.train import run_train, train_arguments
+from lfengine.description import render_description
+from lfengine.logs import log_to_stderr
 
 log = logging.getLogger("lfengine")
 
@@ -73,16 +77,19 @@ def _run_describe(args: argparse.Namespace) -> int:
 # --- apply ------------------------------------------------------------------------------------
 def _apply_arguments(p: argparse.ArgumentParser) -> None:
     add_model_and_data(p, "an LF data file, one instance (or sequence) per line")
-    p.add_argument(
-        "--labeled", action="store_true", help="lines are [features, target] as in training (default: off)"
+    labeled = "lines are [features, target] as in training (default: off)"
+    distribution = (
+        'add "distribution": {label: probability} for every label, in the model\'s label order '
+        "(for a sequence, one such object per token) (default: off)"
     )
-    p.add_argument(
-        "--distribution",
-        action="store_true",
-        help='add "distribution": {label: probability} for every label, in the model\'s label order '
-        "(for a sequence, one such object per token) (default: off)",
+    add_flags(
+        p,
+        {
+            "--labeled": {"action": "store_true", "help": labeled},
+            "--distribution": {"action": "store_true", "help": distribution},
+            **TRUST_MODULE,
+        },
     )
-    add_trust_module(p)
 
 
 def _run_apply(args: argparse.Namespace) -> int:
@@ -204,12 +211,7 @@ def _run_gate_wrapper(args: argparse.Namespace) -> int:
 def _run_gate(program: str, argv: list[str]) -> int:
     from lfengine.gate import script_main
 
-    logging.basicConfig(
-        level=logging.DEBUG if "--debug" in argv else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    log_to_stderr(logging.DEBUG if "--debug" in argv else logging.INFO)
     return script_main(program, argv)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lfengine.cli import hints
-from lfengine.cli.arguments import add_model_and_data, add_trust_module
+from lfengine.cli.arguments import TRUST_MODULE, add_flags, add_model_and_data
 from lfengine.cli.readable import token_column, token_text
 from lfengine.cli.reports import render_evaluation
 from lfengine.metrics import single_predicted_label
@@ -23,16 +23,21 @@ from lfengine.safe_io import sha256_file
 
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
     add_model_and_data(p, "a labeled LF data file ([features, target] per line)")
-    p.add_argument(
-        "--json", action="store_true", help="print the report as JSON (with confusion and warnings)"
+    predictions = (
+        "also write every prediction: for sequences CoNLL-style columns token, gold, predicted, "
+        "confidence (a blank line between sequences); for instances TSV line, gold, predicted, confidence"
     )
-    p.add_argument(
-        "--predictions",
-        metavar="FILE",
-        help="also write every prediction: for sequences CoNLL-style columns token, gold, predicted, "
-        "confidence (a blank line between sequences); for instances TSV line, gold, predicted, confidence",
+    add_flags(
+        p,
+        {
+            "--json": {
+                "action": "store_true",
+                "help": "print the report as JSON (with confusion and warnings)",
+            },
+            "--predictions": {"metavar": "FILE", "help": predictions},
+            **TRUST_MODULE,
+        },
     )
-    add_trust_module(p)
 
 
 @contextmanager

@@ -15,7 +15,8 @@ from typing import Any
 from lfengine.cli import hints
 from lfengine.cli.arguments import add_train_options, add_trust_module, options_from
 from lfengine.cli.plot import sparkline
-from lfengine.cli.reports import end_block, render_description, start_block
+from lfengine.cli.reports import end_block, start_block
+from lfengine.description import render_description
 from lfengine.progress import ProgressDisplay, fit_lines, terminal_columns
 
 log = logging.getLogger("lfengine")

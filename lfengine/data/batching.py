@@ -8,13 +8,14 @@ import torch
 from lfengine.data.batch import IGNORE_INDEX, Batch
 from lfengine.data.encoding import Encoded, Ragged
 from lfengine.errors import OptionError
+from lfengine.options import DEFAULT_VALSIZE
 
 
 def validation_size(n: int, valsize: float | None) -> int:
     """``valsize`` >= 1 is a count, below 1 a fraction, 0 none; None: the 10 % default.
     The old wrapper read ``1`` as the fraction 1.0 and failed (R9); here 1 means one instance."""
     if valsize is None:
-        valsize = 0.1
+        valsize = DEFAULT_VALSIZE
     if valsize == 0:
         return 0
     size = int(round(valsize)) if valsize >= 1 else int(round(n * valsize))

@@ -23,9 +23,11 @@ from lfengine.data.vocab import Vocabulary, char_vocabulary, dims_heuristic, lab
 from lfengine.errors import EmbeddingsError, MetaFileError, OptionError
 
 log = logging.getLogger(__name__)
-MAX_CHARS = 24
+MAX_CHARS = 24  # words are cut to this many characters for the char encoder
 MAX_EMBEDDING_DIMS = 16384  # more is a typo, and would exhaust memory when the table is built
-PREVIOUS_LABEL_FEATURE = "gate.LF.target"  # words are cut to this many characters for the char encoder
+#: The annotation feature of an attribute that holds the target of a neighbouring instance
+#: (lf-format.md §5.5): a previous-label column.
+PREVIOUS_LABEL_FEATURE = "gate.LF.target"
 
 
 @dataclass

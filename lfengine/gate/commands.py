@@ -14,6 +14,7 @@ import os
 import sys
 from typing import BinaryIO
 
+from lfengine.description import render_description
 from lfengine.errors import LfEngineError, ModelError, OptionError
 from lfengine.gate.cmdline import format_usage
 from lfengine.gate.options import (
@@ -25,6 +26,7 @@ from lfengine.gate.options import (
     save_settings,
     train_settings_from,
 )
+from lfengine.logs import NAMED_FORMAT, log_to_stderr
 from lfengine.paths import MAX_META_BYTES, read_regular_bytes
 from lfengine.process import claim_stdout
 
@@ -61,8 +63,7 @@ def _say(program: str, kind: str, message: str) -> None:
 
 
 def _setup_logging(debug: bool) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(None, NAMED_FORMAT, datefmt=None)
     logging.getLogger("lfengine").setLevel(logging.DEBUG if debug else logging.INFO)
 
 
@@ -112,7 +113,7 @@ def _train(settings: GateTrainSettings) -> int:
 
     if settings.no_train:
         description = service.describe(settings.meta_path, settings.options)
-        sys.stdout.write(format_description(description))
+        sys.stdout.write(render_description(description) + "\n")
         sys.stdout.flush()
         log.info("--notrain: network shown, no model trained")
         return 0
@@ -145,30 +146,6 @@ def require_usable_gpu() -> None:
 
 def _number(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def format_description(description: dict) -> str:
-    """describe()'s result as text for the GATE console (--notrain)."""
-    labels = description.get("labels") or []
-    architecture = description.get("architecture") or {}
-    lines = [f"Task: {description.get('task')}, {len(labels)} label(s): {', '.join(map(str, labels))}"]
-    lines.append(f"Network ({architecture.get('parameters', '?')} parameters):")
-    lines.append(str(architecture.get("text", "")).rstrip())
-    vocabularies = description.get("vocabularies") or []
-    if vocabularies:
-        lines.append("Vocabularies:")
-        for v in vocabularies:
-            pretrained = ", pretrained" if v.get("pretrained") else ""
-            lines.append(
-                f"  {v.get('emb_id')!r}: {v.get('size')} entries, {v.get('dims')} dims, "
-                f"mode {v.get('mode')}{pretrained}"
-            )
-    hyperparameters = description.get("hyperparameters") or {}
-    if hyperparameters:
-        lines.append("Hyperparameters:")
-        for name, entry in hyperparameters.items():
-            lines.append(f"  {name} = {json.dumps(entry.get('value'))} ({entry.get('source')})")
-    return "\n".join(lines) + "\n"
 
 
 def gate_apply_main(argv: list[str]) -> int:

@@ -292,12 +292,3 @@ def save_settings(settings: GateTrainSettings | GateApplySettings, program: str)
     """Honour --save_config_file: write the settings given on the command line or in a file."""
     if settings.save_config_file:
         write_config_file(settings.save_config_file, settings.values, program=program)
-
-
-def __getattr__(name: str):
-    """The command entry points live in lfengine.gate.commands; they are importable from here too."""
-    if name in ("gate_train_main", "gate_apply_main"):
-        from lfengine.gate import commands
-
-        return getattr(commands, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from lfengine.errors import (
     TrainingCancelled,
     UnknownModelError,
 )
-from lfengine.protocol.framing import MessageParseError, MessageTooLarge, StreamCorrupt
+from lfengine.protocol.stream import MessageParseError, MessageTooLarge, StreamCorrupt
 
 JSONRPC_VERSION = "2.0"
 PROTOCOL_VERSION = "1.1"  # major.minor: minor adds fields or methods, major breaks clients

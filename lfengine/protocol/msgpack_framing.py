@@ -23,12 +23,12 @@ from typing import Any
 
 import msgpack
 
-from lfengine.protocol.framing import (
-    ByteSource,
+from lfengine.protocol.stream import (
     FramingError,
     MessageParseError,
     MessageTooLarge,
     StreamCorrupt,
+    StreamReader,
 )
 
 log = logging.getLogger(__name__)
@@ -159,15 +159,10 @@ class ItemSkipper:
                 i += header
 
 
-class MsgpackReader:
+class MsgpackReader(StreamReader):
     """Yields decoded maps, arrays (batches, which the envelope refuses) and FramingError instances."""
 
     format = "msgpack"
-
-    def __init__(self, source: ByteSource, max_message_bytes: int, prefix: bytes = b"") -> None:
-        self._source = source
-        self._limit = max_message_bytes
-        self._prefix = prefix
 
     def __iter__(self) -> Iterator[Any]:
         data = self._prefix
