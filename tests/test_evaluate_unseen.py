@@ -11,6 +11,7 @@ import pytest
 from test_cli import lfengine
 
 from lfengine import metrics, service
+from lfengine.metrics_text import format_report
 from lfengine.options import TrainOptions
 
 
@@ -58,7 +59,7 @@ def test_an_unseen_gold_label_is_an_error_with_its_count(
     assert report["per_label"]["NEWTAG"]["predicted"] == 0
     assert report["confusion"]["labels"][-1] == "NEWTAG"
     assert sum(report["confusion"]["matrix"][-1]) == changed
-    assert "unseen in training (NEWTAG 9): counted as errors" in metrics.format_report(report)
+    assert "unseen in training (NEWTAG 9): counted as errors" in format_report(report)
 
 
 def test_the_command_line_reports_unseen_chunk_labels(lfdata: Path, tmp_path: Path) -> None:
