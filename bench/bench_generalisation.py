@@ -10,7 +10,7 @@ documents the model has never seen. ``lfengine train`` (with its own 10 % valida
 
 * before: the behaviour of lfengine 0.1, selected by options (random validation split, untrained
   rows used, no OOV training, constant learning rate, patience restarted by any gain; taggers
-  without casing/shape flags and with 50 character filters);
+  without casing/shape flags);
 * after: today's defaults.
 
 Printed per file and configuration (means over the seeds): validation score, tail score, their
@@ -62,8 +62,6 @@ BEFORE = [
     "es_min_delta=0",
     "--set",
     "word_shape=false",
-    "--set",
-    "char_filters=50",
 ]
 CONFIGS = {"before": BEFORE, "after": []}
 
