@@ -28,6 +28,7 @@ ARCHITECTURE = (
     "char_dims",
     "char_filters",
     "char_kernel",
+    "word_shape",
     "crf",
     "lstm_hidden",
     "lstm_layers",
@@ -97,7 +98,9 @@ class _Writer(FeaturesWriter):
             "    config_defaults: ClassVar[dict[str, Any]] = CONFIG_DEFAULTS",
             "",
             *_INIT_SIGNATURE,
-            "        self.features = Features(init)",
+            "        self.features = Features(init, layout.chars.alphabet)"
+            if self.shape
+            else "        self.features = Features(init)",
             f"        self.input_dropout = Dropout({c.dropout!r})",
             "        self.lstm = nn.LSTM(",
             f"            {self.size}, {c.lstm_hidden}, num_layers={c.lstm_layers}, batch_first=True, "
@@ -207,8 +210,8 @@ def render_source(
     is_tagger = layout.task == "sequence"
     network = writer.tagger_lines(class_name) if is_tagger else writer.classifier_lines(class_name)
     chars_expr = "layout.chars.vocab_size if layout.chars else None"
-    char_size = layout.chars.vocab_size if writer.chars else None
-    if not writer.chars:
+    char_size = layout.chars.vocab_size if writer.chars or writer.shape else None
+    if char_size is None:
         chars_expr = "None"
     check = _CHECK.format(chars=chars_expr, char_size=char_size)
 
@@ -258,11 +261,16 @@ def render_source(
     encoder_names = set(writer.encoders)
     if writer.chars:
         encoder_names.add("CharEncoder")
+    if writer.shape:
+        encoder_names.add("WordShape")
     if layout.is_sequence and layout.lists:
         encoder_names.add("encode_positions")
     if encoder_names:  # isort order: classes (capitalised) before functions
         ordered = sorted(encoder_names, key=lambda n: (n[0].islower(), n))
-        lf.append(f"from lfengine.builder.encoders import {', '.join(ordered)}")
+        line = f"from lfengine.builder.encoders import {', '.join(ordered)}"
+        if len(line) > WIDTH:  # isort's wrapped form: one name per line
+            line = "from lfengine.builder.encoders import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
+        lf.append(line)
     lf.append("from lfengine.data.batch import Batch, EmbeddingInfo, InputLayout")
     lf.append("from lfengine.errors import OptionError")
 

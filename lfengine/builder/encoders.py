@@ -201,13 +201,15 @@ class WordShape(nn.Module):
     from the alphabet of the character vocabulary, held in buffers not stored with the weights.
     """
 
-    def __init__(self, alphabet: tuple[str, ...]) -> None:
+    def __init__(self, alphabet: tuple[str, ...], vocab_size: int = 0) -> None:
+        """``vocab_size``: ids beyond the alphabet (a layout that names no characters) get no class."""
         super().__init__()
         classes = [(False, False, False, False, False)] * 2  # PAD and OOV: no class
         classes += [
             (ch.isupper(), ch.islower(), ch.isdigit(), not ch.isalnum() and not ch.isspace(), ch == "-")
             for ch in alphabet[2:]
         ]
+        classes += [(False, False, False, False, False)] * (vocab_size - len(classes))
         table = torch.tensor(classes, dtype=torch.bool).reshape(len(classes), 5)
         self.register_buffer("char_classes", table, persistent=False)
         self.has_case = bool(table[:, 0].any())

@@ -89,7 +89,7 @@ class InputFeatures(nn.Module):
         if use_shape:
             if layout.chars is None or not layout.is_sequence:
                 raise OptionError("word-shape flags need sequence data with a character column")
-            self.shape = WordShape(layout.chars.alphabet)
+            self.shape = WordShape(layout.chars.alphabet, layout.chars.vocab_size)
         self.output_size = (
             feature_width(layout, config)
             + (self.chars.output_size if self.chars is not None else 0)

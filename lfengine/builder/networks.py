@@ -88,16 +88,16 @@ class Regressor(Classifier):
 class SequenceTagger(TaskModel):
     """Per-token features -> BiLSTM -> emissions (B, T, C), decoded by a CRF when configured."""
 
-    #: Add casing/shape flags of each token (encoders.WordShape) to its features.
+    #: Always add casing/shape flags of each token (encoders.WordShape) to its features, whatever
+    #: the ``word_shape`` setting says.
     word_shape: bool = False
 
     def __init__(
         self, layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
     ) -> None:
         super().__init__(layout, config, init)
-        self.features = InputFeatures(
-            layout, config, init, use_chars=config.char_encoder, use_shape=self.word_shape
-        )
+        shape = self.word_shape or config.word_shape
+        self.features = InputFeatures(layout, config, init, use_chars=config.char_encoder, use_shape=shape)
         self.input_dropout = Dropout(config.dropout)
         self.lstm = nn.LSTM(
             self.features.output_size,
@@ -117,8 +117,9 @@ class SequenceTagger(TaskModel):
 
     @classmethod
     def check_config(cls, layout: InputLayout, config: ModelConfig) -> None:
-        if config.char_encoder and layout.chars is None:
-            raise OptionError("char_encoder is on, but the data have no character column")
+        for name in ("char_encoder", "word_shape"):
+            if getattr(config, name) and layout.chars is None:
+                raise OptionError(f"{name} is on, but the data have no character column")
 
     def forward(self, batch: Batch) -> torch.Tensor:
         features = self.features(batch)
