@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LFDATA = REPO.parent / "shared" / "lfdata"
+sys.path.insert(0, str(REPO))
+
+from bench.shared_files import shared_file_parser, train_arguments  # noqa: E402
 
 # name -> (metric key in the best-validation metrics, old wrapper's figure, target)
 TASKS = {
@@ -53,15 +55,7 @@ def run_one(name: str, seed: int, workdir: Path, extra: list[str], module: str =
         sys.executable,
         "-m",
         "lfengine",
-        "train",
-        str(LFDATA / f"{name}.meta.json"),
-        str(model_dir),
-        "--seed",
-        str(seed),
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
+        *train_arguments(LFDATA / f"{name}.meta.json", model_dir, seed),
         *extra,
         *(["--module", module] if module != AUTO else []),
     ]
@@ -70,7 +64,7 @@ def run_one(name: str, seed: int, workdir: Path, extra: list[str], module: str =
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         return {"name": name, "module": module, "seed": seed, "error": proc.stderr[-2000:]}
-    result = json.loads(proc.stdout[proc.stdout.index("{") :])
+    result = json.loads(proc.stdout)
     metric = TASKS[name][0]
     return {
         "name": name,
@@ -103,14 +97,7 @@ def finish(summary: dict, json_path: str | None, failed: list) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--only", nargs="+", choices=sorted(TASKS))
-    parser.add_argument("--set", action="append", default=[], help="passed to lfengine train as --set")
-    parser.add_argument("--json", help="also write the results to this file")
+    parser = shared_file_parser(__doc__, list(TASKS), "passed to lfengine train as --set")
     parser.add_argument(
         "--modules",
         nargs="*",

@@ -7,11 +7,16 @@ through lfengine.service.train, in a fresh process, and reads the process's peak
 Target: peak RSS after the last epoch within 10 % of the peak after epoch 1.
 
     nice .venv/bin/python bench/bench_memory.py [--epochs 16] [--sentences 12000] [--threads 2]
+
+``--phases`` also shows, per epoch, the peak RSS inside each phase (training batches,
+validation forward passes and scoring, model save, checkpoint, metrics, memory release): the
+peak is reset (/proc/self/clear_refs) as each phase starts, so each number is that phase's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import resource
@@ -22,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lfengine import service  # noqa: E402
+from lfengine import predictor, service, store, trainer  # noqa: E402
 from lfengine.data.synthetic import write_sequence_corpus  # noqa: E402
 from lfengine.options import TrainOptions  # noqa: E402
 
@@ -38,14 +43,98 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks")
+        + ("fordblks", "keepcost")
+    ]
+
+
+def heap_mib() -> dict[str, float]:
+    """glibc's own account (mallinfo2): bytes in use, free in the heap, and in mmapped blocks."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return {}
+    mib = 2**20
+    return {
+        "heap_in_use_mib": round(info.uordblks / mib, 1),
+        "heap_free_mib": round(info.fordblks / mib, 1),
+        "mmapped_mib": round(info.hblkhd / mib, 1),
+    }
+
+
+class PhaseTrace:
+    """Peak and end RSS of each phase of an epoch, the peak reset as each phase starts."""
+
+    def __init__(self) -> None:
+        self.stack = ["other"]
+        self.peaks: dict[str, float] = {}
+        self.overall = 0.0  # the process's peak (VmHWM is reset at each phase)
+
+    def _switch(self, name: str) -> None:
+        phase = self.stack[-1]
+        peak = _status_mib("VmHWM")
+        self.peaks[phase] = max(self.peaks.get(phase, 0.0), peak)
+        self.overall = max(self.overall, peak)
+        self.stack[-1] = name
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+
+    def wrap(self, owner: object, attribute: str, name: str) -> None:
+        original = getattr(owner, attribute)
+        trace = self
+
+        def traced(*args, **kwargs):
+            before = trace.stack[-1]
+            trace._switch(name)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                trace._switch(before)
+
+        setattr(owner, attribute, traced)
+
+    def epoch_done(self) -> dict[str, float]:
+        self._switch(self.stack[-1])
+        peaks, self.peaks = self.peaks, {}
+        return {k: round(v, 1) for k, v in sorted(peaks.items())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--sentences", type=int, default=12000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--collect", action="store_true", help="gc.collect() after every epoch (diagnosis)")
+    parser.add_argument("--phases", action="store_true", help="peak RSS of each phase (diagnosis)")
     args = parser.parse_args()
     rows: list[dict] = []
+    trace = PhaseTrace() if args.phases else None
+    if trace is not None:
+        original_step = trainer.Trainer._step
+
+        def step(self, *a, **k):
+            if trace.stack[-1] != "train":
+                trace._switch("train")
+            return original_step(self, *a, **k)
+
+        trainer.Trainer._step = step
+        trace.wrap(trainer.Trainer, "_validate", "validate-score")
+        trace.wrap(predictor.Predictor, "run", "validate-forward")
+        trace.wrap(store, "save_model_dir", "model-save")
+        trace.wrap(store, "save_checkpoint", "checkpoint")
+        trace.wrap(store, "append_metrics", "metrics")
+        trace.wrap(trainer, "release_freed_memory", "release")
 
     def record(epoch: int) -> None:
         if args.collect:
@@ -59,8 +148,13 @@ def main() -> int:
                 "system_s": round(usage.ru_stime, 2),
                 "user_s": round(usage.ru_utime, 2),
                 "python_objects": len(gc.get_objects()),
+                "rss_mib": round(_status_mib("VmRSS"), 1),
+                **heap_mib(),
             }
         )
+        if trace is not None:
+            rows[-1]["phase_peaks"] = trace.epoch_done()
+            rows[-1]["peak_rss_mib"] = round(trace.overall, 1)
         print(json.dumps(rows[-1]), flush=True)
 
     def on_progress(event: dict) -> None:

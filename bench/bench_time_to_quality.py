@@ -33,14 +33,14 @@ def _lfengine(args: list[str]) -> dict:
     )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout[proc.stdout.index("{") :])
+    return json.loads(proc.stdout)
 
 
 def run(config: str, meta: Path, test: Path, work: Path, seed: int, cap: list[str]) -> dict:
     model = work / config
     extra = BEFORE if config == "before" else []
     trained = _lfengine(
-        ["train", str(meta), str(model), "--seed", str(seed), "--threads", "1", "--device", "cpu"]
+        ["train", str(meta), str(model), "--seed", str(seed), "--threads", "1", "--device", "cpu", "--json"]
         + extra
         + cap
     )

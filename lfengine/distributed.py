@@ -13,9 +13,11 @@ DistributedDataParallel averages the gradients; every rank then takes the same o
 
 Rank 0 alone validates, logs, writes the model and checkpoints and talks to the caller. Once per
 batch it tells the other ranks whether to stop (cancel, stop file, SIGINT) and the learning rate
-to use; after each epoch, whether early stopping ended the run. Dense gradients: for the
-embedding tables of LF data (up to a few million elements) a bucketed dense all-reduce costs
-less than the bookkeeping of sparse gradients (bench/bench_scale.py measures the share).
+to use; after each epoch, whether early stopping ended the run. Dense gradients, measured
+(bench/bench_scale.py, 2 gloo processes): one batch's exchange costs 6.7 ms dense against 6.0 ms
+with the embedding rows sent sparse on class-ngram-sp1 (a 20k x 120 table, 325 rows a batch),
+and 4.9 against 16.7 ms on seq-pos1 (three tables, the layers dominate); sparse gradients would
+also rule out AdamW (torch's SparseAdam has no weight decay).
 """
 
 from __future__ import annotations

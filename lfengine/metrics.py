@@ -135,14 +135,29 @@ def _to_label_seqs(seqs: Sequence[Sequence], labels: Sequence[str]) -> list[list
     return [[v if isinstance(v, str) else labels[int(v)] for v in seq] for seq in seqs]
 
 
+def span_labels(labels: Sequence[str], known: int | None = None) -> list[str] | None:
+    """The label names that span decoding reads, or None when the model's labels (the first
+    ``known`` of ``labels``; the rest are gold labels unseen in training) are no chunk label set.
+    An unseen gold label that is no chunk label reads as outside (``O``)."""
+    known = len(labels) if known is None else known
+    if not is_chunk_label_set(labels[:known]):
+        return None
+    return [
+        label if i < known or is_chunk_label_set([label]) else OUTSIDE_LABEL for i, label in enumerate(labels)
+    ]
+
+
 def sequence_report(
-    gold_seqs: Sequence[Sequence[int | str]], pred_seqs: Sequence[Sequence[int | str]], labels: Sequence[str]
+    gold_seqs: Sequence[Sequence[int | str]],
+    pred_seqs: Sequence[Sequence[int | str]],
+    labels: Sequence[str],
+    known: int | None = None,
 ) -> dict:
     """Per-token classification report over flattened sequences, plus span scores for chunk labels.
 
     Labels may be given as indices into ``labels`` or as the label strings themselves. When the
     label set is an LF chunking label set (``is_chunk_label_set``) the report has a ``spans``
-    entry from ``span_report``.
+    entry from ``span_report``. ``known``: see ``span_labels``.
     """
     gold_flat, pred_flat = flatten_sequences(gold_seqs, pred_seqs)
     report = classification_report(
@@ -150,8 +165,9 @@ def sequence_report(
     )
     report["task"] = "sequence"
     report["sequences"] = len(gold_seqs)
-    if is_chunk_label_set(labels):
-        report["spans"] = span_report(_to_label_seqs(gold_seqs, labels), _to_label_seqs(pred_seqs, labels))
+    names = span_labels(labels, known)
+    if names is not None:
+        report["spans"] = span_report(_to_label_seqs(gold_seqs, names), _to_label_seqs(pred_seqs, names))
     return report
 
 
@@ -254,6 +270,7 @@ def oov_report(
     unknown: Sequence[bool] | np.ndarray,
     labels: Sequence[str],
     seq_bounds: Sequence[int] | None = None,
+    known: int | None = None,
 ) -> dict:
     """Scores over the tokens (or instances) whose token string the model knows vs does not know.
 
@@ -261,6 +278,7 @@ def oov_report(
     unknown to the model. For sequences ``seq_bounds`` (the ``n + 1`` offsets of the sequences)
     allows span scores when the labels are chunk labels: a gold or predicted span is an
     ``unknown`` span when one of its tokens is unknown, and each group is scored on its own.
+    ``known``: see ``span_labels``.
     """
     gold_idx, pred_idx = np.asarray(gold, np.int64), np.asarray(pred, np.int64)
     unknown_mask = np.asarray(unknown, dtype=bool)
@@ -272,13 +290,13 @@ def oov_report(
         }
         for name, mask in groups.items()
     }
-    if seq_bounds is None or not is_chunk_label_set(labels):
+    names = span_labels(labels, known)
+    if seq_bounds is None or names is None:
         return report
-    labels = list(labels)
     found: dict[str, dict[str, set]] = {name: {"gold": set(), "pred": set()} for name in groups}
     for i, (a, b) in enumerate(zip(seq_bounds[:-1], seq_bounds[1:])):
         for kind, ids in (("gold", gold_idx), ("pred", pred_idx)):
-            for span in decode_spans([labels[j] for j in ids[a:b]]):
+            for span in decode_spans([names[j] for j in ids[a:b]]):
                 name = "unknown" if unknown_mask[a + span.start : a + span.end].any() else "known"
                 found[name][kind].add((i, span))
     for name, spans in found.items():
@@ -323,78 +341,3 @@ def regression_report(gold: Sequence[float] | np.ndarray, pred: Sequence[float] 
         "mae": float(np.mean(np.abs(errors))),
         "r2": r2,
     }
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-    return lines
-
-
-def _score_cells(scores: dict) -> list[str]:
-    return [f"{scores['precision']:.4f}", f"{scores['recall']:.4f}", f"{scores['f1']:.4f}"]
-
-
-def _format_labels(report: dict) -> list[str]:
-    rows = [
-        [label, *_score_cells(s), str(s["support"]), str(s["predicted"])]
-        for label, s in report["per_label"].items()
-    ]
-    lines = _table(["label", "precision", "recall", "f1", "support", "predicted"], rows)
-    unit = "tokens" if report.get("task") == "sequence" else "instances"
-    extra = f" in {report['sequences']} sequences" if "sequences" in report else ""
-    lines.append("")
-    lines.append(f"accuracy  {report['accuracy']:.4f}  ({report['instances']} {unit}{extra})")
-    for name in ("macro", "micro"):
-        s = report[name]
-        lines.append(f"{name}     precision {s['precision']:.4f}  recall {s['recall']:.4f}  f1 {s['f1']:.4f}")
-    return lines
-
-
-def _format_spans(report: dict) -> list[str]:
-    def row(name: str, s: dict) -> list[str]:
-        return [name, *_score_cells(s), str(s["gold"]), str(s["predicted"]), str(s["correct"])]
-
-    rows = [row(t, s) for t, s in report["per_type"].items()]
-    rows.append(row("(overall)", report["overall"]))
-    return _table(["span type", "precision", "recall", "f1", "gold", "predicted", "correct"], rows)
-
-
-def _format_oov(oov: dict) -> list[str]:
-    rows = []
-    for name in ("known", "unknown"):
-        entry = oov[name]
-        cells = [name, str(entry["count"]), f"{entry['accuracy']:.4f}"]
-        if "spans" in entry:
-            s = entry["spans"]
-            cells += [f"{s['f1']:.4f}", str(s["gold"])]
-        rows.append(cells)
-    header = ["token string", "count", "accuracy"] + (["span f1", "gold spans"] if len(rows[0]) > 3 else [])
-    return _table(header, rows)
-
-
-def format_report(report: dict) -> str:
-    """Render a report of this module as a per-label table and a summary, for ``lfengine evaluate``."""
-    if report.get("task") == "regression":
-        return "\n".join(
-            [
-                f"instances {report['instances']}",
-                f"mse       {report['mse']:.6g}",
-                f"rmse      {report['rmse']:.6g}",
-                f"mae       {report['mae']:.6g}",
-                f"r2        {report['r2']:.4f}",
-            ]
-        )
-    if "per_label" in report:
-        lines = _format_labels(report)
-        if "spans" in report:
-            lines += ["", "chunk spans (exact match):", *_format_spans(report["spans"])]
-        if report.get("oov"):
-            lines += ["", "known vs unknown to the model:", *_format_oov(report["oov"])]
-        return "\n".join(lines)
-    if "per_type" in report:
-        return "\n".join(_format_spans(report))
-    raise ValueError("not a report of lfengine.metrics")

@@ -8,6 +8,7 @@ or pack all padding.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from lfengine.builder.base import TaskModel
 from lfengine.data.batching import collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
-from lfengine.data.reader import encode_instances
+from lfengine.data.reader import encode_instances, read_data, unseen_gold_labels
 
 #: Instances (or sequence elements) per forward pass when a request or data set is large.
 MAX_ROWS_PER_PASS = 8192
@@ -141,37 +142,71 @@ class Predictor:
         """Metrics of lfengine.metrics for labeled data, plus the mean loss."""
         return self.evaluate_rows(data)[0]
 
-    def evaluate_rows(self, data: Encoded) -> tuple[dict, RowOutputs]:
-        """``evaluate``, and the predictions it scored (for error analysis)."""
-        out, loss = self.run(data, want_distribution=False, with_loss=True)
-        report = score(self.codec, data, out)
+    def evaluate_rows(self, data: Encoded, labels: list[str] | None = None) -> tuple[dict, RowOutputs]:
+        """``evaluate``, and the predictions it scored (for error analysis).
+
+        ``labels``: the model's labels followed by gold labels unseen in training (target ids from
+        ``len(codec.labels)`` on); those rows count as errors and are reported in ``unseen_labels``.
+        The loss covers the items whose gold labels the model knows.
+        """
+        labels = labels or self.codec.labels
+        if self.codec.task == "regression":
+            out, loss = self.run(data, want_distribution=False, with_loss=True)
+            return {**score(self.codec, data, out, labels), "loss": loss or 0.0}, out
+        unseen_rows = data.targets >= len(self.codec.labels)
+        if not unseen_rows.any():
+            out, loss = self.run(data, want_distribution=False, with_loss=True)
+        else:
+            out, _ = self.run(data, want_distribution=False)
+            owner = np.repeat(np.arange(len(data)), data.lengths()) if data.seq_offsets is not None else None
+            bad_items = np.unique(owner[unseen_rows]) if owner is not None else np.flatnonzero(unseen_rows)
+            known_items = np.setdiff1d(np.arange(len(data)), bad_items)
+            loss = self.run(data.subset(known_items), with_loss=True)[1] if len(known_items) else None
+        report = score(self.codec, data, out, labels)
         report["loss"] = loss if loss is not None else 0.0
-        if self.codec.task != "regression":
-            report["oov"] = _oov(self.codec, data, out)
+        report["oov"] = _oov(self.codec, data, out, labels)
+        counts = np.bincount(data.targets[unseen_rows] - len(self.codec.labels), minlength=len(labels))
+        report["unseen_labels"] = {
+            "count": int(unseen_rows.sum()),
+            "labels": {label: int(n) for label, n in zip(labels[len(self.codec.labels) :], counts)},
+        }
         return report, out
 
+    def evaluate_file(self, path: str) -> tuple[dict, Encoded, RowOutputs]:
+        """``evaluate_rows`` on a labeled data file, with the confusion matrix of a classifier or
+        tagger; gold labels the model never saw count as errors (``unseen_labels``)."""
+        unseen = unseen_gold_labels(self.codec, path)
+        labels = [*self.codec.labels, *unseen]
+        codec = dataclasses.replace(self.codec, labels=labels) if unseen else self.codec
+        data = read_data(codec, path).data
+        report, outputs = self.evaluate_rows(data, labels)
+        if self.codec.task != "regression":
+            report["confusion"] = metrics.confusion_matrix(data.targets, outputs.label_ids, labels)
+        return report, data, outputs
 
-def score(codec: Codec, data: Encoded, out: RowOutputs) -> dict:
-    """Compare predictions with the gold targets of ``data``."""
+
+def score(codec: Codec, data: Encoded, out: RowOutputs, labels: list[str] | None = None) -> dict:
+    """Compare predictions with the gold targets of ``data`` (``labels``: see ``evaluate_rows``)."""
     if codec.task == "regression":
         gold = data.targets.astype(np.float64) * codec.target_std + codec.target_mean
         return {"task": "regression", **metrics.regression_report(gold, out.values)}
+    labels = labels or codec.labels
     if data.seq_offsets is None:
-        return metrics.classification_report(data.targets, out.label_ids, codec.labels)
+        return metrics.classification_report(data.targets, out.label_ids, labels)
     bounds = data.seq_offsets.tolist()
     gold = [data.targets[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
     pred = [out.label_ids[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
-    return metrics.sequence_report(gold, pred, codec.labels)
+    return metrics.sequence_report(gold, pred, labels, len(codec.labels))
 
 
-def _oov(codec: Codec, data: Encoded, out: RowOutputs) -> dict | None:
+def _oov(codec: Codec, data: Encoded, out: RowOutputs, labels: list[str]) -> dict | None:
     """Known vs unknown token strings (the codec's key column); None when there is none."""
     if codec.key_column is None or codec.task == "regression":
         return None
     vocab = codec.vocabs[codec.nominal[codec.key_column].emb_id]
     unknown = data.nominal[:, codec.key_column] == vocab.unknown_index
     bounds = data.seq_offsets.tolist() if data.seq_offsets is not None else None
-    return metrics.oov_report(data.targets, out.label_ids, unknown, codec.labels, bounds)
+    return metrics.oov_report(data.targets, out.label_ids, unknown, labels, bounds, len(codec.labels))
 
 
 def headline(report: dict) -> dict[str, float]:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from lfengine.allocator import reuse_freed_memory, training_memory
+from lfengine.allocator import SERVING_KERNEL_CACHE, bound_kernel_cache, reuse_freed_memory, training_memory
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,10 @@ GC_THRESHOLDS = (50_000, 20, 20)  # Python's default is (700, 10, 10)
 
 
 def serving_process() -> None:
-    """A process that answers requests until it ends: keep freed memory, collect rarely."""
+    """A process that answers requests until it ends: keep freed memory and oneDNN's kernels
+    for the repeated shapes of apply-batch (allocator.py), collect rarely."""
     reuse_freed_memory()
+    bound_kernel_cache(SERVING_KERNEL_CACHE)
     relax_garbage_collection()
 
 

@@ -18,9 +18,7 @@ from lfengine.builder.config import ModelConfig
 from lfengine.builder.registry import is_user_module
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
-from lfengine.data.reader import read_data
 from lfengine.errors import ModelError
-from lfengine.metrics import confusion_matrix
 from lfengine.options import TrainOptions
 from lfengine.planning import describe
 from lfengine.predictor import Predictor, RowOutputs
@@ -104,11 +102,8 @@ class LoadedModel:
         """The report (with the confusion matrix of a classifier or tagger), the encoded data and
         the predictions, for error analysis. The protocol's ``evaluate`` and the command line's
         both come from here."""
-        data = read_data(self.codec, data_path).data
-        report, outputs = self.predictor.evaluate_rows(data)
+        report, data, outputs = self.predictor.evaluate_file(data_path)
         report["file"] = str(data_path)
-        if self.task != "regression":
-            report["confusion"] = confusion_matrix(data.targets, outputs.label_ids, self.codec.labels)
         return report, data, outputs
 
     def describe(self) -> dict:

@@ -10,6 +10,7 @@ import torch
 
 from lfengine.builder import ModelConfig, NetworkPlan, TaskModel, build_network, choose_config, resolve_module
 from lfengine.builder.config import field_names
+from lfengine.builder.encoders import SHAPE_FLAGS
 from lfengine.builder.heuristics import RULES
 from lfengine.builder.modules import BiLstmCrfTagger, MlpClassifier, TextCnn
 from lfengine.builder.networks import AutoNetwork, Classifier, SequenceTagger
@@ -57,10 +58,10 @@ def test_chunk_labels_are_recognised(labels, expected):
 
 def test_tagger_defaults_follow_the_labels_and_the_data():
     chunk_config, provenance = _choose(_seq(CHUNKS, chars=True))
-    assert chunk_config.crf and chunk_config.char_encoder
+    assert chunk_config.crf and chunk_config.char_encoder and chunk_config.word_shape
     assert set(provenance.values()) == {"heuristic"} and set(provenance) == set(field_names())
     pos_config, _ = _choose(_seq(POS, chars=False))
-    assert not pos_config.crf and not pos_config.char_encoder
+    assert not pos_config.crf and not pos_config.char_encoder and not pos_config.word_shape
     sizes = [_choose(_seq(POS, False), n_train=n)[0].lstm_hidden for n in (100, 5000, 50000)]
     assert sizes == sorted(sizes) and 100 <= sizes[0] and sizes[-1] <= 200
 
@@ -118,9 +119,25 @@ def test_bad_settings_are_option_errors(options, message):
         _choose(TEXT, **options)
 
 
-def test_char_encoder_without_characters_is_refused():
-    with pytest.raises(OptionError, match="no character column"):
-        _choose(_seq(POS, chars=False), model={"char_encoder": True})
+@pytest.mark.parametrize("name", ["char_encoder", "word_shape"])
+def test_spelling_settings_without_characters_are_refused(name):
+    with pytest.raises(OptionError, match=f"{name} is on, but the data have no character column"):
+        _choose(_seq(POS, chars=False), model={name: True})
+
+
+def test_word_shape_adds_its_flags_to_the_tagger_input():
+    layout = _seq(CHUNKS, chars=True)
+    with_shape = build_network(NetworkPlan(layout, _choose(layout)[0], None))
+    without = build_network(NetworkPlan(layout, _choose(layout, model={"word_shape": False})[0], None))
+    assert with_shape.features.output_size == without.features.output_size + len(SHAPE_FLAGS)
+    assert without.features.shape is None
+
+
+def test_models_stored_before_word_shape_load_without_it():
+    config, _ = _choose(_seq(CHUNKS, chars=True))
+    stored = config.to_dict()
+    del stored["word_shape"]
+    assert ModelConfig.from_dict(stored).word_shape is False
 
 
 def test_config_round_trips_through_json():

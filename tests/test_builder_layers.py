@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lfengine.builder.dropout import Dropout
 from lfengine.builder.encoders import (
     CharEncoder,
     MaskedCnnEncoder,
@@ -82,3 +83,29 @@ def test_char_encoder_handles_empty_words_and_padding():
     assert torch.allclose(encoder(wider), out, atol=1e-6)
     masked = encoder(chars, mask=torch.tensor([[True, False]]))
     assert torch.allclose(masked, out, atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_dropout_zeroes_a_share_p_and_scales_the_rest(p):
+    torch.manual_seed(3)
+    dropout = Dropout(p)
+    inputs = torch.full((400, 1000), 2.0, requires_grad=True)
+    out = dropout(inputs)
+    zeroed = float((out == 0).float().mean())
+    assert abs(zeroed - p) < 0.005  # 400k draws: the standard error is below 0.001
+    kept = out[out != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 2.0 / (1 - p)))
+    out.sum().backward()  # the gradient is the same mask, scaled the same way
+    assert torch.equal(inputs.grad, out.detach() / 2.0)
+    dropout.eval()
+    assert torch.equal(dropout(inputs), inputs)
+
+
+def test_dropout_is_repeatable_under_a_seed_and_a_plain_nn_dropout_for_torch():
+    dropout = Dropout(0.5)
+    inputs = torch.randn(50, 60)
+    torch.manual_seed(5)
+    first = dropout(inputs)
+    torch.manual_seed(5)
+    assert torch.equal(dropout(inputs), first)
+    assert isinstance(dropout, torch.nn.Dropout) and Dropout(0.0)(inputs) is inputs

@@ -79,13 +79,15 @@ def test_shard_gives_every_rank_items_and_covers_the_batch() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "epochs", "tolerance"),
-    # seq-pos1 validates on ~1,900 tokens: 1 point. class-ngram-sp1 on 100 sentences, where one
-    # seed differs from the next by 2 points (README) and 1 point is one sentence: 4 points.
-    [("seq-pos1", 2, 0.01), ("class-ngram-sp1", 8, 0.04)],
+    ("name", "epochs", "scored_on"),
+    # seq-pos1 validates on ~1,900 tokens: within 1 point there (measured after 5 epochs, seeds
+    # 3 and 5: 0.2 and 0.6 points). class-ngram-sp1 validates on 100 sentences, 1 point each, and
+    # one seed differs from the next by 2 (README): within 4 points there, and within 1 point on
+    # its whole file (1,000 sentences, 1 point = 10; measured, seeds 3 and 5: 0.3 and 0.3).
+    [("seq-pos1", 5, "validation"), ("class-ngram-sp1", 8, "whole file")],
 )
 def test_two_workers_train_within_a_point_of_one_worker(
-    name: str, epochs: int, tolerance: float, tmp_path: Path
+    name: str, epochs: int, scored_on: str, tmp_path: Path
 ) -> None:
     meta = LFDATA / f"{name}.meta.json"
     if not meta.is_file():
@@ -94,10 +96,14 @@ def test_two_workers_train_within_a_point_of_one_worker(
     one = _finish(_train_cli(meta, tmp_path / "one", [*flags, "--threads", "1"]))
     two = _finish(_train_cli(meta, tmp_path / "two", [*flags, "--workers", "2"]))
     assert two["epochs"] == one["epochs"] == epochs
-    assert abs(two["best"]["accuracy"] - one["best"]["accuracy"]) <= tolerance + 1e-9, (
-        one["best"],
-        two["best"],
-    )
+    validation = [one["best"]["accuracy"], two["best"]["accuracy"]]
+    if scored_on == "whole file":
+        data = str(LFDATA / f"{name}.data.json")
+        whole = [service.evaluate(str(tmp_path / run), data)["accuracy"] for run in ("one", "two")]
+        assert abs(whole[1] - whole[0]) <= 0.01 + 1e-9, (whole, validation)
+        assert abs(validation[1] - validation[0]) <= 0.04 + 1e-9, validation
+    else:
+        assert abs(validation[1] - validation[0]) <= 0.01 + 1e-9, validation
     # One model directory, written by rank 0 alone, loadable and consistent with its metrics.
     model = service.load_model(str(tmp_path / "two"))
     assert model.metadata["training"]["options"]["workers"] == 2

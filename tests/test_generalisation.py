@@ -13,6 +13,7 @@ from lfengine import metrics, service, store
 from lfengine.data.batching import split_indices
 from lfengine.data.synthetic import LfAttribute, write_lf
 from lfengine.data.vocab import OOV_INDEX
+from lfengine.metrics_text import format_report
 from lfengine.options import TrainOptions
 
 COMMON = [f"w{i}" for i in range(12)]
@@ -98,7 +99,7 @@ def test_evaluate_splits_known_and_unknown_tokens(trained, tmp_path: Path) -> No
     assert oov["known"]["count"] == 3 and oov["unknown"]["count"] == 2
     total = oov["known"]["accuracy"] * 3 + oov["unknown"]["accuracy"] * 2
     assert total == pytest.approx(report["accuracy"] * 5)
-    assert "known vs unknown" in metrics.format_report(report)
+    assert "known vs unknown" in format_report(report)
 
 
 def test_oov_report_span_scores_by_known_and_unknown_spans() -> None:

@@ -13,12 +13,12 @@ from lfengine.metrics import (
     classification_report,
     decode_spans,
     flatten_sequences,
-    format_report,
     is_chunk_label_set,
     regression_report,
     sequence_report,
     span_report,
 )
+from lfengine.metrics_text import format_report
 
 LFDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "lfdata"
 

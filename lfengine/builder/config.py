@@ -33,8 +33,10 @@ INT_MAXIMA = {
 }
 MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 
-#: Settings a model stored before they existed did not use: their old behaviour (training only).
+#: Settings a model stored before they existed did not use: their old behaviour (the network
+#: they built, or the training they had).
 LEGACY_DEFAULTS = {
+    "word_shape": False,
     "unk_replace": 0.0,
     "word_dropout": 0.0,
     "oov_untrained": False,
@@ -58,6 +60,7 @@ SETTING_HELP = {
     "char_dims": "character embedding size",
     "char_filters": "character CNN filters",
     "char_kernel": "character CNN kernel width",
+    "word_shape": "casing/shape flags per token from its characters (sequence tagging)",
     "crf": "linear-chain CRF output layer (sequence tagging)",
     "lstm_hidden": "tagger BiLSTM hidden size per direction",
     "lstm_layers": "tagger BiLSTM layers",
@@ -94,6 +97,7 @@ class ModelConfig:
     char_dims: int
     char_filters: int
     char_kernel: int
+    word_shape: bool
     crf: bool
     lstm_hidden: int
     lstm_layers: int

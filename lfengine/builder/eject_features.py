@@ -9,7 +9,7 @@ import json
 import textwrap
 
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.encoders import list_encoder_size
+from lfengine.builder.encoders import SHAPE_FLAGS, list_encoder_size
 from lfengine.data.batch import EmbeddingInfo, InputLayout
 
 WIDTH = 88  # ruff's default line length: the file passes `ruff check` with default settings
@@ -82,6 +82,7 @@ class FeaturesWriter:
         self.config = config
         self.used_ids = list(dict.fromkeys([e for _, e in layout.nominal] + [e for _, e in layout.lists]))
         self.chars = layout.is_sequence and config.char_encoder and layout.chars is not None
+        self.shape = layout.is_sequence and config.word_shape and layout.chars is not None
         self.encoders = {_encoder_call(config, 1)[0].split("(")[0]} if layout.lists else set()
         self.diagram: list[str] = []
         self.size = 0
@@ -120,6 +121,13 @@ class FeaturesWriter:
                 f"        self.chars = CharEncoder({info.vocab_size}, dims={c.char_dims}, "
                 f"filters={c.char_filters}, kernel={c.char_kernel}, dropout={c.embedding_dropout!r})"
             )
+        if self.shape:
+            lines += comment(
+                f"{len(SHAPE_FLAGS)} casing/shape flags per token ({', '.join(SHAPE_FLAGS)}), from "
+                "the character classes of the alphabet (no weights)",
+                8,
+            )
+            lines.append("        self.shape = WordShape(alphabet)")
         return lines
 
     def features_forward(self) -> list[str]:
@@ -170,6 +178,11 @@ class FeaturesWriter:
             lines.append("            self.chars(batch.chars, mask),")
             self.diagram.append(f"characters of {layout.chars.column} -> char CNN -> {c.char_filters}")
             self.size += c.char_filters
+        if self.shape:
+            lines += comment(f"characters of {layout.chars.column} -> casing/shape flags -> 9", 12)
+            lines.append("            self.shape(batch.chars),")
+            self.diagram.append(f"characters of {layout.chars.column} -> casing/shape flags -> 9")
+            self.size += len(SHAPE_FLAGS)
         lines.append("        ]")
         return lines
 
@@ -182,7 +195,15 @@ class FeaturesWriter:
             f'    """The LF columns -> one vector of {self.size} values per '
             f'{"token" if self.layout.is_sequence else "instance"}."""',
             "",
-            "    def __init__(self, init: dict[str, np.ndarray] | None) -> None:",
+            *(
+                [
+                    "    def __init__(",
+                    "        self, init: dict[str, np.ndarray] | None, alphabet: tuple[str, ...]",
+                    "    ) -> None:",
+                ]
+                if self.shape
+                else ["    def __init__(self, init: dict[str, np.ndarray] | None) -> None:"]
+            ),
             "        super().__init__()",
             *init,
             "        self.output_size = " + str(self.size),

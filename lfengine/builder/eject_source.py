@@ -28,6 +28,7 @@ ARCHITECTURE = (
     "char_dims",
     "char_filters",
     "char_kernel",
+    "word_shape",
     "crf",
     "lstm_hidden",
     "lstm_layers",
@@ -51,7 +52,7 @@ class _Writer(FeaturesWriter):
         hidden = []
         size = self.size
         for _ in range(c.hidden_layers):
-            hidden += [f"nn.Linear({size}, {c.hidden_size}),", "nn.ReLU(),", f"nn.Dropout({c.dropout!r}),"]
+            hidden += [f"nn.Linear({size}, {c.hidden_size}),", "nn.ReLU(),", f"Dropout({c.dropout!r}),"]
             self.diagram.append(f"Linear {size} -> {c.hidden_size}, ReLU, Dropout {c.dropout}")
             size = c.hidden_size
         what = "one standardised value" if regression else f"{outputs} label scores"
@@ -97,13 +98,15 @@ class _Writer(FeaturesWriter):
             "    config_defaults: ClassVar[dict[str, Any]] = CONFIG_DEFAULTS",
             "",
             *_INIT_SIGNATURE,
-            "        self.features = Features(init)",
-            f"        self.input_dropout = nn.Dropout({c.dropout!r})",
+            "        self.features = Features(init, layout.chars.alphabet)"
+            if self.shape
+            else "        self.features = Features(init)",
+            f"        self.input_dropout = Dropout({c.dropout!r})",
             "        self.lstm = nn.LSTM(",
             f"            {self.size}, {c.lstm_hidden}, num_layers={c.lstm_layers}, batch_first=True, "
             f"bidirectional=True{between}",
             "        )",
-            f"        self.output_dropout = nn.Dropout({c.dropout!r})",
+            f"        self.output_dropout = Dropout({c.dropout!r})",
             f"        self.output = nn.Linear({2 * c.lstm_hidden}, {n})",
         ]
         if c.crf:
@@ -207,8 +210,8 @@ def render_source(
     is_tagger = layout.task == "sequence"
     network = writer.tagger_lines(class_name) if is_tagger else writer.classifier_lines(class_name)
     chars_expr = "layout.chars.vocab_size if layout.chars else None"
-    char_size = layout.chars.vocab_size if writer.chars else None
-    if not writer.chars:
+    char_size = layout.chars.vocab_size if writer.chars or writer.shape else None
+    if char_size is None:
         chars_expr = "None"
     check = _CHECK.format(chars=chars_expr, char_size=char_size)
 
@@ -251,16 +254,23 @@ def render_source(
     lf.append("from lfengine.builder.config import ModelConfig")
     if uses_crf:
         lf.append("from lfengine.builder.crf import Crf")
+    if is_tagger or config.hidden_layers > 0:  # lfengine's Dropout: the same masks as when built
+        lf.append("from lfengine.builder.dropout import Dropout")
     if writer.used_ids:
         lf.append("from lfengine.builder.embeddings import FeatureEmbeddings")
     encoder_names = set(writer.encoders)
     if writer.chars:
         encoder_names.add("CharEncoder")
+    if writer.shape:
+        encoder_names.add("WordShape")
     if layout.is_sequence and layout.lists:
         encoder_names.add("encode_positions")
     if encoder_names:  # isort order: classes (capitalised) before functions
         ordered = sorted(encoder_names, key=lambda n: (n[0].islower(), n))
-        lf.append(f"from lfengine.builder.encoders import {', '.join(ordered)}")
+        line = f"from lfengine.builder.encoders import {', '.join(ordered)}"
+        if len(line) > WIDTH:  # isort's wrapped form: one name per line
+            line = "from lfengine.builder.encoders import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
+        lf.append(line)
     lf.append("from lfengine.data.batch import Batch, EmbeddingInfo, InputLayout")
     lf.append("from lfengine.errors import OptionError")
 

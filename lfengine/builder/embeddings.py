@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lfengine.builder.dropout import Dropout
 from lfengine.data.batch import EmbeddingInfo
 from lfengine.errors import ModelError
 
@@ -100,7 +101,7 @@ class FeatureEmbeddings(nn.Module):
                 with torch.no_grad():
                     mapping.weight.copy_(torch.eye(info.dims))
                 self.mappings[key] = mapping
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def dims(self, emb_id: str) -> int:
         return self.infos[emb_id].dims

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lfengine.builder.config import LIST_ENCODERS
+from lfengine.builder.dropout import Dropout
 from lfengine.errors import OptionError
 
 
@@ -163,7 +164,7 @@ class CharEncoder(nn.Module):
     def __init__(self, vocab_size: int, dims: int, filters: int, kernel: int, dropout: float) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, dims, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.cnn = MaskedCnnEncoder(dims, (kernel,), filters)
         self.output_size = self.cnn.output_size
 
@@ -200,13 +201,15 @@ class WordShape(nn.Module):
     from the alphabet of the character vocabulary, held in buffers not stored with the weights.
     """
 
-    def __init__(self, alphabet: tuple[str, ...]) -> None:
+    def __init__(self, alphabet: tuple[str, ...], vocab_size: int = 0) -> None:
+        """``vocab_size``: ids beyond the alphabet (a layout that names no characters) get no class."""
         super().__init__()
         classes = [(False, False, False, False, False)] * 2  # PAD and OOV: no class
         classes += [
             (ch.isupper(), ch.islower(), ch.isdigit(), not ch.isalnum() and not ch.isspace(), ch == "-")
             for ch in alphabet[2:]
         ]
+        classes += [(False, False, False, False, False)] * (vocab_size - len(classes))
         table = torch.tensor(classes, dtype=torch.bool).reshape(len(classes), 5)
         self.register_buffer("char_classes", table, persistent=False)
         self.has_case = bool(table[:, 0].any())

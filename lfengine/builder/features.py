@@ -91,7 +91,7 @@ class InputFeatures(nn.Module):
         if use_shape:
             if layout.chars is None or not layout.is_sequence:
                 raise OptionError("word-shape flags need sequence data with a character column")
-            self.shape = WordShape(layout.chars.alphabet)
+            self.shape = WordShape(layout.chars.alphabet, layout.chars.vocab_size)
         if layout.kinds:  # registered column kinds (data/kinds.py), after the built-in parts
             self.kinds = nn.ModuleDict(
                 {name: kind_named(name).module(settings, config) for name, settings in layout.kinds}

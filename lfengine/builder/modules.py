@@ -16,6 +16,7 @@ from torch import nn
 
 from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
+from lfengine.builder.dropout import Dropout
 from lfengine.builder.embeddings import FeatureEmbeddings
 from lfengine.builder.encoders import SHAPE_FLAGS, make_list_encoder
 from lfengine.builder.networks import Classifier, SequenceTagger
@@ -56,7 +57,7 @@ class TextCnn(TaskModel):
             config.cnn_channels,
             config.list_lstm_hidden,
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.output = nn.Linear(self.encoder.output_size, layout.num_labels)
 
     @classmethod

@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lfengine.builder.base import Prediction, TaskModel
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.crf import Crf
+from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.errors import OptionError
@@ -35,7 +36,7 @@ class FeedForward(nn.Module):
         blocks: list[nn.Module] = []
         size = input_size
         for _ in range(layers):
-            blocks += [nn.Linear(size, hidden_size), nn.ReLU(), nn.Dropout(dropout)]
+            blocks += [nn.Linear(size, hidden_size), nn.ReLU(), Dropout(dropout)]
             size = hidden_size
         self.layers = nn.Sequential(*blocks)
         self.output_size = size
@@ -87,17 +88,17 @@ class Regressor(Classifier):
 class SequenceTagger(TaskModel):
     """Per-token features -> BiLSTM -> emissions (B, T, C), decoded by a CRF when configured."""
 
-    #: Add casing/shape flags of each token (encoders.WordShape) to its features.
+    #: Always add casing/shape flags of each token (encoders.WordShape) to its features, whatever
+    #: the ``word_shape`` setting says.
     word_shape: bool = False
 
     def __init__(
         self, layout: InputLayout, config: ModelConfig, init: dict[str, np.ndarray] | None = None
     ) -> None:
         super().__init__(layout, config, init)
-        self.features = InputFeatures(
-            layout, config, init, use_chars=config.char_encoder, use_shape=self.word_shape
-        )
-        self.input_dropout = nn.Dropout(config.dropout)
+        shape = self.word_shape or config.word_shape
+        self.features = InputFeatures(layout, config, init, use_chars=config.char_encoder, use_shape=shape)
+        self.input_dropout = Dropout(config.dropout)
         self.lstm = nn.LSTM(
             self.features.output_size,
             config.lstm_hidden,
@@ -106,7 +107,7 @@ class SequenceTagger(TaskModel):
             bidirectional=True,
             dropout=config.dropout if config.lstm_layers > 1 else 0.0,
         )
-        self.output_dropout = nn.Dropout(config.dropout)
+        self.output_dropout = Dropout(config.dropout)
         self.output = nn.Linear(2 * config.lstm_hidden, layout.num_labels)
         self.crf = Crf(layout.num_labels) if config.crf else None
 
@@ -116,8 +117,9 @@ class SequenceTagger(TaskModel):
 
     @classmethod
     def check_config(cls, layout: InputLayout, config: ModelConfig) -> None:
-        if config.char_encoder and layout.chars is None:
-            raise OptionError("char_encoder is on, but the data have no character column")
+        for name in ("char_encoder", "word_shape"):
+            if getattr(config, name) and layout.chars is None:
+                raise OptionError(f"{name} is on, but the data have no character column")
 
     def forward(self, batch: Batch) -> torch.Tensor:
         features = self.features(batch)

@@ -63,7 +63,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["file"] = args.data
         report["warnings"] = evaluation_warnings(report, model.metadata.get("training", {}), path)
         if args.predictions:
-            write_predictions(Path(args.predictions), model, path, data, outputs)
+            labels = [*model.labels, *report.get("unseen_labels", {}).get("labels", {})]
+            write_predictions(Path(args.predictions), model, path, data, outputs, labels)
     print(json.dumps(report, indent=2) if args.json else render_evaluation(report))
     return 0
 
@@ -92,10 +93,12 @@ def _is_training_file(path: str, training: dict[str, Any]) -> bool:
     return bool(meta) and Path(path).resolve() == Path(meta.replace(".meta.json", ".data.json")).resolve()
 
 
-def write_predictions(target: Path, model: Any, path: str, data: Any, outputs: Any) -> None:
+def write_predictions(
+    target: Path, model: Any, path: str, data: Any, outputs: Any, labels: list[str]
+) -> None:
+    """``labels``: the model's, then the gold labels unseen in training (evaluate's target ids)."""
     from lfengine.data.reader import read_records
 
-    labels = model.labels
     records = [r for chunk in read_records(path, labeled=True) for r in chunk]
     with open(target, "w", encoding="utf-8") as out:
         if model.task == "regression":

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from lfengine.metrics import format_report
+from lfengine.metrics_text import format_report
 from lfengine.progress import clock
 
 STOP_REASONS = {

@@ -172,3 +172,18 @@ def read_records(path: str | Path, *, labeled: bool, chunk_lines: int = 1000) ->
             chunk = []
     if chunk:
         yield chunk
+
+
+def unseen_gold_labels(codec: Codec, path: str | Path) -> list[str]:
+    """The gold label strings of a labeled data file that the model's label set lacks, in order of
+    first appearance: ``evaluate`` counts them as errors (the model can never predict them, as on
+    new documents with a rare label) instead of refusing the file."""
+    if codec.task == "regression":
+        return []
+    known, unseen = set(codec.labels), {}
+    for chunk in read_records(path, labeled=True):
+        for _, target in chunk:
+            for label in target if codec.is_sequence and type(target) is list else (target,):
+                if type(label) is str and label not in known:
+                    unseen[label] = None
+    return list(unseen)
