@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -67,6 +68,13 @@ class Coordinator:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     workers: list[subprocess.Popen] = field(default_factory=list)
     owns_group: bool = False
+    # Every tensor handed to a collective stays referenced here for the life of the run. gloo's
+    # worker thread may free a finished work after the call has returned; if Python had already
+    # let go of the tensor, freeing it there needs the GIL, which the main thread holds while the
+    # last reference to the process group goes (the DDP reducer's) and it joins that thread: a
+    # deadlock, seen 1 run in 20 at the end of a torchrun-style run when DDP broadcast module
+    # buffers. Only the last few can still be held by gloo.
+    _handed: deque[torch.Tensor] = field(default_factory=lambda: deque(maxlen=8), repr=False)
 
     @property
     def main(self) -> bool:
@@ -90,9 +98,12 @@ class Coordinator:
             return model.loss
         ids = [self.device.index] if self.device.type == "cuda" else None
         # Not every parameter takes part in every batch (previous-label columns hidden, no list
-        # tokens in a batch), hence find_unused_parameters.
+        # tokens in a batch), hence find_unused_parameters. The networks' buffers are constant
+        # tables built alike on every rank (the word-shape character classes): broadcasting them
+        # at every forward would cost a collective per batch and leave module tensors in gloo's
+        # hands at the end (see _handed).
         return torch.nn.parallel.DistributedDataParallel(
-            _Loss(model), device_ids=ids, find_unused_parameters=True
+            _Loss(model), device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
         )
 
     def agree(self, reason: str | None, optimizer: torch.optim.Optimizer) -> str | None:
@@ -102,7 +113,7 @@ class Coordinator:
         groups = optimizer.param_groups
         values = [float(STOP_REASONS.index(reason or ""))] + [float(g["lr"]) for g in groups]
         message = torch.tensor(values, dtype=torch.float64, device=self._comm_device())
-        dist.broadcast(message, src=0)
+        dist.broadcast(self._hand(message), src=0)
         received = message.cpu().tolist()
         for group, lr in zip(groups, received[1:]):
             group["lr"] = lr
@@ -119,7 +130,7 @@ class Coordinator:
             ]
         )
         both = both.to(self._comm_device())
-        dist.all_reduce(both)
+        dist.all_reduce(self._hand(both))
         total, count = both.cpu().tolist()
         return total / count
 
@@ -128,14 +139,14 @@ class Coordinator:
         if not self.parallel:
             return data or b""
         size = torch.tensor([len(data or b"")], dtype=torch.int64, device=self._comm_device())
-        dist.broadcast(size, src=0)
+        dist.broadcast(self._hand(size), src=0)
         buffer = (
             torch.frombuffer(bytearray(data), dtype=torch.uint8)
             if self.main and data
             else torch.empty(int(size.item()), dtype=torch.uint8)
         ).to(self._comm_device())
         if int(size.item()):
-            dist.broadcast(buffer, src=0)
+            dist.broadcast(self._hand(buffer), src=0)
         return bytes(buffer.cpu().numpy())
 
     def shared_payload(self, payload: dict[str, Any] | None) -> dict[str, Any]:
@@ -170,6 +181,10 @@ class Coordinator:
                 len(states),
                 self.world,
             )
+
+    def _hand(self, tensor: torch.Tensor) -> torch.Tensor:
+        self._handed.append(tensor)
+        return tensor
 
     def barrier(self) -> None:
         if self.parallel:
