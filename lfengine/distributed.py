@@ -59,6 +59,15 @@ class _Loss(torch.nn.Module):
         return self.model.loss(batch)
 
 
+# Every tensor handed to a collective stays referenced here until the process ends. gloo's
+# worker thread may free a finished work after the call has returned; if Python had already let
+# go of the tensor, freeing it there needs the GIL, which the main thread holds while the last
+# reference to the process group (the DDP reducer's) goes and it joins that thread: a deadlock,
+# seen 1 run in 20 at the end of a torchrun-style run. Module-level, so that it outlives every
+# coordinator, trainer and reducer. Only the last few can still be held by gloo.
+_HANDED: deque[torch.Tensor] = deque(maxlen=8)
+
+
 @dataclass
 class Coordinator:
     """This process's place in a data-parallel training; world 1 is an ordinary single process."""
@@ -68,13 +77,6 @@ class Coordinator:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     workers: list[subprocess.Popen] = field(default_factory=list)
     owns_group: bool = False
-    # Every tensor handed to a collective stays referenced here for the life of the run. gloo's
-    # worker thread may free a finished work after the call has returned; if Python had already
-    # let go of the tensor, freeing it there needs the GIL, which the main thread holds while the
-    # last reference to the process group goes (the DDP reducer's) and it joins that thread: a
-    # deadlock, seen 1 run in 20 at the end of a torchrun-style run when DDP broadcast module
-    # buffers. Only the last few can still be held by gloo.
-    _handed: deque[torch.Tensor] = field(default_factory=lambda: deque(maxlen=8), repr=False)
 
     @property
     def main(self) -> bool:
@@ -101,7 +103,7 @@ class Coordinator:
         # tokens in a batch), hence find_unused_parameters. The networks' buffers are constant
         # tables built alike on every rank (the word-shape character classes): broadcasting them
         # at every forward would cost a collective per batch and leave module tensors in gloo's
-        # hands at the end (see _handed).
+        # hands at the end (see _HANDED).
         return torch.nn.parallel.DistributedDataParallel(
             _Loss(model), device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
         )
@@ -183,7 +185,7 @@ class Coordinator:
             )
 
     def _hand(self, tensor: torch.Tensor) -> torch.Tensor:
-        self._handed.append(tensor)
+        _HANDED.append(tensor)
         return tensor
 
     def barrier(self) -> None:
