@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 JOIN_TIMEOUT_S = 300.0  # local workers must connect within this (they import torch and read the data)
+GLOO_SETTLE_SECONDS = 0.5  # see Coordinator.close
 COLLECTIVE_TIMEOUT = timedelta(minutes=60)  # rank 0 may validate a large set while the others wait
 STOP_REASONS = ("", "cancelled", "stop-file", "early-stopping")
 _worker_store: dist.TCPStore | None = None  # set in a local worker process (announce_worker)
@@ -101,11 +102,11 @@ class Coordinator:
         ids = [self.device.index] if self.device.type == "cuda" else None
         # Not every parameter takes part in every batch (previous-label columns hidden, no list
         # tokens in a batch), hence find_unused_parameters. The networks' buffers are constant
-        # tables built alike on every rank (the word-shape character classes): broadcasting them
+        # tables built alike on every rank (the word-shape character classes): syncing them
         # at every forward would cost a collective per batch and leave module tensors in gloo's
         # hands at the end (see _HANDED).
         return torch.nn.parallel.DistributedDataParallel(
-            _Loss(model), device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
+            _Loss(model), device_ids=ids, find_unused_parameters=True, forward_sync_buffers=False
         )
 
     def agree(self, reason: str | None, optimizer: torch.optim.Optimizer) -> str | None:
@@ -194,6 +195,11 @@ class Coordinator:
 
     def close(self, failed: bool = False) -> None:
         """Leave the process group and wait for (or, after a failure, stop) the local workers."""
+        if self.parallel and dist.is_initialized():
+            # gloo's thread frees the works it has finished, and freeing a tensor Python has seen
+            # takes the GIL. The group itself goes later, with the DDP reducer, on a thread that
+            # holds the GIL and joins gloo's: so let gloo's thread finish now, while we hold none.
+            time.sleep(GLOO_SETTLE_SECONDS)
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
         for worker in self.workers:
