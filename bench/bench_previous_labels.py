@@ -2,7 +2,9 @@
 on the validation split as exported (gold gate.LF.target columns) and as GATE applies a model
 (those columns empty, gate-plugin.md §8 item 8).
 
-    python bench/bench_previous_labels.py [--seeds 1 2 3] [--rates 0 0.5]
+    python bench/bench_previous_labels.py [--seeds 1 2 3] [--rates 0 0.5] [--max-epochs N]
+
+``--max-epochs`` caps every run (default: lfengine's own epoch limit and early stopping).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 META = REPO.parent / "shared" / "lfdata" / "class-window-pos1.meta.json"
 
 
-def measure(seed: int, rate: float, workdir: Path) -> tuple[float, float]:
-    options = TrainOptions(seed=seed, threads=1, device="cpu", model={"previous_label_dropout": rate})
+def measure(seed: int, rate: float, workdir: Path, max_epochs: int | None = None) -> tuple[float, float]:
+    options = TrainOptions(
+        seed=seed, threads=1, device="cpu", max_epochs=max_epochs, model={"previous_label_dropout": rate}
+    )
     model_dir = workdir / f"m-{seed}-{rate}"
     service.train(str(META), str(model_dir), options)
     model = service.load_model(str(model_dir))
@@ -47,6 +51,7 @@ def main() -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.5])
+    parser.add_argument("--max-epochs", type=int, help="cap on the epochs of every run")
     args = parser.parse_args()
     if not META.is_file():
         print(f"skipped: {META} not found")
@@ -56,7 +61,7 @@ def main() -> int:
     print(f"{'previous_label_dropout':>22} {'gold previous labels':>21} {'empty (as GATE applies)':>24}")
     with tempfile.TemporaryDirectory() as tmp:
         for rate in args.rates:
-            runs = [measure(seed, rate, Path(tmp)) for seed in args.seeds]
+            runs = [measure(seed, rate, Path(tmp), args.max_epochs) for seed in args.seeds]
             gold = statistics.mean(r[0] for r in runs)
             empty = statistics.mean(r[1] for r in runs)
             print(
