@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.reliability.engine import TRACEBACK, Engine, engine_env, is_response
@@ -223,13 +223,18 @@ def tmpfs(path: Path, size: str, *, read_only: bool = False) -> Iterator[bool]:
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-@contextlib.contextmanager
-def _scratch_file_system(tally: Tally, mount: Path) -> Iterator[bool]:
-    """A 64 MiB tmpfs at ``mount`` for one category; marks the tally skipped where there is none."""
+def _on_scratch_file_system(category: str, mount: Path, cases: Callable[[Tally, Path], None]) -> Tally:
+    """Run ``cases(tally, mount)`` on a 64 MiB tmpfs at ``mount`` and time them; the category's
+    tally, marked skipped where no tmpfs can be mounted."""
+    tally = Tally(category)
+    started = time.monotonic()
     with tmpfs(mount, "64m") as mounted:
         if not mounted:
             tally.skipped = "a tmpfs cannot be mounted here (needs root)"
-        yield mounted
+            return tally
+        cases(tally, mount)
+    tally.seconds = time.monotonic() - started
+    return tally
 
 
 def _remount(path: Path, options: str) -> None:
@@ -239,12 +244,8 @@ def _remount(path: Path, options: str) -> None:
 def run_read_only(meta: Path, data: Path, workdir: Path) -> Tally:
     """A model on a read-only file system applies, evaluates and describes; training into it
     (fresh or --resume) is a typed error naming the directory, and the engine keeps serving."""
-    tally = Tally("read-only model dir")
-    started = time.monotonic()
-    mount = workdir / "ro"
-    with _scratch_file_system(tally, mount) as mounted:
-        if not mounted:
-            return tally
+
+    def cases(tally: Tally, mount: Path) -> None:
         model_dir = mount / "model"
         subprocess.run(
             _cli("train", str(meta), str(model_dir), "--max-epochs", "1", "--threads", "1"),
@@ -293,8 +294,8 @@ def run_read_only(meta: Path, data: Path, workdir: Path) -> Tally:
         tally.add(
             *(("lost", "the model after the attempts", problem) if problem else ("handled", "model intact"))
         )
-    tally.seconds = time.monotonic() - started
-    return tally
+
+    return _on_scratch_file_system("read-only model dir", workdir / "ro", cases)
 
 
 def _judge_plain(name: str, reply, expect: str | None, must_name: str | None, engine: Engine, frame: int):
@@ -323,18 +324,14 @@ def run_full_disk(
 ) -> Tally:
     """Training onto a nearly full disk: a typed error (or success) and, for a directory that
     held a model, the old model still loads; no temp files; the engine keeps serving."""
-    tally = Tally("full disk")
-    started = time.monotonic()
-    mount = workdir / "disk"
-    with _scratch_file_system(tally, mount) as mounted:
-        if not mounted:
-            return tally
+
+    def cases(tally: Tally, mount: Path) -> None:
         engine = Engine("json", workdir)
         old = mount / "old"
         first = engine.request(_train_request("first", meta, old), timeout=900)
         if not (is_response(first) and "result" in first):
             tally.add("crash", "first training with space left", repr(first)[:500])
-            return tally
+            return
         weights = sorted((p.name, p.stat().st_size) for p in old.iterdir() if p.suffix == ".pt")
         for k, free in enumerate(fills):
             filler = mount / "filler"
@@ -358,8 +355,8 @@ def run_full_disk(
         if not (is_response(status) and "result" in status):
             tally.add("crash", "status after the full-disk cases", repr(status))
         engine.close(120)
-    tally.seconds = time.monotonic() - started
-    return tally
+
+    return _on_scratch_file_system("full disk", workdir / "disk", cases)
 
 
 def _train_request(rid: str, meta: Path, model_dir: Path) -> dict:
