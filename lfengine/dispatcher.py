@@ -27,7 +27,7 @@ from lfengine.log_notifications import LogNotifications
 from lfengine.model_registry import ModelRegistry
 from lfengine.options import MAX_THREADS, TrainOptions
 from lfengine.protocol.envelope import PROTOCOL_VERSION, InvalidParams, MethodNotFound, Params, Request
-from lfengine.protocol.framing import FORMATS
+from lfengine.protocol.stream import FORMATS
 from lfengine.trainings import ProgressThrottle, Training, Trainings
 
 log = logging.getLogger(__name__)

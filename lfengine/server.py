@@ -22,7 +22,8 @@ from lfengine.dispatcher import Call, Dispatcher
 from lfengine.errors import LfEngineError
 from lfengine.process import protocol_output, serving_process, termination_signals
 from lfengine.protocol import envelope
-from lfengine.protocol.framing import DEFAULT_MAX_MESSAGE_BYTES, FramingError, MessageWriter, open_reader
+from lfengine.protocol.framing import DEFAULT_MAX_MESSAGE_BYTES, MessageWriter, open_reader
+from lfengine.protocol.stream import FramingError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from lfengine.protocol.envelope import (
     parse_request,
     result_response,
 )
-from lfengine.protocol.framing import MessageParseError, MessageTooLarge, StreamCorrupt, encode_json_line
+from lfengine.protocol.framing import encode_json_line
+from lfengine.protocol.stream import MessageParseError, MessageTooLarge, StreamCorrupt
 
 # --- requests ---------------------------------------------------------------------------------
 

@@ -9,18 +9,16 @@ import random
 import msgpack
 import pytest
 
-from lfengine.protocol.framing import (
+from lfengine.protocol.framing import MessageWriter, encode_json_line, open_reader
+from lfengine.protocol.msgpack_framing import ItemSkipper
+from lfengine.protocol.stream import (
     ByteSource,
     FramingError,
     MessageParseError,
     MessageTooLarge,
-    MessageWriter,
     StreamCorrupt,
     detect_format,
-    encode_json_line,
-    open_reader,
 )
-from lfengine.protocol.msgpack_framing import ItemSkipper
 
 STATUS = {"jsonrpc": "2.0", "id": 1, "method": "status"}
 PACKED = msgpack.packb(STATUS)

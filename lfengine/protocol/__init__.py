@@ -22,16 +22,8 @@ from lfengine.protocol.envelope import (
     parse_request,
     result_response,
 )
-from lfengine.protocol.framing import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    FORMATS,
-    FramingError,
-    MessageParseError,
-    MessageTooLarge,
-    MessageWriter,
-    StreamCorrupt,
-    open_reader,
-)
+from lfengine.protocol.framing import DEFAULT_MAX_MESSAGE_BYTES, MessageWriter, open_reader
+from lfengine.protocol.stream import FORMATS, FramingError, MessageParseError, MessageTooLarge, StreamCorrupt
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",

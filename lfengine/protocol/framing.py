@@ -16,14 +16,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from lfengine.protocol.stream import FORMATS as FORMATS
-from lfengine.protocol.stream import ByteSource as ByteSource
-from lfengine.protocol.stream import FramingError as FramingError
-from lfengine.protocol.stream import MessageParseError as MessageParseError
-from lfengine.protocol.stream import MessageTooLarge as MessageTooLarge
-from lfengine.protocol.stream import StreamCorrupt as StreamCorrupt
-from lfengine.protocol.stream import StreamReader
-from lfengine.protocol.stream import detect_format as detect_format
+from lfengine.protocol.stream import (
+    FORMATS,
+    ByteSource,
+    MessageParseError,
+    MessageTooLarge,
+    StreamReader,
+    detect_format,
+)
 
 log = logging.getLogger(__name__)
 
