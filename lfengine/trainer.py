@@ -91,7 +91,6 @@ class Trainer:
         self.config = config
         self.schedule = schedule
         self.writer = writer
-        self.seed = seed
         self.device = device
         self.signals = signals
         self.on_progress = on_progress
