@@ -96,7 +96,10 @@ class ModelWriter:
                 runlog.append_text(self.paths.log, runlog.run_header(facts, changed))
 
     def log_footer(self, result: dict[str, Any]) -> None:
-        """The model is saved: a log that cannot be written must not cost the result."""
+        """The model is saved: a log that cannot be written must not cost the result. Rank 0
+        alone closes the run (another rank's result knows no best epoch)."""
+        if not self.main:
+            return
         try:
             runlog.append_text(self.paths.log, runlog.run_footer(result))
         except OSError as exc:

@@ -197,6 +197,7 @@ def test_torchrun_style_environment_with_two_local_ranks(seq_meta: Path, tmp_pat
     results = [_finish(child) for child in children]
     assert results[0]["epochs"] == results[1]["epochs"] == 2
     assert len(_metrics_records(tmp_path / "m")) == 2
+    assert _log_results(tmp_path / "m") == [results[0]]  # rank 0's footer alone closes the run
     service.load_model(str(tmp_path / "m"))
 
 
@@ -204,8 +205,15 @@ def test_two_workers_are_deterministic_for_a_fixed_seed(seq_meta: Path, tmp_path
     options = TrainOptions(max_epochs=2, device="cpu", workers=2, seed=5)
     runs = [service.train(str(seq_meta), str(tmp_path / name), options) for name in ("a", "b")]
     assert runs[0]["best"] == runs[1]["best"]
+    assert _log_results(tmp_path / "a") == [runs[0]]  # the worker writes no footer of its own
     first, second = (store.load_model_dir(tmp_path / name)[1] for name in ("a", "b"))
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def _log_results(model_dir: Path) -> list[dict]:
+    """The results that train.log's footers record (one per run, written by rank 0 only)."""
+    lines = (model_dir / "train.log").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line.removeprefix("result: ")) for line in lines if line.startswith("result: ")]
 
 
 def _metrics_records(model_dir: Path) -> list[dict]:
