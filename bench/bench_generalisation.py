@@ -62,6 +62,8 @@ BEFORE = [
     "es_min_delta=0",
     "--set",
     "word_shape=false",
+    "--set",
+    "hidden_layers=1",
 ]
 CONFIGS = {"before": BEFORE, "after": []}
 

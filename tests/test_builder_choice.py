@@ -75,6 +75,19 @@ def test_classifier_sizes_follow_the_input():
     assert 50 <= text.max_epochs <= 100 and 3 <= text.es_patience <= 10
 
 
+def test_a_text_cnn_classifier_feeds_the_labels_directly():
+    """Kim (2014): CNN features -> label layer; other inputs keep the hidden layer that combines them."""
+    text_only = InputLayout(False, (), (), (("text", "tok"),), TOKEN, None, "classification", ("neg", "pos"))
+    assert _choose(text_only)[0].hidden_layers == 0
+    assert _choose(text_only, ngram_layer="lstm")[0].hidden_layers == 1
+    assert _choose(text_only, model={"list_encoder": "mean"})[0].hidden_layers == 1
+    assert _choose(TEXT)[0].hidden_layers == 1  # a numeric column beside the text
+    regression = InputLayout(False, (), (), (("text", "tok"),), TOKEN, None, "regression", ())
+    assert _choose(regression)[0].hidden_layers == 1
+    config, provenance = _choose(text_only, model={"hidden_layers": 1})
+    assert config.hidden_layers == 1 and provenance["hidden_layers"] == "option"
+
+
 def test_user_settings_win_and_are_marked_as_options():
     options = {
         "batch_size": 7,
