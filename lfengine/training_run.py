@@ -216,6 +216,7 @@ class TrainingRun:
                 stopped = trainer.fit(prepared.train_data, prepared.val_data)
             self.writer.finish(trainer.state, stopped)
             coordinator.barrier()  # every rank returns once the model is written
+            _share_best(coordinator, trainer.state)
             failed = False
         finally:
             coordinator.close(failed)
@@ -279,6 +280,15 @@ class TrainingRun:
             "seconds": time.monotonic() - self.started,
             "description": prepared.description,
         }
+
+
+def _share_best(coordinator: distributed.Coordinator, state: TrainState) -> None:
+    """Give every rank rank 0's best epoch and metrics (only rank 0 validates), so that each
+    rank of a torchrun launch reports the result of the run, not an empty one of its own."""
+    if not coordinator.parallel:
+        return
+    data = json.dumps([state.best_epoch, state.best_metrics]).encode() if coordinator.main else None
+    state.best_epoch, state.best_metrics = json.loads(coordinator.share(data))
 
 
 def _schedule(plan: Plan, options: TrainOptions) -> Schedule:

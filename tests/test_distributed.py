@@ -198,6 +198,9 @@ def test_torchrun_style_environment_with_two_local_ranks(seq_meta: Path, tmp_pat
         children.append(_train_cli(seq_meta, tmp_path / "m", flags, env))
     results = [_finish(child) for child in children]
     assert results[0]["epochs"] == results[1]["epochs"] == 2
+    # every rank reports the run's result (rank 0 validates and shares it)
+    assert results[0]["best"] and results[1]["best"] == results[0]["best"]
+    assert results[1]["best_epoch"] == results[0]["best_epoch"] >= 1
     assert len(_metrics_records(tmp_path / "m")) == 2
     assert _log_results(tmp_path / "m") == [results[0]]  # rank 0's footer alone closes the run
     service.load_model(str(tmp_path / "m"))
