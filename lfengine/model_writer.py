@@ -97,7 +97,7 @@ class ModelWriter:
 
     def log_footer(self, result: dict[str, Any]) -> None:
         """The model is saved: a log that cannot be written must not cost the result. Rank 0
-        alone closes the run (another rank's result knows no best epoch)."""
+        alone writes it, as it writes everything in the model directory."""
         if not self.main:
             return
         try:

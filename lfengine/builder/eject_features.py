@@ -179,9 +179,10 @@ class FeaturesWriter:
             self.diagram.append(f"characters of {layout.chars.column} -> char CNN -> {c.char_filters}")
             self.size += c.char_filters
         if self.shape:
-            lines += comment(f"characters of {layout.chars.column} -> casing/shape flags -> 9", 12)
+            part = f"characters of {layout.chars.column} -> casing/shape flags -> {len(SHAPE_FLAGS)}"
+            lines += comment(part, 12)
             lines.append("            self.shape(batch.chars),")
-            self.diagram.append(f"characters of {layout.chars.column} -> casing/shape flags -> 9")
+            self.diagram.append(part)
             self.size += len(SHAPE_FLAGS)
         lines.append("        ]")
         return lines
