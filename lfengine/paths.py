@@ -92,3 +92,28 @@ def read_regular_bytes(path: str | os.PathLike, max_bytes: int) -> bytes:
     if len(data) > max_bytes:  # it grew after the check
         raise UnusablePath(path, f"a file of more than the limit of {max_bytes} bytes")
     return data
+
+
+def output_problem(path: str | os.PathLike) -> str | None:
+    """Why a file cannot be written at ``path`` (checked before the work that produces it), or None.
+
+    Commands that write a file the user named (plot -o, evaluate --predictions, eject -o) say
+    this in one line instead of failing with a traceback after the work is done.
+    """
+    problem = path_problem(path)
+    if problem is not None:
+        return problem
+    raw = os.fspath(path)
+    folder = os.path.dirname(raw) or "."
+    if os.path.isdir(raw):
+        return f"{raw} is a directory; name a file"
+    if not os.path.isdir(folder):
+        return f"the folder {folder} does not exist; create it first or choose another"
+    if not os.access(folder, os.W_OK):
+        return f"the folder {folder} is not writable here; choose a writable folder"
+    return None
+
+
+def write_failure(path: str | os.PathLike, exc: OSError) -> str:
+    """A one-line reason for a failed write of ``path``: output_problem's, else the OS's own."""
+    return output_problem(path) or exc.strerror or str(exc)

@@ -62,10 +62,22 @@ def plan_model(
     check_size(network)
     torch.manual_seed(options.seed)
     model, used = build_reporting_settings(network)
-    if not codec.previous_label_columns:
-        used -= {"previous_label_dropout"}
+    used -= unused_training_settings(codec)
     _warn_unused(provenance, used, type(model).__name__)
     return Plan(spec, codec, config, provenance, model, es_metric_for(options.es_metric, codec), used)
+
+
+def unused_training_settings(codec: Codec) -> frozenset[str]:
+    """Training settings with nothing to act on in this data (the reads in input_noise.py and
+    training_run.py are conditional on these inputs)."""
+    unused = set()
+    if not codec.previous_label_columns:
+        unused.add("previous_label_dropout")
+    if not codec.token_columns and not codec.token_lists:  # the only inputs turned into OOV
+        unused |= {"unk_replace", "word_dropout"}
+    if not codec.vocabs:  # no embedding rows to map to OOV
+        unused.add("oov_untrained")
+    return frozenset(unused)
 
 
 def _warn_unused(provenance: dict[str, str], used: frozenset[str], network: str) -> None:

@@ -103,9 +103,9 @@ class Predictor:
                 )
                 continue
             ids[rows] = pred.label_ids[take].cpu().numpy()
-            conf[rows] = pred.confidence[take].double().cpu().numpy()
+            conf[rows] = _probabilities(pred.confidence[take])
             if dist is not None:
-                dist[rows] = pred.distribution[take].float().cpu().numpy()
+                dist[rows] = _probabilities(pred.distribution[take])
         return RowOutputs(ids, conf, dist, values)
 
     def apply(self, instances: list, *, distribution: bool = False) -> list[dict]:
@@ -183,6 +183,12 @@ class Predictor:
         if self.codec.task != "regression":
             report["confusion"] = metrics.confusion_matrix(data.targets, outputs.label_ids, labels)
         return report, data, outputs
+
+
+def _probabilities(values: torch.Tensor) -> np.ndarray:
+    """Confidences and distributions both pass here, rounded to float32 alike (a CRF computes its
+    marginals in float64), so that a label's confidence equals its distribution entry exactly."""
+    return values.float().cpu().numpy()
 
 
 def score(codec: Codec, data: Encoded, out: RowOutputs, labels: list[str] | None = None) -> dict:

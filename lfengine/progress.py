@@ -37,6 +37,20 @@ def clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def kept_model(best_epoch: int, epochs: int, best: dict[str, float]) -> str:
+    """Which model a finished run kept: the best validated epoch, else what it had at the end."""
+    if best:
+        return f"best epoch {best_epoch}: " + " ".join(f"{k} {v:.4f}" for k, v in best.items())
+    if epochs == 0:
+        return "kept the model as it was before its first epoch ended (never validated)"
+    return f"kept the last epoch's model (epoch {epochs}; nothing was validated)"
+
+
 def render_bar(p: dict[str, Any], rate: float | None, width: int) -> str:
     """One progress line of at most ``width`` characters: the bar takes what the text leaves."""
     done = p["batch"] / max(p["batches"], 1)
@@ -74,6 +88,7 @@ class ProgressDisplay:
         self._wrapped: list[tuple[logging.StreamHandler, TextIO]] = []
         self._previous_winch: Any = None
         self.resized = False
+        self.hidden = False
 
     def __enter__(self) -> ProgressDisplay:
         if self.tty:
@@ -98,6 +113,12 @@ class ProgressDisplay:
     def _on_resize(self, *_: Any) -> None:
         self.resized = True  # redrawn at the next report: writing here could re-enter a write
 
+    def hide(self) -> None:
+        """Erase the bar and draw it no more (training is stopping: Ctrl-C)."""
+        with self.lock:
+            self.hidden = True
+            self.erase()
+
     def rate(self, p: dict[str, Any]) -> float | None:
         """Training items per second since the first report."""
         now = time.monotonic()
@@ -111,6 +132,8 @@ class ProgressDisplay:
         rate = self.rate(p)
         self.last = p
         if self.tty:
+            if self.hidden:
+                return
             now = time.monotonic()
             last_batch = p["batch"] == p["batches"]
             if self.resized or last_batch or now - self.last_draw >= REDRAW_INTERVAL:

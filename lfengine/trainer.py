@@ -33,6 +33,7 @@ from lfengine.input_noise import InputNoise
 from lfengine.metrics import single_predicted_label
 from lfengine.model_writer import ModelWriter
 from lfengine.predictor import Predictor, headline
+from lfengine.progress import plural
 from lfengine.schedule import Schedule, StopSignals
 from lfengine.train_state import (
     EpochPosition,
@@ -245,13 +246,24 @@ class Trainer:
         s = self.state
         patience_spent = self.coord.main and val is not None and s.bad_epochs > self.config.es_patience
         if self.coord.agree("early-stopping" if patience_spent else None, self.optimizer):
-            log.info(
-                "early stopping: no improvement for %d validations; best epoch %d",
-                s.bad_epochs,
-                s.best_epoch,
-            )
+            log.info("early stopping: %s", self._stopping_reason())
             return "early-stopping"
         return None
+
+    def _stopping_reason(self) -> str:
+        """Why patience ran out. With es_min_delta, an epoch can score best (and be saved) by a
+        gain too small to reset patience: say so, or "no improvement" would contradict "best"."""
+        s, delta = self.state, self.config.es_min_delta
+        if not delta:
+            return f"no improvement for {plural(s.bad_epochs, 'validation')}; best epoch {s.best_epoch}"
+        reason = (
+            f"no gain of at least es_min_delta {delta:g} for {plural(s.bad_epochs, 'validation')}; "
+            f"best epoch {s.best_epoch}"
+        )
+        validated = [entry for entry in s.history if entry["validation"]]
+        if any(entry["best"] for entry in validated[len(validated) - s.bad_epochs :]):
+            reason += " (it scored best by less than es_min_delta, so patience still ran out)"
+        return reason
 
     def _step(self, batch: Any, items: int) -> float:
         self.noise.apply(batch)
@@ -344,7 +356,10 @@ class Trainer:
         payload = self.checkpoint_payload(position)
         if not self.coord.main:
             return reason
-        log.info("training stopped: %s; keeping the best model (epoch %d)", reason, self.state.best_epoch)
+        if self.state.best_epoch:
+            log.info("training stopped: %s; keeping the best model (epoch %d)", reason, self.state.best_epoch)
+        else:
+            log.info("training stopped: %s; keeping the model as it is (nothing validated yet)", reason)
         if val is None or self.state.best_epoch == 0:
             self._save_model()  # nothing validated yet: keep what we have
             if val is not None:

@@ -33,6 +33,7 @@ from lfengine.model_writer import ModelWriter
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import Plan, describe_plan, plan_model, split_sizes
+from lfengine.progress import kept_model, plural
 from lfengine.safe_io import remove_stale_temp_files
 from lfengine.schedule import Schedule, StopSignals
 from lfengine.train_state import TrainState
@@ -137,7 +138,8 @@ class TrainingRun:
             restrict_to_trained(codec, train_data)
             if val_data is not None:
                 val_data = remap_untrained(codec, val_data)
-            log.info("embedding rows (trained / pretrained only / mapped to OOV): %s", codec.row_counts)
+            if codec.row_counts:  # none without embedded (nominal) features
+                log.info("embedding rows (trained / pretrained only / mapped to OOV): %s", codec.row_counts)
         if options.device == "auto":
             dense = dense_parameters(plan.model)
             device = torch.device(auto_device(dense, torch.cuda.is_available(), options.precision))
@@ -254,11 +256,10 @@ class TrainingRun:
     # --- 4. the result ----------------------------------------------------------------------
     def result(self, state: TrainState, stopped: str) -> dict[str, Any]:
         log.info(
-            "training finished (%s) after %d epochs; best epoch %d: %s",
+            "training finished (%s) after %s; %s",
             stopped,
-            state.epoch,
-            state.best_epoch,
-            " ".join(f"{k} {v:.4f}" for k, v in state.best_metrics.items()),
+            plural(state.epoch, "epoch"),
+            kept_model(state.best_epoch, state.epoch, state.best_metrics),
         )
         result = {
             "model_dir": str(self.writer.root),

@@ -2,27 +2,34 @@
 
 Typical use: ``config, provenance = choose_config(layout, options, n_train)``, then
 ``model = build_network(NetworkPlan(layout, config, init))``; ``describe_model(model)`` shows what was built.
+
+The names below load on first use (PEP 562), so that importing a torch-free submodule such as
+``lfengine.builder.config`` (what ``lfengine --help`` needs) does not import torch.
 """
 
-from lfengine.builder.base import Prediction, TaskModel
-from lfengine.builder.build import NetworkPlan, build_network
-from lfengine.builder.config import ModelConfig
-from lfengine.builder.describe import describe_model, render_tree
-from lfengine.builder.embeddings import FeatureEmbeddings
-from lfengine.builder.features import InputFeatures
-from lfengine.builder.heuristics import choose_config
-from lfengine.builder.registry import resolve_module
+from __future__ import annotations
 
-__all__ = [
-    "FeatureEmbeddings",
-    "InputFeatures",
-    "ModelConfig",
-    "NetworkPlan",
-    "Prediction",
-    "TaskModel",
-    "build_network",
-    "choose_config",
-    "describe_model",
-    "render_tree",
-    "resolve_module",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "Prediction": "base",
+    "TaskModel": "base",
+    "NetworkPlan": "build",
+    "build_network": "build",
+    "ModelConfig": "config",
+    "describe_model": "describe",
+    "render_tree": "describe",
+    "FeatureEmbeddings": "embeddings",
+    "InputFeatures": "features",
+    "choose_config": "heuristics",
+    "resolve_module": "registry",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'lfengine.builder' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"lfengine.builder.{_HOMES[name]}"), name)

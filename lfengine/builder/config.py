@@ -204,7 +204,9 @@ def _check_kernels(name: str, value: Any) -> tuple[int, ...]:
     return kernels
 
 
-#: Settings the training loop reads (not the network): every network uses them.
+#: Settings the training reads (the loop, its optimizer and its input noise; not the network):
+#: every network uses them. tests/test_cli_messages.py checks this list against the reads in
+#: the training modules' code, both ways, so that it cannot drift from them.
 TRAINING_SETTINGS = (
     "module",
     "learning_rate",
@@ -214,6 +216,11 @@ TRAINING_SETTINGS = (
     "weight_decay",
     "grad_clip",
     "previous_label_dropout",
+    "unk_replace",
+    "word_dropout",
+    "oov_untrained",
+    "lr_decay",
+    "es_min_delta",
 )
 
 

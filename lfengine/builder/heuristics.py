@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lfengine.builder.config import ModelConfig, coerce_value, field_names
-from lfengine.builder.features import feature_width
-from lfengine.data.batch import InputLayout
 from lfengine.errors import OptionError
-from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
+
+if TYPE_CHECKING:  # torch and numpy load where a rule runs, not when --help reads RULES' docstrings
+    from lfengine.data.batch import InputLayout
 
 HEURISTIC = "heuristic"
 OPTION = "option"
@@ -97,6 +97,8 @@ def _word_shape(ctx: Context) -> bool:
 
 def _crf(ctx: Context) -> bool:
     """On for chunk labels (X|B / X|I / O): a CRF learns that X|I follows X|B or X|I."""
+    from lfengine.metrics import is_chunk_label_set
+
     return ctx.layout.is_sequence and is_chunk_label_set(ctx.layout.labels)
 
 
@@ -256,6 +258,8 @@ RULES: dict[str, Callable[[Context], Any]] = {
 
 def _classifier_input_size(ctx: Context) -> int:
     """Width of the concatenated features of the auto classifier with the settings chosen so far."""
+    from lfengine.builder.features import feature_width
+
     return feature_width(ctx.layout, SimpleNamespace(**ctx.values))
 
 

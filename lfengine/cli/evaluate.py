@@ -17,8 +17,6 @@ from lfengine.cli import hints
 from lfengine.cli.arguments import TRUST_MODULE, add_flags, add_model_and_data
 from lfengine.cli.readable import token_column, token_text
 from lfengine.cli.reports import render_evaluation
-from lfengine.metrics import single_predicted_label
-from lfengine.safe_io import sha256_file
 
 
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,8 +52,13 @@ def _as_file(path: str) -> Iterator[str]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from lfengine import service
+    from lfengine.errors import OptionError
+    from lfengine.paths import output_problem, write_failure
 
     hints.check_model_argument(args.model_dir, args.data)
+    problem = output_problem(args.predictions) if args.predictions else None
+    if problem is not None:  # before the evaluation, which may take a while
+        raise OptionError(f"--predictions {args.predictions}: cannot write it: {problem}")
     model = service.load_model(args.model_dir, trust_module=args.trust_module)
     with _as_file(args.data) as path:
         with hints.explaining_file(model, path):
@@ -64,13 +67,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["warnings"] = evaluation_warnings(report, model.metadata.get("training", {}), path)
         if args.predictions:
             labels = [*model.labels, *report.get("unseen_labels", {}).get("labels", {})]
-            write_predictions(Path(args.predictions), model, path, data, outputs, labels)
+            try:
+                write_predictions(Path(args.predictions), model, path, data, outputs, labels)
+            except OSError as exc:
+                reason = write_failure(args.predictions, exc)
+                raise OptionError(f"--predictions {args.predictions}: cannot write it: {reason}") from None
     print(json.dumps(report, indent=2) if args.json else render_evaluation(report))
     return 0
 
 
 def evaluation_warnings(report: dict, training: dict[str, Any], path: str) -> list[str]:
     """Reasons not to trust the scores."""
+    from lfengine.metrics import single_predicted_label  # numpy: loaded by the command, not by --help
+
     warnings = []
     only = single_predicted_label(report)
     if only is not None:
@@ -87,6 +96,8 @@ def evaluation_warnings(report: dict, training: dict[str, Any], path: str) -> li
 
 
 def _is_training_file(path: str, training: dict[str, Any]) -> bool:
+    from lfengine.safe_io import sha256_file  # torch: loaded by the command, not by --help
+
     if training.get("data_sha256"):
         return sha256_file(Path(path)) == training["data_sha256"]
     meta = training.get("meta_file")  # models trained before the digest was stored

@@ -13,7 +13,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from lfengine.errors import OptionError
-from lfengine.safe_io import atomic_write
 
 WIDTH, PANEL_HEIGHT, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP = 820, 230, 70, 150, 40
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -160,6 +159,15 @@ def write_svg(training: dict, output: Path, title: str) -> int:
         raise OptionError(
             f"{output}: lfengine plot writes SVG only; name the file .svg (browsers and editors open it)"
         )
+    from lfengine.paths import output_problem, write_failure
+    from lfengine.safe_io import atomic_write  # torch: loaded by the command, not by --help
+
+    problem = output_problem(output)
+    if problem is not None:
+        raise OptionError(f"cannot write {output}: {problem}")
     document, validations = render_svg(training, title)
-    atomic_write(output, lambda handle: handle.write(document.encode("utf-8")))
+    try:
+        atomic_write(output, lambda handle: handle.write(document.encode("utf-8")))
+    except OSError as exc:
+        raise OptionError(f"cannot write {output}: {write_failure(output, exc)}") from None
     return validations

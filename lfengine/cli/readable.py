@@ -4,9 +4,10 @@ instead, protocol.md §5.3; a line of `lfengine apply` stands alone, so it names
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lfengine.data.codec import Codec
+if TYPE_CHECKING:  # the codec (numpy) loads with the model, not with `lfengine --help`
+    from lfengine.data.codec import Codec
 
 
 def token_column(codec: Codec) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lfengine.metrics_text import format_report
-from lfengine.progress import clock
+from lfengine.progress import clock, kept_model, plural
 
 STOP_REASONS = {
     "early-stopping": "early stopping (no improvement for es_patience validations)",
@@ -73,13 +73,20 @@ def start_block(f: dict[str, Any]) -> str:
     )
 
 
+def _kept_line(result: dict[str, Any]) -> str:
+    if result["best"]:
+        return f"  best epoch  {result.get('best_epoch', 0)}: {_scores(result['best'])}"
+    kept = kept_model(result.get("best_epoch", 0), result["epochs"], {})
+    return "  model kept  " + kept.removeprefix("kept ")
+
+
 def end_block(result: dict[str, Any], spark: str | None = None) -> str:
     """What a training run achieved."""
     model = short_path(result["model_dir"])
     lines = [
         f"training stopped: {STOP_REASONS.get(result['stopped'], result['stopped'])} after "
-        f"{result['epochs']} epochs, {clock(result['seconds'])}",
-        f"  best epoch  {result.get('best_epoch', 0)}: {_scores(result['best'])}",
+        f"{plural(result['epochs'], 'epoch')}, {clock(result['seconds'])}",
+        _kept_line(result),
         f"  model       {model}",
         f"  next        lfengine plot {model}; lfengine evaluate {model} TEST.data.json",
     ]

@@ -37,8 +37,18 @@ def for_terminal(text: str, stream: Any) -> str:
     return fit_lines(text, terminal_columns(stream) - 1, " " * 12) if stream.isatty() else text
 
 
-def resume_command(meta: str, model_dir: str) -> str:
-    return f"lfengine train {shlex.quote(meta)} {shlex.quote(model_dir)} --resume"
+def resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this run. The model directory stores the training options;
+    where to run (--device, --threads) and --trust-module come from the command line only, and
+    a resumed run with other threads would not continue the same way."""
+    words = ["lfengine", "train", args.meta, args.model_dir, "--resume"]
+    if args.device is not None:
+        words += ["--device", args.device]
+    if args.threads is not None:
+        words += ["--threads", str(args.threads)]
+    if args.trust_module:
+        words.append("--trust-module")
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -50,6 +60,7 @@ def run_train(args: argparse.Namespace) -> int:
     cancel = threading.Event()
 
     def interrupted(*_: Any) -> None:
+        display.hide()  # a stopped training's bar would only stand still under the messages
         log.warning("interrupted: stopping after this batch, keeping the best model (Ctrl-C again aborts)")
         cancel.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -57,9 +68,10 @@ def run_train(args: argparse.Namespace) -> int:
     def started(facts: dict[str, Any]) -> None:
         print(for_terminal(start_block(facts), blocks), file=blocks, flush=True)
 
+    display = ProgressDisplay(sys.stderr)
     previous = signal.signal(signal.SIGINT, interrupted)
     try:
-        with ProgressDisplay(sys.stderr) as display:
+        with display:
             result = service.train(
                 args.meta,
                 args.model_dir,
@@ -81,7 +93,8 @@ def run_train(args: argparse.Namespace) -> int:
         history = store.read_model_json(args.model_dir)["metadata"]["training"].get("history", [])
         spark = sparkline(history) if sys.stdout.isatty() else None
         print(for_terminal(end_block(result, spark), sys.stdout))
+    if result["stopped"] in ("cancelled", "stop-file"):
+        print(f"to continue this training: {resume_command(args)}", file=sys.stderr)
     if result["stopped"] == "cancelled":
-        print(f"to continue this training: {resume_command(args.meta, args.model_dir)}", file=sys.stderr)
         return 130
     return 0
