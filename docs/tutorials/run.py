@@ -11,14 +11,24 @@ shared LF files, this checkout's ``lfengine`` first on PATH and one torch thread
 (``OMP_NUM_THREADS=1``, unless set). Paths of the working directory
 and of the LF files are written back as ``.`` and ``$LFDATA``.
 
-Without --update the commands run and must all succeed; nothing is written. ``--fast`` adds
-``--max-epochs 1`` to every ``lfengine train`` (what tests/test_tutorials.py runs in CI).
-After defaults change, ``--update`` regenerates the pasted outputs.
+Without --update the commands run, must all succeed, and their output must match what the page
+shows (a diff is printed where it does not): timings, clock times and the periodic batch lines
+are masked on both sides. ``--fast`` adds ``--max-epochs 1`` to every ``lfengine train`` (what
+tests/test_tutorials.py runs in CI); then the outputs of that training and of every command after
+it can only match in shape: numbers are masked, JSON lines compare by keys, list lengths and the
+strings outside lists, and a training compares from its end block on. A block with ``excerpt``
+shows only some lines of the output (``...`` for the rest): they must appear, in order.
+
+After defaults change, regenerate every page with one command (several minutes: full trainings):
+
+    .venv/bin/python docs/tutorials/run.py --update
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import os
 import re
 import subprocess
@@ -30,7 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 LFDATA = REPO.parent / "shared" / "lfdata"
-TUTORIALS = (HERE / "ner.md", HERE / "pos.md")
+TUTORIALS = (HERE / "ner.md", HERE / "pos.md", REPO / "docs" / "training.md")
 FENCE = re.compile(r"^```console\b(.*)$")
 FAST = " --max-epochs 1"
 TIMEOUT = 3600  # seconds per command: a full default training of seq-pos1 on a loaded 2-core machine
@@ -50,7 +60,7 @@ class Step:
 class Block:
     start: int  # line index of the opening fence
     end: int  # line index of the closing fence
-    options: dict[str, int]
+    options: dict[str, int]  # tail=N, head=N; excerpt (shows some lines) as excerpt=1
     steps: list[Step]
 
 
@@ -63,6 +73,8 @@ def parse(lines: list[str]) -> list[Block]:
             i += 1
             continue
         options = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+        if re.search(r"\bexcerpt\b", match.group(1)):
+            options["excerpt"] = 1
         start, steps, i = i, [], i + 1
         while i < len(lines) and lines[i] != "```":
             line = lines[i]
@@ -116,11 +128,93 @@ def shorten(output: list[str], options: dict[str, int]) -> list[str]:
     return output
 
 
+TIMES = [
+    (re.compile(r"\b\d\d:\d\d:\d\d\b"), "HH:MM:SS"),  # log records' clock time
+    (re.compile(r"\b\d+(\.\d+)? (CPU )?s\b"), "T s"),  # durations
+    (re.compile(r"(after [^,\n]*epochs?), \d+:\d\d(:\d\d)?"), r"\1, M:SS"),  # the end block's clock
+]
+#: Written every few seconds while training, so how many appear depends on the machine's speed.
+PERIODIC = re.compile(r"INFO epoch \d+: batch \d+/\d+, ")
+STOPPED = "training stopped: # after # epochs,"  # why and when, in a shortened training
+NUMBER = re.compile(r'"[^"]*"|(-?\d+(?:[.,:]\d+)*(?:e-?\d+)?)')
+
+
+def _mask_numbers(line: str) -> str:
+    """Every number outside a JSON string as ``#``."""
+    return NUMBER.sub(lambda m: "#" if m.group(1) else m.group(0), line)
+
+
+def _skeleton(value: object, in_list: bool = False) -> object:
+    """A JSON value's shape: keys, list lengths, types, and the strings outside lists."""
+    if isinstance(value, dict):
+        return {k: _skeleton(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_skeleton(v, True) for v in value]
+    if isinstance(value, str) and not in_list:
+        return value
+    return type(value).__name__
+
+
+def normalise(lines: list[str], *, loose: bool, training: bool) -> list[str]:
+    """What of an output must match: timings masked; with ``loose`` (the output of a shortened
+    training, or of a command that uses its model) the shape only."""
+    out = []
+    for line in lines:
+        if PERIODIC.search(line):
+            continue
+        for pattern, mask in TIMES:
+            line = pattern.sub(mask, line)
+        if loose:
+            try:
+                line = json.dumps(_skeleton(json.loads(line)))
+            except ValueError:
+                if line.startswith("warning: "):  # a model of one epoch earns other warnings
+                    continue
+                line = re.sub(
+                    r"^training stopped: .* after [^,]*,", "training stopped: # after # epochs,", line
+                )
+                line = _mask_numbers(line)
+        out.append(line)
+    if loose and training:  # a training of one epoch logs other things: from its end block on
+        starts = [i for i, line in enumerate(out) if line.startswith("training stopped: ")]
+        out = out[starts[-1] :] if starts else out
+    return out
+
+
+def _excerpt_matches(shown: list[str], real: list[str]) -> bool:
+    """The shown lines (``...`` for omitted ones) appear in ``real`` in order."""
+    position = 0
+    for line in (line for line in shown if line != "..."):
+        while position < len(real) and real[position] != line:
+            position += 1
+        if position == len(real):
+            return False
+        position += 1
+    return True
+
+
+def drift(
+    path: Path, step: Step, shown: list[str], real: list[str], options: dict, loose: bool
+) -> str | None:
+    """None when the page shows what ran; else a diff saying where it does not."""
+    training = step.shell.startswith("lfengine train")
+    page = normalise(shown, loose=loose, training=training)
+    actual = normalise(real, loose=loose, training=training)
+    if options.get("excerpt"):
+        if _excerpt_matches(page, actual):
+            return None
+    elif page == actual:
+        return None
+    diff = difflib.unified_diff(page, actual, "shown on the page", "printed now", lineterm="", n=1)
+    return f"{path.name}: the output of `{step.shell}` differs from the page:\n" + "\n".join(diff)
+
+
 def run_tutorial(path: Path, *, update: bool, fast: bool, workdir: Path) -> list[str]:
-    """Run every command of one tutorial; returns the failures (empty: all succeeded)."""
+    """Run every command of one page; returns the failures (empty: all succeeded and, unless
+    updating, printed what the page shows)."""
     lines = path.read_text(encoding="utf-8").split("\n")
     blocks = parse(lines)
-    failures = []
+    failures, trained = [], False
     for block in blocks:
         for step in block.steps:
             print(f"[{path.name}] $ {step.shell}", file=sys.stderr, flush=True)
@@ -128,7 +222,14 @@ def run_tutorial(path: Path, *, update: bool, fast: bool, workdir: Path) -> list
             if code != 0:
                 failures.append(f"{path.name}: `{step.shell}` exited {code}:\n" + "\n".join(output[-30:]))
                 return failures  # later commands depend on this one
-            step.output = shorten(output, block.options)
+            trained = trained or step.shell.startswith("lfengine train")
+            real = output if block.options.get("excerpt") else shorten(output, block.options)
+            if not update:
+                problem = drift(path, step, step.output, real, block.options, loose=fast and trained)
+                if problem:
+                    failures.append(problem)
+            elif not block.options.get("excerpt"):  # an excerpt's lines are chosen by hand
+                step.output = real
     if update:
         for block in reversed(blocks):
             body = []
