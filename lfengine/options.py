@@ -68,7 +68,9 @@ class TrainOptions:
         None, "AdamW's learning rate; default 2e-3 below 5,000 items, else 1e-3"
     )
     es_patience: int | None = _opt(
-        None, "stop after this many validations without improvement; default 8 below 500 items, else 5"
+        None,
+        "stop after this many validations without improvement; "
+        "default 8 below 500 items, 5 below 5,000, else 3",
     )
     es_metric: str = _opt(
         "auto",
@@ -101,7 +103,11 @@ class TrainOptions:
     skip_bad_lines: bool = _opt(
         False, "skip malformed training lines (counted in the log) instead of failing"
     )
-    shuffle: bool = _opt(True, "shuffle before the validation split (--no-shuffle: keep file order)")
+    shuffle: bool = _opt(
+        True,
+        "--no-shuffle keeps the file's order when the validation items are split off "
+        "(default: shuffle first)",
+    )
     valsplit: str | None = _opt(
         None, "which items validate: random (default) or tail (the file's last part, like new documents)"
     )

@@ -185,3 +185,23 @@ def test_a_crf_confidence_is_its_distribution_entry(tmp_path: Path, capsys) -> N
     for line in lines:
         for label, confidence, distribution in zip(line["label"], line["confidence"], line["distribution"]):
             assert distribution[label] == confidence  # exactly: one rounding for both
+
+
+# --- item 5 -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["describe", "eject"])
+def test_describe_and_eject_take_no_run_only_options(command: str, capsys) -> None:
+    parser = cli.build_parser().commands[command]
+    flags = {s for action in parser._actions for s in action.option_strings}
+    assert "--set" in flags and "--max-epochs" in flags  # what shapes the network and its settings
+    assert not flags & {"--threads", "--device", "--resume", "--stop-file", "--report-every-batches"}
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "x.meta.json", "-o", "x.py", "--threads", "2"])
+    assert (
+        exited.value.code == 2 and "--threads" in capsys.readouterr().err.split("unrecognized arguments:")[1]
+    )
+
+
+def test_training_help_states_every_rule() -> None:
+    text = cli.build_parser().commands["train"].format_help()
+    assert "5 below 5,000, else 3" in text  # es_patience's rule above 5,000 items
+    assert "--no-shuffle keeps the file's order" in text

@@ -78,8 +78,30 @@ def set_epilog() -> str:
     )
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainOptions field, so the CLI can never drift from the protocol's options."""
+#: TrainOptions fields that only say how a training runs (where, how fast, when to stop or
+#: report): nothing that describe shows or eject writes depends on them, so those commands lack them.
+RUN_ONLY = frozenset(
+    {
+        "device",
+        "threads",
+        "workers",
+        "precision",
+        "resume",
+        "stop_file",
+        "skip_bad_lines",
+        "validate_every_epochs",
+        "validate_every_batches",
+        "validate_every_instances",
+        "report_every_batches",
+        "report_every_instances",
+        "no_train",
+    }
+)
+
+
+def add_train_options(parser: argparse.ArgumentParser, *, run_options: bool = True) -> None:
+    """One flag per TrainOptions field, so the CLI can never drift from the protocol's options;
+    without ``run_options``, the fields that shape the network and its settings only."""
     config_help = (
         "read options from a JSON object with the protocol's option names, or from a model "
         "directory (or its model.json) to train again with its settings; flags given here win"
@@ -87,6 +109,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add_flags(parser, {"--config": {"metavar": "FILE", "help": config_help}})
     group = parser.add_argument_group("training options (unset: chosen by the heuristics)")
     for f in dataclasses.fields(TrainOptions):
+        if f.name in RUN_ONLY and not run_options:
+            continue
         flag = flag_of(f.name)
         if f.name == "shuffle":
             group.add_argument(flag, dest="shuffle", action="store_false", default=None, help=option_help(f))

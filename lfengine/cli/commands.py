@@ -55,7 +55,7 @@ def _describe_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the description as JSON (keys: README)")
     add_trust_module(p)
-    add_train_options(p)
+    add_train_options(p, run_options=False)
 
 
 def _run_describe(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ def eject_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="the Python file to write, e.g. my_network.py")
     p.add_argument("--class", dest="class_name", help="class name (default: from the file name)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    add_train_options(p)
+    add_train_options(p, run_options=False)
 
 
 def run_eject(args: argparse.Namespace) -> int:
