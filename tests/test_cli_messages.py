@@ -205,3 +205,48 @@ def test_training_help_states_every_rule() -> None:
     text = cli.build_parser().commands["train"].format_help()
     assert "5 below 5,000, else 3" in text  # es_patience's rule above 5,000 items
     assert "--no-shuffle keeps the file's order" in text
+
+
+# --- item 4 -----------------------------------------------------------------------------------
+def _error(args: list[str], caplog) -> str:
+    caplog.clear()
+    assert cli.main(args) == 1
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+def test_swapped_train_arguments_get_a_hint(classifier: tuple[Path, Path], tmp_path: Path, caplog) -> None:
+    meta, _ = classifier
+    message = _error(["train", str(tmp_path / "new-model"), str(meta)], caplog)
+    assert (
+        f"the arguments are swapped: the meta file comes first ({meta} {tmp_path / 'new-model'})" in message
+    )
+
+
+def test_a_meta_file_name_hint_names_no_missing_option(tmp_path: Path, caplog) -> None:
+    meta = write_classification_corpus(tmp_path, 20, seed=1)
+    renamed = meta.rename(tmp_path / "corpus.json")
+    message = _error(["train", str(renamed), str(tmp_path / "m")], caplog)
+    assert "rename it to NAME.meta.json" in message and "explicitly" not in message
+
+
+def test_apply_errors_name_the_file_and_line_and_hint_from_that_line(
+    classifier: tuple[Path, Path], tmp_path: Path, caplog
+) -> None:
+    meta, model = classifier
+    good = [json.loads(line)[0] for line in _data(meta).read_text(encoding="utf-8").splitlines()[:2]]
+    data = tmp_path / "three.json"
+    data.write_text("".join(json.dumps(r) + "\n" for r in [*good, ["a", "b"]]), encoding="utf-8")
+    message = _error(["apply", str(model), str(data)], caplog)
+    assert message.startswith(f"{data}:3: wrong number of feature values")  # line 3, not instance 2
+    assert "--labeled" not in message  # ["a", "b"] is two feature values, not [features, target]
+    assert "trained on 3 features per instance, this file has 2" in message
+
+
+def test_json_errors_give_the_column_an_editor_shows(classifier: tuple[Path, Path], tmp_path: Path, caplog):
+    _, model = classifier
+    broken = tmp_path / "broken.meta.json"
+    broken.write_text('{"featureInfo": {"nodes": [1, 2,]}}', encoding="utf-8")
+    assert "at column 33" in _error(["describe", str(broken)], caplog)
+    data = tmp_path / "bytes.json"
+    data.write_bytes('["ää", '.encode() + b"\xff]\n")
+    assert "byte 0xff at column 8" in _error(["apply", str(model), str(data)], caplog)

@@ -99,9 +99,9 @@ def _run_apply(args: argparse.Namespace) -> int:
 
     hints.check_model_argument(args.model_dir, args.data)
     model = service.load_model(args.model_dir, trust_module=args.trust_module)
-    for chunk in read_records(args.data, labeled=args.labeled):
-        instances = [r[0] for r in chunk] if args.labeled else chunk
-        with hints.explaining(model, instances[0], labeled=False):
+    for chunk in read_records(args.data, labeled=args.labeled, numbered=True):
+        instances = [r[0] for _, r in chunk] if args.labeled else [r for _, r in chunk]
+        with hints.explaining_lines(model, args.data, chunk, labeled=args.labeled):
             results = model.apply(instances, distribution=args.distribution)
         for instance, result in zip(instances, results):
             line = readable_result(result, model.codec, instance if model.is_sequence else None)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lfengine.errors import DataError, LfEngineError, OptionError
+from lfengine.errors import DataError, DataLineError, LfEngineError, OptionError
 
 
 def with_hint(error: LfEngineError, hint: str | None) -> LfEngineError:
@@ -56,6 +56,11 @@ def check_meta_argument(meta: str, model_dir: str | None = None) -> None:
                 if swapped
                 else "describe MODEL_DIR shows a model; train needs the LF meta file (x.meta.json)"
             )
+        )
+    if model_dir is not None and model_dir.endswith(".meta.json") and not meta.endswith(".meta.json"):
+        raise OptionError(
+            f"{model_dir} is a meta file where the model directory belongs\n  hint: the arguments are "
+            f"swapped: the meta file comes first ({model_dir} {meta})"
         )
     if meta.endswith(".data.json"):
         raise OptionError(
@@ -104,7 +109,12 @@ def _is_element_list(features: Any) -> bool:
 def explain(codec: Any, record: Any, *, labeled: bool) -> str | None:
     """Why a record does not fit a model, when its shape tells."""
     width, sequence = codec.num_features, codec.is_sequence
-    pair = isinstance(record, list) and len(record) == 2 and _is_target(record[1], record[0])
+    pair = (
+        isinstance(record, list)
+        and len(record) == 2
+        and isinstance(record[0], list)  # features are a list: ["a", "b"] is two feature values
+        and _is_target(record[1], record[0])
+    )
     if not labeled and pair and width != 2:
         return "the lines look like [features, target]: this is a labeled file; add --labeled"
     if labeled and not pair:
@@ -138,13 +148,33 @@ def explain(codec: Any, record: Any, *, labeled: bool) -> str | None:
     return None
 
 
+def at_line(error: DataError, file: str, line: int) -> DataLineError:
+    """``error`` about an instance of a batch, located instead by the file and line it came from."""
+    data = error.data
+    return DataLineError(
+        error.problem,
+        file=file,
+        line=line,
+        feature=error.feature,
+        expected=data.get("expected"),
+        found=data.get("found"),
+    )
+
+
 @contextmanager
-def explaining(model: Any, record: Any, *, labeled: bool) -> Iterator[None]:
-    """Add a hint to a data error raised inside, from the shape of ``record``."""
+def explaining_lines(
+    model: Any, file: str, numbered: list[tuple[int, Any]], *, labeled: bool
+) -> Iterator[None]:
+    """For a data error inside about one instance of a batch read from ``file`` (``numbered``:
+    its (1-based line, record) pairs): name the file and line instead of the instance's index
+    in the batch (counted from 0), and hint from the shape of that record."""
     try:
         yield
     except DataError as error:
-        raise with_hint(error, explain(model.codec, record, labeled=labeled)) from None
+        if error.index is None or not 0 <= error.index < len(numbered):
+            raise with_hint(error, explain(model.codec, numbered[0][1], labeled=labeled)) from None
+        line, record = numbered[error.index]
+        raise with_hint(at_line(error, file, line), explain(model.codec, record, labeled=labeled)) from None
 
 
 @contextmanager

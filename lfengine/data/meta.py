@@ -111,7 +111,7 @@ def data_path_for(meta_path: str | Path) -> Path:
         raise MetaFileError(
             "meta file name must end in .meta.json so the data file can be found",
             file=str(meta_path),
-            hint="rename it, or pass the data file explicitly",
+            hint="rename it to NAME.meta.json, with its data file beside it as NAME.data.json",
         )
     return meta_path.with_name(meta_path.name[: -len(META_SUFFIX)] + DATA_SUFFIX)
 
@@ -133,7 +133,10 @@ def read_meta(path: str | Path) -> FeatureSpec:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MetaFileError(
-            "meta file is not valid JSON", file=str(path), line=exc.lineno, found=exc.msg
+            "meta file is not valid JSON",
+            file=str(path),
+            line=exc.lineno,
+            found=f"{exc.msg} at column {exc.colno}",
         ) from None
     return parse_meta(meta, path)
 

@@ -95,7 +95,8 @@ def _parse_line(raw: bytes, name: str, lineno: int, skip: bool) -> object:
                 "line is not valid UTF-8",
                 file=name,
                 line=lineno,
-                found=f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1}",
+                # the column in characters, as an editor shows it (exc.start counts bytes)
+                found=f"byte 0x{raw[exc.start]:02x} at column {len(raw[: exc.start].decode('utf-8')) + 1}",
             ),
             skip,
         )
@@ -160,13 +161,16 @@ def encode_instances(codec: Codec, instances: list, *, labeled: bool = False) ->
     return encode_records(codec, instances, labeled=labeled, locate=lambda i: {"index": i})
 
 
-def read_records(path: str | Path, *, labeled: bool, chunk_lines: int = 1000) -> Iterator[list]:
-    """Yield lists of parsed records of a data file (for applying a model to a file)."""
+def read_records(
+    path: str | Path, *, labeled: bool, chunk_lines: int = 1000, numbered: bool = False
+) -> Iterator[list]:
+    """Yield lists of parsed records of a data file (for applying a model to a file); with
+    ``numbered``, of (1-based line number, record) pairs, so that errors can name the line."""
     chunk: list = []
     for lineno, record in _parsed_lines(path, False):
         if labeled and (type(record) is not list or len(record) != 2):
             raise DataLineError("a labeled record must be [features, target]", file=str(path), line=lineno)
-        chunk.append(record)
+        chunk.append((lineno, record) if numbered else record)
         if len(chunk) >= chunk_lines:
             yield chunk
             chunk = []
