@@ -31,6 +31,11 @@ MAX_EMBEDDING_DIMS = 16384  # more is a typo, and would exhaust memory when the 
 PREVIOUS_LABEL_FEATURE = "gate.LF.target"
 
 
+#: The kinds of model (``task`` in describe, init, status and evaluate replies): an instance
+#: gets a label, each element of a sequence gets one, or an instance gets a number.
+TASKS = ("classification", "sequence", "regression")
+
+
 @dataclass
 class NominalColumn:
     index: int
@@ -72,7 +77,7 @@ class Codec:
     """Column groups, vocabularies, scalers and labels: everything needed to encode instances."""
 
     is_sequence: bool
-    task: str  # classification | sequence | regression
+    task: str  # one of TASKS
     num_features: int
     column_names: list[str]
     nominal: list[NominalColumn]
