@@ -26,11 +26,16 @@ LOG_RECORD = re.compile(r"\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ")
 
 
 def run_in_terminal(
-    args: list[str], columns: int, cwd: Path, timeout: float = 240, resize_to: int | None = None
+    args: list[str],
+    columns: int,
+    cwd: Path,
+    timeout: float = 240,
+    resize_to: int | None = None,
+    interrupt: bool = False,
 ) -> tuple[int, str]:
     """Run ``python -m lfengine ARGS`` in ``cwd`` with stdout and stderr on a pty of ``columns``
     columns; with ``resize_to``, the terminal is resized (and SIGWINCH sent, as a terminal
-    emulator does) once the first bar is drawn."""
+    emulator does) once the first bar is drawn; with ``interrupt``, SIGINT is sent then (Ctrl-C)."""
     leader, follower = os.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": str(columns)}
@@ -54,6 +59,10 @@ def run_in_terminal(
             if not data:
                 break
             chunks.append(data)
+            if interrupt and b"items/s" in data:
+                process.send_signal(signal.SIGINT)
+                chunks.append(b"<<interrupted>>")
+                interrupt = False
             if resize_to is not None and b"items/s" in data:
                 fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, resize_to, 0, 0))
                 process.send_signal(signal.SIGWINCH)
@@ -149,3 +158,23 @@ def test_the_bar_is_redrawn_at_the_new_width_after_a_resize(corpus: Path) -> Non
 
     assert max(len(bar) for bar in bars(before)) > 70  # it was using the width it had
     assert bars(after) and max(len(bar) for bar in bars(after)) <= 70
+
+
+def test_ctrl_c_clears_the_bar_and_prints_the_full_resume_command(corpus: Path) -> None:
+    code, output = run_in_terminal(
+        ["train", corpus.name, "stopped", "--max-epochs", "40", "--threads", "1"],
+        80,
+        corpus.parent,
+        interrupt=True,
+    )
+    assert code == 130, output
+    _, marker, after = output.partition("<<interrupted>>")
+    assert marker, "the training ended before it could be interrupted"
+    pieces = [ANSI.sub("", p) for p in after.replace("\r\n", "\n").replace("\n", "\r").split("\r")]
+    assert not [p for p in pieces if p.startswith("epoch ") and "[" in p]  # no bar after Ctrl-C
+    assert not [p for p in pieces if re.search(r"INFO epoch \d+: batch", p)]  # nor its log-line stand-in
+    lines = [line for line in screen_lines(after) if line.strip()]
+    assert (
+        lines[-1]
+        == "to continue this training: lfengine train class-synth.meta.json stopped --resume --threads 1"
+    )
