@@ -105,8 +105,7 @@ class TrainOptions:
     )
     shuffle: bool = _opt(
         True,
-        "--no-shuffle keeps the file's order when the validation items are split off "
-        "(default: shuffle first)",
+        "validate on the file's last items, as --valsplit tail does (default: a shuffled sample, seeded)",
     )
     valsplit: str | None = _opt(
         None, "which items validate: random (default) or tail (the file's last part, like new documents)"

@@ -58,7 +58,7 @@ def _default(f: dataclasses.Field) -> str:
 PROTOCOL_WORDING = {
     "valfile": "a separate LF data file to validate on (instead of `valsize`)",
     "resume": "continue an interrupted training from its checkpoint in the model directory",
-    "shuffle": "`false` keeps the file's order when the validation items are split off",
+    "shuffle": '`false` validates on the file\'s last items, as `valsplit` `"tail"` does',
     "model": "model settings, `{setting: value}`: any key of the table below",
 }
 
