@@ -17,7 +17,7 @@ from timeouts import scaled
 
 from lfengine import cli
 from lfengine.builder.config import TRAINING_SETTINGS, ModelConfig
-from lfengine.cli.reports import end_block
+from lfengine.cli.reports import end_block, render_model_training
 from lfengine.cli.train import resume_command
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
 
@@ -135,6 +135,9 @@ def test_end_block_counts_epochs_and_says_which_model_was_kept() -> None:
     unvalidated = end_block({**base, "epochs": 3, "best_epoch": 0, "best": {}})  # --valsize 0
     assert "after 3 epochs," in unvalidated and "best epoch" not in unvalidated
     assert "model kept  the last epoch's model (epoch 3; nothing was validated)" in unvalidated
+    described = render_model_training({"epochs": 3, "best_epoch": 0, "best": {}, "stopped": "max-epochs"})
+    assert "best epoch" not in described  # describe MODEL_DIR of a --valsize 0 model
+    assert "model kept   the last epoch's model (epoch 3; nothing was validated)" in described
 
 
 def test_the_resume_command_keeps_where_and_how_the_run_ran() -> None:

@@ -47,7 +47,9 @@ def render_model_training(t: dict[str, Any]) -> str:
             f"  data         {t.get('instances', '?')} for training, "
             f"{t.get('validation', '?')} for validation",
             f"  epochs       {t.get('epochs', '?')}, stopped by {STOP_REASONS.get(stopped, stopped)}",
-            f"  best epoch   {t.get('best_epoch', '?')}: {_scores(best)}",
+            f"  best epoch   {t.get('best_epoch', '?')}: {_scores(best)}"
+            if best or not isinstance(t.get("epochs"), int)
+            else "  model kept   " + kept_model(0, t["epochs"], {}).removeprefix("kept "),
         ]
     )
 
