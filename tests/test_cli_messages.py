@@ -145,22 +145,15 @@ def test_the_resume_command_keeps_where_and_how_the_run_ran() -> None:
     assert resume_command(args) == "lfengine train 'a b.meta.json' m --resume --device cpu --threads 2"
 
 
-def test_a_stop_file_ends_with_the_resume_hint(tmp_path: Path) -> None:
+def test_a_stop_file_ends_with_the_resume_hint(tmp_path: Path, capsys) -> None:
     meta = write_classification_corpus(tmp_path, 40, seed=2)
     stop = tmp_path / "halt"
     stop.touch()  # present from the start: the run stops after its first batch
-    run = subprocess.run(
-        [sys.executable, "-m", "lfengine", "train", str(meta), str(tmp_path / "m"), "--threads", "1"]
-        + ["--stop-file", str(stop)],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=scaled(120),
-        stdin=subprocess.DEVNULL,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "the stop file appeared" in run.stdout
-    assert run.stderr.rstrip().splitlines()[-1].endswith(f"{tmp_path / 'm'} --resume --threads 1")
+    args = ["train", str(meta), str(tmp_path / "m"), "--threads", "1", "--stop-file", str(stop), "-q"]
+    assert cli.main(args) == 0
+    out, err = capsys.readouterr()
+    assert "the stop file appeared" in out
+    assert err.rstrip().splitlines()[-1].endswith(f"{tmp_path / 'm'} --resume --threads 1")
 
 
 def test_early_stopping_under_min_delta_does_not_deny_the_best_epoch(tmp_path: Path, caplog) -> None:
