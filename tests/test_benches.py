@@ -148,3 +148,18 @@ def test_framing_bench_prints_a_row_per_size_and_limit() -> None:
         assert first == "dict"  # a 1 MiB line is under both limits: it is decoded
         assert float(seconds) >= 0 and float(per_mib) >= 0
         assert float(scanned) == pytest.approx(1.0, abs=0.01)  # each byte searched once
+
+
+def test_startup_bench_reports_the_cpu_seconds_of_each_command(tmp_path: Path) -> None:
+    out = tmp_path / "startup.json"
+    cmd = [sys.executable, str(REPO / "bench" / "bench_startup.py"), "--runs", "1", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=scaled(120))
+    # Exit 1 means a median over its limit: the limit itself is held by test_cli_messages's
+    # torch-free --help test, which no machine's speed can flake.
+    assert proc.returncode == 0 or "over the limit" in proc.stderr, proc.stderr
+    assert header(proc.stdout, "command")[:2] == ["command", "median_cpu_s"]
+    for command in ("--help", "train --help", "describe --help"):
+        assert 0.0 < float(row(proc.stdout, "lfengine", *command.split())[len(command.split()) + 1]) < 30
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert set(results) == {"--help", "train --help", "describe --help"}
+    assert all({"median_cpu_s", "runs", "limit_cpu_s"} <= set(r) for r in results.values())
