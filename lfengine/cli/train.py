@@ -14,7 +14,6 @@ from typing import Any
 
 from lfengine.cli import hints
 from lfengine.cli.arguments import add_train_options, add_trust_module, options_from
-from lfengine.cli.plot import sparkline
 from lfengine.cli.reports import end_block, start_block
 from lfengine.description import render_description
 from lfengine.progress import ProgressDisplay, fit_lines, terminal_columns
@@ -53,6 +52,7 @@ def resume_command(args: argparse.Namespace) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from lfengine import service, store
+    from lfengine.cli.plot import sparkline  # its SVG escaping loads urllib: not for --help
 
     hints.check_meta_argument(args.meta, args.model_dir)
     options = options_from(args)
