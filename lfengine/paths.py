@@ -17,6 +17,7 @@ from typing import BinaryIO
 #: vocabulary counts); model.json holds the vocabularies too.
 MAX_META_BYTES = 256 * 2**20
 MAX_MODEL_JSON_BYTES = 1024 * 2**20
+MAX_CONFIG_BYTES = 16 * 2**20  # a settings or options file: anything larger is not one
 
 _OPEN_FLAGS = (
     os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
