@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,140 @@ def test_config_from_a_model_directory_still_reads_its_options(trained, tmp_path
     assert options["max_epochs"] == 1 and "resume" not in options
     (tmp_path / "o.json").write_text(json.dumps({"max_epochs": 3}), encoding="utf-8")
     assert read_config(str(tmp_path / "o.json")) == {"max_epochs": 3}
+
+
+# --- item 14: serve's exit codes -----------------------------------------------------------------
+def _serve() -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lfengine", "serve"],
+        cwd=REPO,
+        env=CLI_ENV,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_serve_exits_4_when_the_client_closes_its_stdout():
+    engine = _serve()
+    engine.stdout.close()
+    engine.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"status"}\n')
+    engine.stdin.flush()
+    _, err = engine.communicate(timeout=scaled(60))
+    assert engine.returncode == 4, err.decode()
+    assert b"Traceback" not in err
+
+
+def _catches(pid: int, number: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_sigterm_while_the_engine_starts_is_a_clean_exit():
+    """The signal arrives while the command line still imports torch (seconds): before, the
+    default action killed the process (-15) with no word."""
+    engine = _serve()
+    deadline = time.monotonic() + scaled(30)
+    while not _catches(engine.pid, signal.SIGTERM) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert "libtorch" not in Path(f"/proc/{engine.pid}/maps").read_text(), (
+        "SIGTERM is caught only once torch is loaded"
+    )
+    engine.send_signal(signal.SIGTERM)
+    _, err = engine.communicate(timeout=scaled(60))
+    assert engine.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+
+
+def test_other_commands_still_die_of_an_early_sigterm(tmp_path):
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lfengine", "info"], cwd=REPO, env=CLI_ENV, stdout=subprocess.PIPE
+    )
+    child.send_signal(signal.SIGTERM)
+    child.communicate(timeout=scaled(60))
+    assert child.returncode == -signal.SIGTERM
+
+
+# --- item 12: what one message, and the requests waiting, may cost in memory ---------------------
+SMALL_CONTAINER_LIMIT = (
+    "import lfengine.protocol.stream as stream; stream.MAX_DECODED_CONTAINERS = 1000; "
+    "import lfengine.server as server; server.MAX_QUEUED_BYTES = 8192; "
+)
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_a_message_decoding_to_too_many_arrays_is_refused_and_the_next_is_answered(engines, fmt):
+    """The limit is counted while decoding (msgpack) or from the brackets before it (JSON), so
+    a message of a few bytes per array never becomes gigabytes of lists. The engine here has a
+    limit of 1000 arrays and objects (MAX_DECODED_CONTAINERS is 4M)."""
+    engine = engines(fmt, prelude=SMALL_CONTAINER_LIMIT)
+    fits = engine.request("status", {"padding": [[]] * 990})
+    assert "result" in fits, fits
+    engine.send({"jsonrpc": "2.0", "id": "big", "method": "status", "params": {"padding": [[]] * 1001}})
+    refused = engine.receive()
+    assert refused["error"]["code"] == -32001 and refused["error"]["data"]["type"] == "DecodedTooLarge"
+    assert "more than 1000 arrays and objects" in refused["error"]["message"]
+    assert engine.request("status")["result"]["state"] == "idle"
+    assert engine.finish()[0] == 0
+
+
+def test_a_reader_stops_decoding_at_the_limit_and_skips_the_rest(monkeypatch):
+    """In process: 1 MB of empty msgpack arrays stops after the limit's worth, not at the end."""
+    import io
+
+    import msgpack
+
+    from lfengine.protocol import msgpack_framing, stream
+
+    monkeypatch.setattr(stream, "MAX_DECODED_CONTAINERS", 500)
+    built = []
+
+    class Counting(msgpack_framing.ContainerBudget):
+        def count(self, value):
+            built.append(1)
+            return super().count(value)
+
+    monkeypatch.setattr(msgpack_framing, "ContainerBudget", Counting)
+    n = 2**20
+    message = b"\xdd" + n.to_bytes(4, "big") + b"\x90" * n
+    after = msgpack.packb({"jsonrpc": "2.0", "id": 2, "method": "status"})
+    reader = msgpack_framing.MsgpackReader(stream.ByteSource(io.BytesIO(message + after)), 2**24)
+    items = list(reader)
+    assert isinstance(items[0], stream.DecodedTooLarge) and items[1]["id"] == 2
+    assert len(built) <= 501 + 1  # the status map itself
+
+
+def test_requests_waiting_behind_a_training_are_bounded_in_bytes(trained, engines, tmp_path):
+    """The engine here lets waiting requests hold 8 KiB (MAX_QUEUED_BYTES is 64 MiB)."""
+    meta, model_dir = trained
+    engine = engines("json", prelude=SMALL_CONTAINER_LIMIT)
+    options = {"max_epochs": 1000, "es_patience": 1000, "threads": 1}
+    engine.send(
+        {
+            "jsonrpc": "2.0",
+            "id": "train",
+            "method": "train",
+            "params": {"meta": str(meta), "model": str(tmp_path / "m"), "options": options},
+        }
+    )
+    padding = "x" * 5000
+    for name in ("first", "second"):
+        engine.send(
+            {
+                "jsonrpc": "2.0",
+                "id": name,
+                "method": "describe",
+                "params": {"model": str(model_dir), "padding": padding},
+            }
+        )
+    engine.send({"jsonrpc": "2.0", "id": "cancel", "method": "cancel"})
+    replies = {reply["id"]: reply for reply in (engine.receive() for _ in range(4))}
+    assert replies["train"]["error"]["code"] == 1030 or replies["train"]["result"]["stopped"] == "cancelled"
+    assert "result" in replies["first"], replies["first"]
+    busy = replies["second"]["error"]
+    assert busy["code"] == -32003 and busy["data"]["limit"] == 8192, busy
+    assert engine.request("describe", {"model": str(model_dir), "padding": padding})["result"]
+    assert engine.finish()[0] == 0
