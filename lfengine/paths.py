@@ -89,7 +89,12 @@ def open_regular(path: str | os.PathLike, *, max_bytes: int | None = None) -> Bi
 def read_regular_bytes(path: str | os.PathLike, max_bytes: int) -> bytes:
     """The whole content of a regular file of at most ``max_bytes`` bytes."""
     with open_regular(path, max_bytes=max_bytes) as handle:
-        data = handle.read(max_bytes + 1)
+        # read(n) allocates n bytes first: ask for the file's size (plus one, to see growth),
+        # not for the limit (256 MiB for a meta file of a few kB).
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(min(size, max_bytes) + 1)
+        if len(data) > size:  # it grew after the check: read on, to the limit
+            data += handle.read(max_bytes + 1 - len(data))
     if len(data) > max_bytes:  # it grew after the check
         raise UnusablePath(path, f"a file of more than the limit of {max_bytes} bytes")
     return data

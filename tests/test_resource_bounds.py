@@ -243,3 +243,48 @@ def test_requests_waiting_behind_a_training_are_bounded_in_bytes(trained, engine
     assert busy["code"] == -32003 and busy["data"]["limit"] == 8192, busy
     assert engine.request("describe", {"model": str(model_dir), "padding": padding})["result"]
     assert engine.finish()[0] == 0
+
+
+def test_describe_of_a_large_vocabulary_draws_no_embedding_matrix(tmp_path):
+    """describe shows shapes: the allocations tracemalloc sees (numpy's too) stay below one table of
+    the vocabulary (50k words here; 1M took 3 GB)."""
+    import tracemalloc
+
+    from lfengine import planning
+    from lfengine.data.synthetic import LfAttribute, write_lf
+
+    words = 50_000
+    meta = write_lf(tmp_path, "v", [LfAttribute("A", "w")], [[["a"], "x"], [["b"], "y"]], is_sequence=False)
+    document = json.loads(meta.read_text(encoding="utf-8"))
+    stats = next(iter(document["featureStats"].values()))
+    stats["stringCounts"] = {f"w{i}": 1 for i in range(words)}
+    meta.write_text(json.dumps(document), encoding="utf-8")
+    planning.describe(str(meta), TrainOptions())  # the first build on the meta device imports a lot
+    tracemalloc.start()
+    try:
+        described = planning.describe(str(meta), TrainOptions())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    vocabulary = described["vocabularies"][0]
+    table_bytes = vocabulary["size"] * vocabulary["dims"] * 4
+    assert (
+        vocabulary["size"] == words + 2
+        and described["architecture"]["parameters"] >= words * vocabulary["dims"]
+    )
+    assert peak < table_bytes, (peak, table_bytes)  # drawing it took 3 tables (float64 twice)
+
+
+def test_random_embedding_rows_are_the_numbers_of_one_whole_draw():
+    """Drawn in blocks to save memory, but the same rows as before (models stay reproducible)."""
+    import numpy as np
+
+    from lfengine.data.embeddings import RANDOM_BLOCK_ROWS, RANDOM_STD, initial_matrix
+
+    n, dims = RANDOM_BLOCK_ROWS * 2 + 5, 3
+    matrix = initial_matrix(
+        [str(i) for i in range(n)], dims, onehot=False, pretrained=None, rng=np.random.default_rng(7)
+    )
+    expected = (np.random.default_rng(7).standard_normal((n, dims)) * RANDOM_STD).astype(np.float32)
+    expected[0] = 0.0
+    assert matrix.dtype == np.float32 and np.array_equal(matrix, expected)
