@@ -288,3 +288,36 @@ def test_random_embedding_rows_are_the_numbers_of_one_whole_draw():
     expected = (np.random.default_rng(7).standard_normal((n, dims)) * RANDOM_STD).astype(np.float32)
     expected[0] = 0.0
     assert matrix.dtype == np.float32 and np.array_equal(matrix, expected)
+
+
+# --- item 15: an apply-batch of many sentences runs in passes bounded by padded elements ---------
+def test_sequence_passes_are_bounded_by_padded_elements_and_change_no_result(tmp_path, monkeypatch):
+    """A pass's activations grow with sequences x its longest sequence (the character encoder's
+    tensors above all): each pass stays within the budget, and the results are those of one pass."""
+    import numpy as np
+
+    from lfengine import predictor
+    from lfengine.data.reader import encode_instances
+    from lfengine.data.synthetic import write_sequence_corpus
+
+    meta = write_sequence_corpus(tmp_path, 60, seed=4)
+    service.train(str(meta), str(tmp_path / "m"), TrainOptions(max_epochs=1, threads=1))
+    model = service.load_model(str(tmp_path / "m"))
+    lines = meta.with_name(meta.name.replace(".meta.", ".data.")).read_text(encoding="utf-8").splitlines()
+    sentences = [json.loads(line)[0] for line in lines] * 5  # 300 sentences of varied lengths
+    data = encode_instances(model.codec, sentences)
+    lengths = data.lengths()
+    monkeypatch.setattr(predictor, "MAX_PADDED_ELEMENTS_PER_PASS", 64)
+    passes = model.predictor.passes(data)
+    assert len(passes) > 1
+    for items in passes:
+        assert len(items) * lengths[items].max() <= max(64, lengths[items].max())
+    assert sorted(np.concatenate(passes).tolist()) == sorted(np.flatnonzero(lengths > 0).tolist())
+    small = model.apply(sentences, distribution=True)
+    monkeypatch.setattr(predictor, "MAX_PADDED_ELEMENTS_PER_PASS", 10**9)
+    assert len(model.predictor.passes(data)) == 1
+    whole = model.apply(sentences, distribution=True)
+    assert [r["label"] for r in small] == [r["label"] for r in whole]
+    for a, b in zip(small, whole):
+        assert np.allclose(a["confidence"], b["confidence"], atol=1e-5)
+        assert np.allclose(a["distribution"], b["distribution"], atol=1e-5)
