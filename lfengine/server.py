@@ -32,10 +32,12 @@ EXIT_INTERNAL_ERROR = 1  # a bug in the engine's own loop (see stderr)
 EXIT_STREAM_CORRUPT = 3  # msgpack input that could not be resynchronised
 EXIT_OUTPUT_CLOSED = 4  # a reply could not be written: the client closed our stdout
 MAX_WAITING_REQUESTS = 1024
-#: Requests waiting behind the running one may hold this many bytes (as read; decoded, a few
-#: times more): 1000 queued apply-batches of 1 MB took 4.5 GB. One request alone is always
-#: accepted (up to the message size limit); beyond this the next is refused with EngineBusy.
-MAX_QUEUED_BYTES = 64 * 2**20
+#: Requests waiting behind the running one may hold this many bytes as read. Decoded, they take
+#: several times more: 1000 queued apply-batches of 1 MB took 4.5 GB, and seq-pos1 sentences
+#: (18 strings per token) take 11 times their JSON size: 64 MiB of them took 711 MB. One
+#: request alone is always accepted (up to the message size limit); beyond this the next is
+#: refused with EngineBusy.
+MAX_QUEUED_BYTES = 16 * 2**20
 
 
 class ReplyOutbox:

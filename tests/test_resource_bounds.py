@@ -14,23 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
+import test_untrusted_input
 from timeouts import scaled
 
 from lfengine import service
-from lfengine.data.synthetic import write_classification_corpus
 from lfengine.options import TrainOptions
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(meta file, model directory) of a small classifier."""
-    root = tmp_path_factory.mktemp("trained")
-    meta = write_classification_corpus(root, 60, seed=3)
-    service.train(str(meta), str(root / "model"), TrainOptions(max_epochs=1, threads=1))
-    return meta, root / "model"
+trained = test_untrusted_input.trained  # (meta file, model directory) of a small classifier
 
 
 def _cli(*args: str, memory_bytes: int | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
