@@ -74,14 +74,17 @@ class Predictor:
     def run(
         self, data: Encoded, *, want_distribution: bool = True, with_loss: bool = False
     ) -> tuple[RowOutputs, float | None]:
-        """Forward the whole of ``data`` in as few passes as memory allows."""
+        """Forward the whole of ``data`` in passes of bounded memory; the loss is the one of a
+        single pass: each pass's mean weighted by what the network's loss averages over."""
         lengths = data.lengths()
+        # A CRF's loss is a mean over (non-empty) sequences, a softmax tagger's over elements.
+        per_element = data.seq_offsets is not None and getattr(self.model, "crf", None) is None
         parts, loss_sum, loss_weight = [], 0.0, 0
         with torch.inference_mode():
             for items in self.passes(data):
                 batch = collate(data, items).to(self.device)
                 if with_loss:
-                    weight = int(lengths[items].sum()) if data.seq_offsets is not None else len(items)
+                    weight = int(lengths[items].sum()) if per_element else len(items)
                     loss_sum += float(self.model.loss(batch)) * weight
                     loss_weight += weight
                 parts.append((items, self.model.predict(batch)))

@@ -293,7 +293,8 @@ def test_sequence_passes_are_bounded_by_padded_elements_and_change_no_result(tmp
     from lfengine.data.synthetic import write_sequence_corpus
 
     meta = write_sequence_corpus(tmp_path, 60, seed=4)
-    service.train(str(meta), str(tmp_path / "m"), TrainOptions(max_epochs=1, threads=1))
+    options = TrainOptions.from_dict({"max_epochs": 1, "threads": 1, "model": {"crf": True}})
+    service.train(str(meta), str(tmp_path / "m"), options)
     model = service.load_model(str(tmp_path / "m"))
     lines = meta.with_name(meta.name.replace(".meta.", ".data.")).read_text(encoding="utf-8").splitlines()
     sentences = [json.loads(line)[0] for line in lines] * 5  # 300 sentences of varied lengths
@@ -305,10 +306,12 @@ def test_sequence_passes_are_bounded_by_padded_elements_and_change_no_result(tmp
     for items in passes:
         assert len(items) * lengths[items].max() <= max(64, lengths[items].max())
     assert sorted(np.concatenate(passes).tolist()) == sorted(np.flatnonzero(lengths > 0).tolist())
-    small = model.apply(sentences, distribution=True)
+    data_file = str(meta).replace(".meta.", ".data.")
+    small, small_loss = model.apply(sentences, distribution=True), model.evaluate(data_file)["loss"]
     monkeypatch.setattr(predictor, "MAX_PADDED_ELEMENTS_PER_PASS", 10**9)
     assert len(model.predictor.passes(data)) == 1
-    whole = model.apply(sentences, distribution=True)
+    whole, whole_loss = model.apply(sentences, distribution=True), model.evaluate(data_file)["loss"]
+    assert abs(small_loss - whole_loss) < 1e-4 * whole_loss  # a CRF's loss is per sequence
     assert [r["label"] for r in small] == [r["label"] for r in whole]
     for a, b in zip(small, whole):
         assert np.allclose(a["confidence"], b["confidence"], atol=1e-5)
