@@ -192,8 +192,15 @@ def describe(meta_path: str, options: TrainOptions) -> dict[str, Any]:
     codec, _ = build_codec(
         spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed, matrices=False
     )
-    with torch.device("meta"):
-        plan = plan_model(spec, options, planned_training_size(spec, options), codec, None)
+    size = planned_training_size(spec, options)
+    try:
+        with torch.device("meta"):
+            plan = plan_model(spec, options, size, codec, None)
+    except LfEngineError:
+        raise
+    except Exception as exc:  # a user module that reads its tensors while it is built
+        log.debug("describe builds the network in memory (%s: %s)", type(exc).__name__, exc)
+        plan = plan_model(spec, options, size, codec, None)
     return describe_plan(plan, options)
 
 
