@@ -2,6 +2,6 @@
 
 import sys
 
-from lfengine.cli import main
+from lfengine.launch import main
 
 sys.exit(main())

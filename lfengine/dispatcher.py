@@ -175,7 +175,7 @@ class Dispatcher:
 
     def _train(self, call: Call) -> dict[str, Any]:
         params = Params(call.request.params)
-        meta = params.text("meta")
+        meta = params.file_path("meta")
         model_dir = params.text("model")
         name = params.text("name", None)
         trust_module = params.flag("trust_module", False)
@@ -228,7 +228,7 @@ class Dispatcher:
     def _describe(self, call: Call) -> dict[str, Any]:
         params = Params(call.request.params)
         model = params.text("model", None)
-        meta = params.text("meta", None)
+        meta = params.file_path("meta", None)
         if (model is None) == (meta is None):
             raise InvalidParams('give either "model" (a loaded model or a model directory) or "meta"')
         if model is not None:
@@ -241,7 +241,7 @@ class Dispatcher:
     def _evaluate(self, call: Call) -> dict[str, Any]:
         params = Params(call.request.params)
         model = self._resolve(params)
-        return model.evaluate(params.text("data"))
+        return model.evaluate(params.file_path("data"))
 
     def _status(self, call: Call) -> dict[str, Any]:
         now = time.monotonic()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ from lfengine.errors import OptionError
 log = logging.getLogger(__name__)
 
 ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+LOOPBACK = "127.0.0.1"  # local workers meet rank 0 here; other machines join through torchrun
 JOIN_TIMEOUT_S = 300.0  # local workers must connect within this (they import torch and read the data)
 GLOO_SETTLE_SECONDS = 0.5  # see Coordinator.close
 COLLECTIVE_TIMEOUT = timedelta(minutes=60)  # rank 0 may validate a large set while the others wait
@@ -257,10 +259,16 @@ def start(workers: int, device: torch.device, argv: list[str]) -> Coordinator:
         raise OptionError(
             f"workers {workers} on CUDA needs {workers} GPUs; this machine has {torch.cuda.device_count()}"
         )
-    store = dist.TCPStore("127.0.0.1", 0, workers, True, timeout=COLLECTIVE_TIMEOUT, wait_for_workers=False)
+    if device.type != "cuda" and workers > usable_cores():
+        raise OptionError(
+            f"workers {workers} is more than the {usable_cores()} CPU cores this process may use: "
+            f"give --workers {usable_cores()} at most (each worker is a process with its own copy "
+            "of the model and data); more machines join through torchrun"
+        )
+    store = loopback_store(workers)
     env = {
         **os.environ,
-        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_ADDR": LOOPBACK,
         "MASTER_PORT": str(store.port),
         "WORLD_SIZE": str(workers),
         "LFENGINE_PARENT_PID": str(os.getpid()),
@@ -290,6 +298,40 @@ def start(workers: int, device: torch.device, argv: list[str]) -> Coordinator:
         "data-parallel training with %d processes (%s, %d torch threads each)", workers, backend, threads
     )
     return coordinator
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def loopback_store(workers: int) -> dist.TCPStore:
+    """The rendezvous store of rank 0 and its local workers, listening on 127.0.0.1 only.
+
+    TCPStore binds its own listening socket to every interface, which would let any host that
+    reaches this one join the training or read and write its keys. Handed a socket already
+    bound to the loopback address, it listens on that one instead (and closes it with itself).
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind((LOOPBACK, 0))
+        listener.listen(max(workers, 16))
+        port = listener.getsockname()[1]
+    except BaseException:
+        listener.close()
+        raise
+    return dist.TCPStore(
+        LOOPBACK,
+        port,
+        workers,
+        True,
+        timeout=COLLECTIVE_TIMEOUT,
+        wait_for_workers=False,
+        master_listen_fd=listener.detach(),
+    )
 
 
 def _wait_for_workers(store: dist.TCPStore, workers: list[subprocess.Popen]) -> None:

@@ -17,6 +17,7 @@ from typing import BinaryIO
 #: vocabulary counts); model.json holds the vocabularies too.
 MAX_META_BYTES = 256 * 2**20
 MAX_MODEL_JSON_BYTES = 1024 * 2**20
+MAX_CONFIG_BYTES = 16 * 2**20  # a settings or options file: anything larger is not one
 
 _OPEN_FLAGS = (
     os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
@@ -88,7 +89,12 @@ def open_regular(path: str | os.PathLike, *, max_bytes: int | None = None) -> Bi
 def read_regular_bytes(path: str | os.PathLike, max_bytes: int) -> bytes:
     """The whole content of a regular file of at most ``max_bytes`` bytes."""
     with open_regular(path, max_bytes=max_bytes) as handle:
-        data = handle.read(max_bytes + 1)
+        # read(n) allocates n bytes first: ask for the file's size (plus one, to see growth),
+        # not for the limit (256 MiB for a meta file of a few kB).
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(min(size, max_bytes) + 1)
+        if len(data) > size:  # it grew after the check: read on, to the limit
+            data += handle.read(max_bytes + 1 - len(data))
     if len(data) > max_bytes:  # it grew after the check
         raise UnusablePath(path, f"a file of more than the limit of {max_bytes} bytes")
     return data

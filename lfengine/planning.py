@@ -198,7 +198,22 @@ def split_sizes(n: int, options: TrainOptions) -> tuple[int, int]:
 def describe(meta_path: str, options: TrainOptions) -> dict[str, Any]:
     """What training would build, without reading the data file (its size is in the meta file)."""
     spec = read_meta(meta_path)
-    return describe_plan(plan_model(spec, options, planned_training_size(spec, options)), options)
+    # Only shapes are described: no initial embedding rows are drawn, and the network is built
+    # on torch's "meta" device, which allocates none of its weights. A 1M-word vocabulary's
+    # table alone is 700 MB; drawing and copying it took describe to 3 GB.
+    codec, _ = build_codec(
+        spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed, matrices=False
+    )
+    size = planned_training_size(spec, options)
+    try:
+        with torch.device("meta"):
+            plan = plan_model(spec, options, size, codec, None)
+    except LfEngineError:
+        raise
+    except Exception as exc:  # a user module that reads its tensors while it is built
+        log.debug("describe builds the network in memory (%s: %s)", type(exc).__name__, exc)
+        plan = plan_model(spec, options, size, codec, None)
+    return describe_plan(plan, options)
 
 
 def planned_training_size(spec: FeatureSpec, options: TrainOptions) -> int:

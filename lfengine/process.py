@@ -92,9 +92,13 @@ def protocol_output(stdout_binary: BinaryIO) -> Iterator[BinaryIO]:
     finally:
         sys.stdout = saved_stdout
         if moved_fd is not None:
+            # A client that closed our stdout leaves unwritten replies in the buffer: closing
+            # flushes them again and fails the same way, which must not replace the exit code
+            # the server chose (4, protocol.md) with a BrokenPipeError.
             with contextlib.suppress(OSError):
                 protocol_out.flush()
-            protocol_out.close()
+            with contextlib.suppress(OSError):
+                protocol_out.close()
             os.dup2(moved_fd, 1)
             os.close(moved_fd)
 
@@ -132,18 +136,46 @@ def _fileno(stream: object) -> int | None:
         return None
 
 
+TERMINATION_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
+)
+_held: dict[int, object] = {}  # signal -> its handler before hold_termination_signals
+_pending: list[int] = []  # termination signals that arrived while held
+
+
+def hold_termination_signals() -> None:
+    """At process start, before the slow imports (torch: seconds): note a termination signal
+    instead of dying of it. The resident engine then exits cleanly (code 0) as if the signal
+    had come once it was serving; every other command gets it back (release_held_signals)."""
+    for number in TERMINATION_SIGNALS:
+        _held[number] = signal.signal(number, lambda signum, frame: _pending.append(signum))
+
+
+def release_held_signals() -> None:
+    """Undo hold_termination_signals and deliver what arrived meanwhile, as if never held."""
+    for number, old in _held.items():
+        signal.signal(number, old)
+    _held.clear()
+    while _pending:
+        signal.raise_signal(_pending.pop(0))
+
+
 @contextlib.contextmanager
 def termination_signals(handler: Callable[[], None]) -> Iterator[None]:
-    """SIGTERM, SIGINT and SIGHUP call ``handler`` (only possible in the main thread)."""
+    """SIGTERM, SIGINT and SIGHUP call ``handler`` (only possible in the main thread); one that
+    arrived while they were held (hold_termination_signals) calls it at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    names = ("SIGTERM", "SIGINT", "SIGHUP")
     previous = {}
-    for name in names:
-        number = getattr(signal, name, None)
-        if number is not None:
-            previous[number] = signal.signal(number, lambda signum, frame: handler())
+    for number in TERMINATION_SIGNALS:
+        previous[number] = signal.signal(number, lambda signum, frame: handler())
+        if number in _held:
+            previous[number] = _held.pop(number)
+    if _pending:
+        log.info("a termination signal arrived while the engine was starting; stopping")
+        _pending.clear()
+        handler()
     try:
         yield
     finally:

@@ -227,3 +227,53 @@ def _metrics_records(model_dir: Path) -> list[dict]:
     records = [json.loads(line) for line in lines]
     assert all(isinstance(record, dict) for record in records)
     return records
+
+
+def _listening_addresses(pids: list[int]) -> list[str]:
+    """The local addresses of the TCP sockets these processes listen on (from /proc)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address = bytes.fromhex(fields[1].split(":")[0])
+                if len(address) == 4:
+                    found.append(socket.inet_ntop(socket.AF_INET, address[::-1]))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(address[i : i + 4][::-1] for i in range(0, 16, 4))
+                    found.append(socket.inet_ntop(socket.AF_INET6, words))
+    return found
+
+
+def test_local_workers_listen_on_the_loopback_address_only(seq_meta: Path, tmp_path: Path) -> None:
+    """--workers starts processes on this machine only: their rendezvous store (and gloo's
+    connections) must not be reachable from other hosts."""
+    seen: list[list[str]] = []
+
+    def on_progress(event: dict) -> None:
+        if not seen:
+            seen.append(_listening_addresses([os.getpid(), *_workers_of(os.getpid())]))
+
+    options = TrainOptions(max_epochs=1, device="cpu", workers=2)
+    service.train(str(seq_meta), str(tmp_path / "m"), options, on_progress=on_progress)
+    assert seen and seen[0], "no listening socket was found while the workers ran"
+    assert all(address in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for address in seen[0]), seen[0]
+
+
+def test_more_workers_than_cores_is_refused(seq_meta: Path, tmp_path: Path) -> None:
+    from lfengine.distributed import usable_cores
+    from lfengine.errors import OptionError
+
+    options = TrainOptions(max_epochs=1, device="cpu", workers=usable_cores() + 1)
+    with pytest.raises(OptionError, match=f"CPU cores.*--workers {usable_cores()} at most"):
+        service.train(str(seq_meta), str(tmp_path / "m"), options)
+    assert not _workers_of(os.getpid())

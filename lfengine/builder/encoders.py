@@ -212,7 +212,7 @@ class WordShape(nn.Module):
         classes += [(False, False, False, False, False)] * (vocab_size - len(classes))
         table = torch.tensor(classes, dtype=torch.bool).reshape(len(classes), 5)
         self.register_buffer("char_classes", table, persistent=False)
-        self.has_case = bool(table[:, 0].any())
+        self.has_case = any(upper for upper, *_ in classes)  # from the list: meta-device safe
         self.output_size = len(SHAPE_FLAGS)
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from lfengine.cli.commands import COMMANDS
 from lfengine.description import render_description
 from lfengine.errors import LfEngineError
 from lfengine.logs import log_to_stderr
+from lfengine.process import release_held_signals
 from lfengine.runlog import version_line
 
 log = logging.getLogger("lfengine")
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     by_name = {c.name: c for c in COMMANDS}
     if argv and argv[0] in by_name and by_name[argv[0]].arguments is None:  # own syntax, parsed there
+        release_held_signals()
         return by_name[argv[0]].run(argv[1:])
     if not argv and not sys.stdin.isatty():
         argv = ["serve"]
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command != "serve":  # serve takes a held termination signal as its own (process.py)
+        release_held_signals()
     try:
         return by_name[args.command].run(args)
     except LfEngineError as exc:

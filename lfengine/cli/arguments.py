@@ -18,6 +18,7 @@ from lfengine.builder.config import SETTING_HELP, ModelConfig
 from lfengine.builder.heuristics import RULES
 from lfengine.errors import OptionError
 from lfengine.options import DEVICES, ES_METRICS, NGRAM_LAYERS, TrainOptions
+from lfengine.paths import MAX_CONFIG_BYTES, MAX_MODEL_JSON_BYTES, read_regular_bytes
 
 #: TrainOptions fields that the command line spells differently (or handles itself).
 FLAG_NAMES = {"shuffle": "no-shuffle", "model": "set"}
@@ -144,11 +145,15 @@ def read_config(path: str) -> dict[str, Any]:
     file = Path(path)
     if file.is_dir():
         file = file / "model.json"
+    # An options file is small; a model's model.json holds its vocabularies too.
+    limit = MAX_MODEL_JSON_BYTES if file.name == "model.json" else MAX_CONFIG_BYTES
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
+        document = json.loads(read_regular_bytes(file, limit).decode("utf-8"))
     except FileNotFoundError:
         raise OptionError(f"--config {path}: file not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except OSError as exc:
+        raise OptionError(f"--config {path}: cannot read it: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OptionError(f"--config {path}: not a readable JSON file ({exc})") from None
     if not isinstance(document, dict):
         raise OptionError(f"--config {path}: expected a JSON object of options")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lfengine.errors import DataError, DataLineError, LfEngineError, OptionError
+from lfengine.paths import open_regular
 
 
 def with_hint(error: LfEngineError, hint: str | None) -> LfEngineError:
@@ -73,14 +74,27 @@ def check_meta_argument(meta: str, model_dir: str | None = None) -> None:
         )
 
 
+#: The hint looks at the first non-blank line within this many bytes, never more.
+HINT_READ_BYTES = 4 * 2**20
+
+
 def first_record(path: str) -> Any:
+    """The first record of a data file, for a hint; None when it is not a regular file (a device
+    never ends, a FIFO blocks) or no complete line lies within HINT_READ_BYTES."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    return json.loads(line)
-    except (OSError, ValueError):
+        with open_regular(path) as handle:
+            head = handle.read(HINT_READ_BYTES)
+    except OSError:
         return None
+    lines = head.split(b"\n")
+    if len(head) == HINT_READ_BYTES:
+        lines.pop()  # perhaps cut short
+    for line in lines:
+        if line.strip():
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
     return None
 
 

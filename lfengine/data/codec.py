@@ -180,8 +180,10 @@ def build_codec(
     maxlens: str | None = None,
     seed: int = 1,
     chars: bool = True,
+    matrices: bool = True,
 ) -> tuple[Codec, dict[str, np.ndarray]]:
-    """Codec plus the initial embedding matrix of every emb_id (random rows from ``seed``)."""
+    """Codec plus the initial embedding matrix of every emb_id (random rows from ``seed``;
+    without ``matrices``, none: describe needs only their shapes)."""
     emb_over = parse_embs(embs)
     len_over = parse_maxlens(maxlens)
     for over in len_over:
@@ -224,13 +226,15 @@ def build_codec(
             f"known: {sorted(counts_by_id)}"
         )
     rng = np.random.default_rng(seed)
-    vocabs, settings, matrices, pretrained = {}, {}, {}, {}
+    vocabs, settings, initial, pretrained = {}, {}, {}, {}
     for emb_id, counts_list in counts_by_id.items():
         setting = _resolve_setting(first_attr[emb_id], emb_over.get(emb_id))
         vocab, matrix, setting, in_file = _vocab_and_matrix(
-            setting, sum_counts(counts_list), spec.path.parent, rng
+            setting, sum_counts(counts_list), spec.path.parent, rng if matrices else None
         )
-        vocabs[emb_id], settings[emb_id], matrices[emb_id] = vocab, setting, matrix
+        vocabs[emb_id], settings[emb_id] = vocab, setting
+        if matrix is not None:
+            initial[emb_id] = matrix
         pretrained[emb_id] = [i for i, word in enumerate(vocab.itos) if word in in_file]
     task, labels, t_mean, t_std = _target(spec)
     char_column, char_vocab = (None, None)
@@ -268,7 +272,7 @@ def build_codec(
             for name, cols in claimed.items()
         },
     )
-    return codec, matrices
+    return codec, initial
 
 
 def _is_token_string(spec: FeatureSpec, column: int) -> bool:
@@ -327,10 +331,10 @@ def _resolve_setting(attr: Attribute, over: Any) -> EmbeddingSetting:
 
 
 def _vocab_and_matrix(
-    s: EmbeddingSetting, counts: dict[str, int], meta_dir: Path, rng: np.random.Generator
-) -> tuple[Vocabulary, np.ndarray, EmbeddingSetting]:
+    s: EmbeddingSetting, counts: dict[str, int], meta_dir: Path, rng: np.random.Generator | None
+) -> tuple[Vocabulary, np.ndarray | None, EmbeddingSetting, set[str]]:
     """lf-format.md §8.1-§8.3 with the recommended semantics per emb_train mode; also the words
-    that have a vector in the embeddings file."""
+    that have a vector in the embeddings file. No matrix without ``rng``."""
     pretrained = None
     in_file: set[str] = set()
     vocab = Vocabulary.from_counts(counts, minfreq=s.minfreq, onehot=s.mode == "onehot")
@@ -367,6 +371,8 @@ def _vocab_and_matrix(
         s.dims, s.sources["dims"] = len(vocab) - 1 if len(vocab) > 1 else 1, "onehot"
     elif not s.dims:
         s.dims, s.sources["dims"] = dims_heuristic(len(vocab)), "heuristic"
+    if rng is None:
+        return vocab, None, s, in_file
     matrix = initial_matrix(vocab.itos, s.dims, onehot=s.mode == "onehot", pretrained=pretrained, rng=rng)
     return vocab, matrix, s, in_file
 

@@ -18,6 +18,7 @@ import numpy as np
 from lfengine.errors import EmbeddingsError
 
 log = logging.getLogger(__name__)
+RANDOM_BLOCK_ROWS = 8192  # see initial_matrix
 #: Standard deviation of random embedding rows (see initial_matrix).
 RANDOM_STD = 0.1
 _HEADER = re.compile(r"^\s*[0-9]+\s+[0-9]+\s*$")
@@ -135,7 +136,12 @@ def initial_matrix(
     random_std = RANDOM_STD
     if pretrained is not None and len(pretrained.vectors) > 1:
         random_std = float(pretrained.vectors.std())
-    matrix = (rng.standard_normal((n, dims)) * random_std).astype(np.float32)
+    # Drawn in blocks of rows: the same numbers as one draw of the whole (float64) matrix, but
+    # without two float64 copies of it at once (a 1M-word vocabulary: 2.8 GB of temporaries).
+    matrix = np.empty((n, dims), dtype=np.float32)
+    for start in range(0, n, RANDOM_BLOCK_ROWS):
+        rows = min(RANDOM_BLOCK_ROWS, n - start)
+        matrix[start : start + rows] = rng.standard_normal((rows, dims)) * random_std
     if pretrained is not None:
         index = pretrained.index()
         rows = [(i, index[w]) for i, w in enumerate(itos) if w in index]

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lfengine.errors import OptionError
-from lfengine.paths import read_regular_bytes
-
-MAX_CONFIG_BYTES = 16 * 2**20  # a settings file: anything larger is not one
+from lfengine.paths import MAX_CONFIG_BYTES, read_regular_bytes
 
 #: Options every command has (configsimple added them to each parser).
 CONFIG_FILE = "config_file"

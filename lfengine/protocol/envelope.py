@@ -198,6 +198,19 @@ class Params:
             raise InvalidParams(f'parameter "{name}" must be at most {maximum}, got {value}', param=name)
         return value
 
+    def file_path(self, name: str, default: Any = _MISSING) -> Any:
+        """A path of a file to read. Never "-": the engine's stdin carries the protocol, and
+        reading it would swallow the client's next requests. (Devices, FIFOs and directories
+        are refused, without blocking, by whoever opens the path: lfengine.paths.)"""
+        value = self.text(name, default)
+        if value == "-":
+            raise InvalidParams(
+                f'parameter "{name}" cannot be "-": the engine\'s stdin carries the protocol, '
+                "so data cannot be read from it; give the path of a file",
+                param=name,
+            )
+        return value
+
     def mapping(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, (dict,), "an object", default)
 

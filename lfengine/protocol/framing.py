@@ -16,12 +16,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from lfengine.protocol import stream
 from lfengine.protocol.stream import (
     FORMATS,
     ByteSource,
     MessageParseError,
     MessageTooLarge,
     StreamReader,
+    decoded_too_large,
     detect_format,
 )
 
@@ -53,6 +55,7 @@ class JsonLinesReader(StreamReader):
                 if len(line) > self._limit:
                     yield _too_large(len(line), self._limit)
                 elif line.strip():
+                    self.message_bytes = len(line)
                     yield decode_json_line(line)
                 continue
             searched = len(buffer) - start
@@ -69,6 +72,7 @@ class JsonLinesReader(StreamReader):
             chunk = self._source.read()
             if not chunk:
                 if buffer.strip():  # a last line without its newline still counts
+                    self.message_bytes = len(buffer)
                     yield decode_json_line(buffer)
                 return
             buffer += chunk
@@ -98,7 +102,12 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_json_line(line: bytes | bytearray) -> Any:
-    """Strict JSON from one line of UTF-8; a MessageParseError instance (returned) when invalid."""
+    """Strict JSON from one line of UTF-8; a MessageParseError instance (returned) when invalid,
+    a DecodedTooLarge one when it could decode to more than MAX_DECODED_CONTAINERS arrays and
+    objects (every '[' and '{' counted, those inside strings too: an upper bound, at C speed)."""
+    limit = stream.MAX_DECODED_CONTAINERS
+    if line.count(b"[") + line.count(b"{") > limit:
+        return decoded_too_large(limit)
     try:
         text = bytes(line).decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -23,17 +23,22 @@ from typing import Any
 
 import msgpack
 
+from lfengine.protocol import stream
 from lfengine.protocol.stream import (
+    DecodedTooLarge,
     FramingError,
     MessageParseError,
     MessageTooLarge,
     StreamCorrupt,
     StreamReader,
+    decoded_too_large,
 )
 
 log = logging.getLogger(__name__)
 
 _MAP_START = re.compile(rb"[\x80-\x8f\xde\xdf]")
+# Items that are one byte long: fixints, nil, booleans, and the empty map, array and string.
+_ONE_BYTE_ITEMS = re.compile(rb"[\x00-\x80\x90\xa0\xc0\xc2\xc3\xe0-\xff]+")
 _CHUNK = 64 * 1024
 
 
@@ -41,9 +46,33 @@ def _no_extensions(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not supported")
 
 
-def new_unpacker(max_message_bytes: int) -> msgpack.Unpacker:
-    """An Unpacker that decodes protocol values only and refuses declared sizes above the limit."""
+class ContainerBudget:
+    """Counts the arrays and maps decoded for one message, from inside the decoder (its list
+    and object hooks), and stops decoding once there are more than the limit: what a message
+    costs in memory is bounded before it is built, not measured after."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = stream.MAX_DECODED_CONTAINERS if limit is None else limit
+        self.left = self.limit
+
+    def count(self, value: Any) -> Any:
+        self.left -= 1
+        if self.left < 0:
+            raise decoded_too_large(self.limit)
+        return value
+
+    def reset(self) -> None:
+        """A message was decoded whole: the next one starts afresh."""
+        self.left = self.limit
+
+
+def new_unpacker(max_message_bytes: int, budget: ContainerBudget | None = None) -> msgpack.Unpacker:
+    """An Unpacker that decodes protocol values only, refuses declared sizes above the limit and
+    decodes no more arrays and maps than ``budget`` allows."""
+    budget = budget or ContainerBudget()
     return msgpack.Unpacker(
+        list_hook=budget.count,
+        object_hook=budget.count,
         raw=False,
         strict_map_key=True,
         ext_hook=_no_extensions,
@@ -131,6 +160,12 @@ class ItemSkipper:
                 return i
             if i >= n:
                 return None
+            run = _ONE_BYTE_ITEMS.match(data, i)
+            if run is not None:  # a run of whole one-byte items, passed at C speed
+                step = min(run.end() - i, self._items_left)
+                i += step
+                self._items_left -= step
+                continue
             kind = _HEADERS[data[i]]
             name = kind[0]
             if name == "skip":
@@ -172,7 +207,8 @@ class MsgpackReader(StreamReader):
     def _decode_until_trouble(self, data: bytes) -> Iterator[Any]:
         """Decode messages until end of input (returns None) or until a recovery finds the
         next message boundary (returns the bytes from there on)."""
-        unpacker = new_unpacker(self._limit)
+        budget = ContainerBudget()
+        unpacker = new_unpacker(self._limit, budget)
         mirror = bytearray()  # the bytes of the message in progress, for recovery
         mirror_base = 0  # unpacker offset of mirror[0]
         item_start = 0  # unpacker offset where the message in progress began
@@ -181,7 +217,9 @@ class MsgpackReader(StreamReader):
             try:
                 unpacker.feed(data)
                 for value in unpacker:
+                    budget.reset()
                     end = unpacker.tell()
+                    self.message_bytes = end - item_start
                     if end - item_start > self._limit:
                         yield _too_large(end - item_start, self._limit)
                     elif isinstance(value, list):
@@ -202,6 +240,9 @@ class MsgpackReader(StreamReader):
                     item_start = end
             except msgpack.BufferFull:
                 pass  # reported just below: the message in progress is too large
+            except DecodedTooLarge as exc:
+                yield exc
+                return (yield from self._skip_item(bytes(mirror[item_start - mirror_base :])))
             except (ValueError, msgpack.UnpackException) as exc:
                 yield _decode_error(exc, self._limit)
                 return (yield from self._skip_item(bytes(mirror[item_start - mirror_base :])))
@@ -316,7 +357,7 @@ class MsgpackReader(StreamReader):
                     return None
                 buffer += chunk
                 continue
-            except (ValueError, msgpack.UnpackException):
+            except (ValueError, msgpack.UnpackException, DecodedTooLarge):
                 return None
             if isinstance(message, dict) and message.get("jsonrpc") == "2.0":
                 return message, start + unpacker.tell()

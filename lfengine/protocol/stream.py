@@ -35,6 +35,24 @@ class MessageTooLarge(FramingError):
     """One message exceeds the configured size limit; it was skipped without being kept."""
 
 
+#: Arrays and maps (objects) that one message may decode to. Each costs 56 bytes or more in
+#: memory, while an empty one is a single byte on the wire: 40 MB of empty msgpack arrays
+#: decoded to 3 GB. 4M is over a hundred times the elements of a 1000-sentence apply-batch.
+MAX_DECODED_CONTAINERS = 2**22
+
+
+class DecodedTooLarge(MessageTooLarge):
+    """A message would decode to more arrays and maps than MAX_DECODED_CONTAINERS; skipped."""
+
+
+def decoded_too_large(limit: int) -> DecodedTooLarge:
+    return DecodedTooLarge(
+        f"message holds more than {limit} arrays and objects, the most one message may decode to; "
+        "it was skipped: send the instances in several requests",
+        limit=limit,
+    )
+
+
 class StreamCorrupt(FramingError):
     """The msgpack stream could not be resynchronised; no further message can be read."""
 
@@ -110,3 +128,4 @@ class StreamReader:
         self._source = source
         self._limit = max_message_bytes
         self._prefix = prefix
+        self.message_bytes = 0  # the size on the wire of the message yielded last
