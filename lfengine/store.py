@@ -330,7 +330,7 @@ def _generation(model_json: Path) -> tuple[int, int, int] | None:
     """Which model.json is there now: each commit renames a new file over it."""
     try:
         info = os.stat(model_json)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path, refused by read_model_json
         return None
     return info.st_ino, info.st_mtime_ns, info.st_size
 
@@ -383,6 +383,12 @@ def save_checkpoint(model_dir: PathLike, payload: dict) -> dict[str, Any]:
     with file_system_errors("write the checkpoint to", paths.root):
         paths.root.mkdir(parents=True, exist_ok=True)
         return model_files.save_tensors(paths.root, "checkpoint", document)
+
+
+def committed_file(model_dir: PathLike, kind: str) -> Path | None:
+    """The ``weights`` or ``checkpoint`` file the committed model.json names (None: none)."""
+    ref = read_model_json(model_dir).get(kind)
+    return None if ref is None else Path(model_dir) / ref["file"]
 
 
 def checkpoint_reference(model_dir: PathLike) -> dict[str, Any] | None:
