@@ -203,3 +203,14 @@ def test_loads_while_a_training_saves_every_epoch_never_fail(tmp_path: Path) -> 
     _, err = training.communicate(timeout=scaled(60))
     assert training.returncode == 0, err.decode()[-800:]
     assert failures == [] and loads >= 20
+
+
+def test_serve_refuses_a_training_into_a_locked_directory_with_1022(tmp_path: Path, engines) -> None:
+    meta = write_classification_corpus(tmp_path / "data", 20, seed=5)
+    engine = engines("json")
+    with training_lock(tmp_path / "m"):  # as another training process holds it
+        reply = engine.request("train", {"meta": str(meta), "model": str(tmp_path / "m")})
+        assert reply["error"]["code"] == 1022 and reply["error"]["data"]["type"] == "ModelInUse"
+        assert f"model directory {tmp_path / 'm'} is in use" in reply["error"]["message"]
+    assert "result" in engine.request("status", {})  # the engine keeps serving
+    assert engine.finish()[0] == 0
