@@ -79,6 +79,29 @@ def check_reference(kind: str, ref: Any, model_json: Path) -> dict[str, Any]:
     return {"file": name, "sha256": digest}
 
 
+def normalised(document: dict[str, Any], file: Path) -> dict[str, Any]:
+    """A model.json document with its ``weights`` and ``checkpoint`` references checked; one of
+    format 1-2 gets those of the fixed names (weights.pt by its digest, checkpoint.pt unchecked)."""
+    if document["format_version"] < 3 and isinstance(document.get("weights_sha256"), str):
+        document["weights"] = {"file": "weights.pt", "sha256": document["weights_sha256"]}
+        document["checkpoint"] = {"file": "checkpoint.pt", "sha256": None}
+    if not isinstance(document.get("metadata"), dict) or "weights" not in document:
+        raise ModelError(f"{file} lacks 'metadata' or 'weights'", file=str(file))
+    document["weights"] = check_reference("weights", document["weights"], file)
+    if document.get("checkpoint") is not None:
+        document["checkpoint"] = check_reference("checkpoint", document["checkpoint"], file)
+    return document
+
+
+def generation(model_json: Path) -> tuple[int, int, int] | None:
+    """Which model.json is there now: each commit renames a new file over it."""
+    try:
+        info = os.stat(model_json)
+    except (OSError, ValueError):  # ValueError: a NUL in the path, which read_model_json refuses
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
 def load_tensors(root: Path, ref: dict[str, Any], what: str, map_location: str | torch.device) -> Any:
     """The tensors of the file ``ref`` names, opened once: its digest is checked on, and torch
     reads from, the same open file, so a newer save that deletes it cannot swap it in between.

@@ -209,22 +209,7 @@ def read_model_json(model_dir: PathLike) -> dict:
         text = read_regular_bytes(paths.model_json, MAX_MODEL_JSON_BYTES).decode("utf-8", errors="replace")
     document = parse_strict_json(text, paths.model_json)
     _check_format(document, paths.model_json, FORMAT_NAME, SUPPORTED_FORMAT_VERSIONS)
-    return _normalised(document, paths.model_json)
-
-
-def _normalised(document: dict, file: Path) -> dict:
-    """The document with ``weights`` and ``checkpoint`` references checked (a format 1-2
-    document gets those of its fixed names: weights.pt by its digest, checkpoint.pt unchecked)."""
-    legacy = document["format_version"] < 3
-    if legacy and isinstance(document.get("weights_sha256"), str):
-        document["weights"] = {"file": WEIGHTS_FILE, "sha256": document["weights_sha256"]}
-        document["checkpoint"] = {"file": CHECKPOINT_FILE, "sha256": None}
-    if not isinstance(document.get("metadata"), dict) or "weights" not in document:
-        raise ModelError(f"{file} lacks 'metadata' or 'weights'", file=str(file))
-    document["weights"] = model_files.check_reference("weights", document["weights"], file)
-    if document.get("checkpoint") is not None:
-        document["checkpoint"] = model_files.check_reference("checkpoint", document["checkpoint"], file)
-    return document
+    return model_files.normalised(document, paths.model_json)
 
 
 def save_model_dir(
@@ -312,27 +297,18 @@ def load_model_dir(
     instead, so a reader always gets one whole committed model."""
     paths = model_paths(model_dir)
     for attempt in range(_LOAD_ATTEMPTS):
-        generation = _generation(paths.model_json)
+        generation = model_files.generation(paths.model_json)
         document = read_model_json(model_dir)
         try:
             return _load_committed(paths, document, map_location)
         except ModelError:
-            if attempt + 1 == _LOAD_ATTEMPTS or _generation(paths.model_json) == generation:
+            if attempt + 1 == _LOAD_ATTEMPTS or model_files.generation(paths.model_json) == generation:
                 raise
             log.debug("%s was saved anew while it was read: reading the new model", paths.root)
     raise AssertionError("unreachable")
 
 
 _LOAD_ATTEMPTS = 5
-
-
-def _generation(model_json: Path) -> tuple[int, int, int] | None:
-    """Which model.json is there now: each commit renames a new file over it."""
-    try:
-        info = os.stat(model_json)
-    except (OSError, ValueError):  # ValueError: a NUL in the path, refused by read_model_json
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def _load_committed(
