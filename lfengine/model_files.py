@@ -42,17 +42,15 @@ def write_content_named(
     root: Path, stem: str, suffix: str, write: Callable[[BinaryIO], None]
 ) -> dict[str, str]:
     """Write a file through ``write`` (atomically, fsynced) under the name ``<stem>-<digest><suffix>``
-    and return its reference ``{"file", "sha256"}``. A file of that name already holds exactly
-    these bytes, so it is kept as it is."""
+    and return its reference ``{"file", "sha256"}``."""
     staging = root / f".{stem}{suffix}.{os.getpid()}.{secrets.token_hex(4)}.tmp"  # a stale-temp name
     try:
         digest = atomic_write(staging, write)
         name = f"{stem}-{digest[:16]}{suffix}"
-        if (root / name).is_file():
-            staging.unlink()
-        else:
-            os.replace(staging, root / name)
-            _fsync_directory(root)
+        # A file of that name holds these very bytes unless it was altered: replace it anyway
+        # (a reader that opened it keeps reading its own copy), and a planted link with it.
+        os.replace(staging, root / name)
+        _fsync_directory(root)
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
