@@ -114,9 +114,10 @@ def run_concurrent_trainers(meta: Path, workdir: Path, count: int, *, seed: int)
                 capture_output=True,
                 env=engine_env(),
             )
-        delay = rng.uniform(0, 1.5)
+        delay = rng.uniform(0, 0.5)
         case = f"seed {seed} pair {i}, second started {delay:.2f} s later"
-        args = ("--max-epochs", "3", *_OPTIONS)
+        # long enough that the one refused reaches the lock while the other still trains
+        args = ("--max-epochs", "40", "--es-patience", "40", *_OPTIONS)
         first = subprocess.Popen(
             _cli("train", str(meta), str(model_dir), *args),
             stdout=subprocess.DEVNULL,
