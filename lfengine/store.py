@@ -287,6 +287,10 @@ def refuse_foreign_model_json(file: Path) -> None:
         )
 
 
+#: Reads of model.json per load: each retry means a training committed during the last read.
+_LOAD_ATTEMPTS = 5
+
+
 def load_model_dir(
     model_dir: PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -306,9 +310,6 @@ def load_model_dir(
                 raise
             log.debug("%s was saved anew while it was read: reading the new model", paths.root)
     raise AssertionError("unreachable")
-
-
-_LOAD_ATTEMPTS = 5
 
 
 def _load_committed(
