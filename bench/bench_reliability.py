@@ -1,13 +1,15 @@
 """The reliability suite of issue 8 at full counts, with its summary table.
 
 Protocol fuzz (both framings), legacy apply.sh fuzz, data-file mutation, faults (kill -9 then
---resume, SIGTERM to serve during train, a read-only model directory, a full disk) and memory per
-request (bench/reliability/memory.py: peak RSS per MB of request), all against the real engine.
-Every category counts tried / handled / crash / hang / traceback / lost (bench/reliability/tally.py
-says what each means) and lists its failing cases with their seed.
+--resume, SIGTERM to serve during train, a read-only model directory, a full disk), memory per
+request (bench/reliability/memory.py: peak RSS per MB of request) and model saves (issue 19: a
+kill before every write step of a save, two trainers into one directory, loads while a training
+saves; bench/reliability/save_faults.py), all against the real engine. Every category counts
+tried / handled / crash / hang / traceback / lost (bench/reliability/tally.py says what each
+means) and lists its failing cases with their seed.
 
 Run:  nice .venv/bin/python bench/bench_reliability.py [--seed 1] [--frames 10000] [--legacy 2000]
-      [--data 200] [--kills 20] [--sigterms 3] [--only protocol,legacy,data,faults,memory]
+      [--data 200] [--kills 20] [--sigterms 3] [--only protocol,legacy,data,faults,memory,saves]
 Exit code 1 when any case was not handled. Needs the shared LF data (../shared/lfdata) and,
 for the read-only and full-disk cases, root (a tmpfs is mounted); they are skipped otherwise.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.reliability import faults  # noqa: E402
+from bench.reliability import faults, save_faults  # noqa: E402
 from bench.reliability.corpus import LFDATA, slice_lfdata  # noqa: E402
 from bench.reliability.data_mutation import run_data_mutation  # noqa: E402
 from bench.reliability.legacy_fuzz import run_legacy_fuzz, train_models  # noqa: E402
@@ -39,7 +41,7 @@ def main() -> int:
     parser.add_argument("--data", type=int, default=200, help="data-file mutations")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--sigterms", type=int, default=3)
-    parser.add_argument("--only", default="protocol,legacy,data,faults,memory")
+    parser.add_argument("--only", default="protocol,legacy,data,faults,memory,saves")
     args = parser.parse_args()
     if not (LFDATA / "class-ionosphere.meta.json").is_file():
         print(f"LF reference data not found at {LFDATA}", file=sys.stderr)
@@ -82,6 +84,12 @@ def main() -> int:
             )
         if "memory" in parts:
             add(run_memory(LFDATA, _dir(work, "memory")))
+        if "saves" in parts:  # issue 19: kills at every save step, concurrent trainers, loads
+            meta = (
+                slice_lfdata(LFDATA, _dir(work, "saves") / "lfdata", lines=120) / "class-ionosphere.meta.json"
+            )
+            for tally in save_faults.run_all(meta, _dir(work, "saves"), seed=args.seed):
+                add(tally)
     print(table(tallies))
     return 0 if all(t.counts["handled"] == t.tried for t in tallies) else 1
 

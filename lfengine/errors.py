@@ -86,6 +86,10 @@ class ModelError(LfEngineError):
     """A model directory is missing, of another format version, unsafe, or inconsistent."""
 
 
+class ModelInUse(ModelError):
+    """Another training holds the model directory (lfengine.model_lock): one writer at a time."""
+
+
 class UnknownModelError(LfEngineError):
     """A request names a model that is not loaded in this process."""
 

@@ -79,15 +79,3 @@ def _read_part(root: Path, key: str, ref: dict[str, Any]) -> Any:
             file=str(path),
         )
     return parse_strict_json(data.decode("ascii", errors="replace"), path)
-
-
-def remove_unreferenced_parts(model_dir: str | Path, metadata: dict[str, Any]) -> None:
-    """Delete part files of earlier runs that this model.json no longer refers to."""
-    root = Path(model_dir)
-    kept = {metadata[k]["file"] for k in PART_KEYS if is_reference(metadata.get(k))}
-    for path in root.glob("*-*.json"):
-        if _PART_NAME.fullmatch(path.name) and path.name not in kept:
-            try:
-                path.unlink()
-            except OSError:
-                pass

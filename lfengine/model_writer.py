@@ -2,9 +2,12 @@
 
 A training run writes the vocabularies once, model.json with the best weights whenever the
 trainer finds better ones, a checkpoint after every epoch (and at a stop), a metrics.jsonl
-line per validation and train.log. All of it goes through one ModelWriter, which lfengine.service
-creates and the trainer is handed; lfengine.store holds the file formats and their safe writing.
-With several ranks only rank 0 writes: on the others every method is a no-op.
+line per validation and train.log. Each save of the weights or of a checkpoint writes its own
+content-named file and then commits model.json naming both (lfengine.store.commit_model), so
+the directory always holds one whole model and the checkpoint that goes with it. All of it goes
+through one ModelWriter, which lfengine.service creates and the trainer is handed;
+lfengine.store holds the file formats and their safe writing. With several ranks only rank 0
+writes: on the others every method is a no-op.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ class ModelWriter:
         # The best weights so far; when resuming, those already saved, so that the final
         # model.json records the whole history even if the resumed epochs never improve on them.
         self.best_weights: dict[str, torch.Tensor] = {}
+        # The files the last commit named: the best weights' and the latest checkpoint's.
+        self.weights_ref: dict[str, Any] | None = None
+        self.checkpoint_ref: dict[str, Any] | None = None
 
     @property
     def root(self) -> Path:
@@ -47,9 +53,12 @@ class ModelWriter:
             return save_part(self.root, "codec", codec)
 
     def start(self, metadata: dict[str, Any], stored_weights: dict[str, torch.Tensor]) -> None:
-        """What every model.json of this run carries, and the weights a resumed run starts from."""
+        """What every model.json of this run carries, and the weights a resumed run starts from
+        (with the checkpoint it resumes, named until this run writes its own)."""
         self.metadata = metadata
         self.best_weights = dict(stored_weights)
+        if stored_weights and self.main:
+            self.checkpoint_ref = store.checkpoint_reference(self.root)
 
     def save_model(self, model: torch.nn.Module, state: TrainState) -> None:
         """The trainer found its best weights so far (or has no validation): write them now."""
@@ -57,7 +66,8 @@ class ModelWriter:
             return
         self.best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self._record_training(state)
-        store.save_model_dir(self.root, self.metadata, self.best_weights)
+        self.weights_ref = store.save_weights(self.root, self.best_weights)
+        self._commit()
 
     def finish(self, state: TrainState, stopped: str) -> None:
         """Rewrite model.json with the whole history and why training stopped, keeping the best
@@ -65,7 +75,7 @@ class ModelWriter:
         self.metadata["training"]["finished"] = runlog.now()
         if self.best_weights and self.main:
             self._record_training(state, stopped)
-            store.save_model_dir(self.root, self.metadata, self.best_weights)
+            self._commit()
 
     def _record_training(self, state: TrainState, stopped: str | None = None) -> None:
         self.metadata["training"].update(
@@ -77,8 +87,17 @@ class ModelWriter:
         )
 
     def save_checkpoint(self, payload: dict[str, Any]) -> None:
-        if self.main:
-            store.save_checkpoint(self.root, payload)
+        """Write the checkpoint and commit model.json naming it with the best weights so far
+        (none yet: nothing to resume into, so it is not written)."""
+        if self.main and self.best_weights:
+            checkpoint = store.save_checkpoint(self.root, payload)
+            self.checkpoint_ref = checkpoint
+            self._commit()
+
+    def _commit(self) -> None:
+        if self.weights_ref is None:  # resumed, not saved since: the stored weights, as they are
+            self.weights_ref = store.save_weights(self.root, self.best_weights)
+        store.commit_model(self.root, self.metadata, self.weights_ref, self.checkpoint_ref)
 
     def read_checkpoint(self) -> dict[str, Any] | None:
         """The checkpoint to resume from (None on other ranks: rank 0 shares its own). On the CPU:

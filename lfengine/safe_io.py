@@ -210,12 +210,15 @@ def parse_strict_json(text: str, file: Path) -> Any:
 _UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+?)(?:\s+Please use|\n|$)")
 
 
-def load_tensor_file(path: Path, what: str, map_location: str | torch.device) -> Any:
-    """torch.load with weights_only=True; any refusal or corruption becomes a ModelError."""
+def load_tensor_file(
+    path: Path, what: str, map_location: str | torch.device, *, handle: BinaryIO | None = None
+) -> Any:
+    """torch.load with weights_only=True; any refusal or corruption becomes a ModelError.
+    ``handle``: read from this open file of ``path`` rather than opening it again."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(handle or path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         match = _UNPICKLER_REASON.search(str(error))
         reason = match.group(1).strip() if match else "not a torch tensor file"

@@ -2,23 +2,29 @@
 
 Layout of a model directory::
 
-    model.json      format name and version, lfengine/torch versions, SHA-256 of weights.pt,
-                    and the caller's metadata (feature spec, vocabularies, labels, architecture,
-                    hyperparameters, training history). Strict JSON, ASCII only.
+    model.json      format name and version, lfengine/torch versions, the names and SHA-256 of
+                    the files below that make up this model, and the caller's metadata (feature
+                    spec, labels, architecture, hyperparameters, training history). Strict JSON,
+                    ASCII only.
     codec-*.json    (format 2) the vocabularies, written once per training run; model.json
                     refers to it by name and SHA-256 (lfengine/model_parts.py).
-    weights.pt      the network's state dict: a flat dict of name -> tensor, nothing else.
-    checkpoint.pt   (optional) what resuming needs: weights, optimizer, scheduler, RNG states,
-                    counters; only tensors and plain containers/scalars.
+    weights-*.pt    (format 3; weights.pt before) the network's state dict: a flat dict of
+                    name -> tensor, nothing else.
+    checkpoint-*.pt (format 3; checkpoint.pt before; optional) what resuming needs: weights,
+                    optimizer, scheduler, RNG states, counters; only tensors and plain
+                    containers/scalars.
     metrics.jsonl   one JSON object per validation, appended as training goes.
     train.log       the training log.
+    .lock           held (flock) by the one training that writes the directory (model_lock.py).
 
 Nothing here is a pickle of Python objects: tensor files are read with
 ``torch.load(..., weights_only=True)``, so loading an untrusted model cannot run code (the old
 wrapper's models could: reference-wrapper.md §12.3 S1). Every file is written to a temporary
 name in the same directory, fsynced and renamed over the target, so a crash leaves either the old
-file or the new one, never a half-written one. The weights digest in model.json ties the two
-files together: a weights.pt that does not belong to its model.json is refused, not silently used.
+file or the new one, never a half-written one. The files model.json names are named by their
+content and never rewritten (lfengine/model_files.py); they are written first and model.json
+last, so its rename is the one commit point of a save: a crash anywhere leaves the previous
+model or the new one, whole. A file that does not match its digest in model.json is refused.
 """
 
 from __future__ import annotations
@@ -34,9 +40,9 @@ from typing import Any
 
 import torch
 
-from lfengine import __version__
+from lfengine import __version__, model_files
 from lfengine.errors import ModelError
-from lfengine.model_parts import remove_unreferenced_parts, resolve_parts
+from lfengine.model_parts import resolve_parts
 from lfengine.paths import MAX_MODEL_JSON_BYTES, read_regular_bytes
 from lfengine.safe_io import (
     PathLike,
@@ -44,23 +50,23 @@ from lfengine.safe_io import (
     check_json,
     check_state_dict,
     check_tensor_tree,
-    load_tensor_file,
     parse_strict_json,
-    sha256_file,
     to_strict_json,
 )
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "lfengine-model"
-FORMAT_VERSION = 2  # 2: large metadata parts (the codec) may live in files of their own
-SUPPORTED_FORMAT_VERSIONS = (1, 2)
+# 2: large metadata parts (the codec) may live in files of their own; 3: the weights and the
+# checkpoint are content-named files that model.json names (a save commits with one rename)
+FORMAT_VERSION = 3
+SUPPORTED_FORMAT_VERSIONS = (1, 2, 3)
 CHECKPOINT_FORMAT_NAME = "lfengine-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 
 MODEL_FILE = "model.json"
-WEIGHTS_FILE = "weights.pt"
-CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "weights.pt"  # format 1-2; format 3 names its files in model.json
+CHECKPOINT_FILE = "checkpoint.pt"  # format 1-2
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 
@@ -72,7 +78,8 @@ OLD_WRAPPER_SUFFIXES = (".module.pytorch", ".wrapper.pickle")
 
 @dataclass(frozen=True)
 class ModelPaths:
-    """The files of one model directory."""
+    """The files of one model directory (``weights`` and ``checkpoint``: the fixed names of
+    format 1-2; a format-3 model.json names its own)."""
 
     root: Path
     model_json: Path
@@ -202,42 +209,68 @@ def read_model_json(model_dir: PathLike) -> dict:
         text = read_regular_bytes(paths.model_json, MAX_MODEL_JSON_BYTES).decode("utf-8", errors="replace")
     document = parse_strict_json(text, paths.model_json)
     _check_format(document, paths.model_json, FORMAT_NAME, SUPPORTED_FORMAT_VERSIONS)
-    if not isinstance(document.get("metadata"), dict) or not isinstance(document.get("weights_sha256"), str):
-        raise ModelError(
-            f"{paths.model_json} lacks 'metadata' or 'weights_sha256'", file=str(paths.model_json)
-        )
-    return document
+    return model_files.normalised(document, paths.model_json)
 
 
-def save_model_dir(model_dir: PathLike, metadata: dict, state_dict: dict[str, torch.Tensor]) -> Path:
-    """Write (or replace) a model: weights.pt first, then model.json with the weights' digest.
+def save_model_dir(
+    model_dir: PathLike,
+    metadata: dict,
+    state_dict: dict[str, torch.Tensor],
+    *,
+    checkpoint: dict[str, Any] | None = None,
+) -> Path:
+    """Write (or replace) a model: its weights file first, then model.json naming it (and
+    ``checkpoint``, a reference save_checkpoint returned, if any). Returns the directory.
 
     Everything is checked before anything is written, so a refused model leaves the directory
-    as it was. Tensors are stored on the CPU. Returns the directory.
+    as it was. Tensors are stored on the CPU.
     """
-    paths = model_paths(model_dir)
+    _check_metadata(model_dir, metadata)
     check_state_dict(state_dict, "state_dict")
+    commit_model(model_dir, metadata, save_weights(model_dir, state_dict), checkpoint)
+    log.debug("saved model to %s (%d tensors)", model_dir, len(state_dict))
+    return Path(model_dir)
+
+
+def _check_metadata(model_dir: PathLike, metadata: dict) -> None:
     if not isinstance(metadata, dict):
         raise ModelError(f"metadata must be a dict, got {type(metadata).__name__}")
     check_json(metadata, "metadata")
+    paths = model_paths(model_dir)
     if paths.model_json.exists():
         refuse_foreign_model_json(paths.model_json)
+
+
+def save_weights(model_dir: PathLike, state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Write a state dict (on the CPU) to its content-named weights file, not yet committed."""
+    check_state_dict(state_dict, "state_dict")
     tensors = {name: tensor.detach().cpu() for name, tensor in state_dict.items()}
+    root = Path(model_dir)
+    with file_system_errors("write the model to", root):
+        root.mkdir(parents=True, exist_ok=True)
+        return model_files.save_tensors(root, "weights", tensors)
+
+
+def commit_model(
+    model_dir: PathLike, metadata: dict, weights: dict[str, Any], checkpoint: dict[str, Any] | None
+) -> None:
+    """The commit point of a save: model.json naming files already written, replaced by one
+    rename; then the files of earlier commits that it does not name are deleted."""
+    _check_metadata(model_dir, metadata)
+    paths = model_paths(model_dir)
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "lfengine_version": __version__,
+        "torch_version": str(torch.__version__),
+        "weights": weights,
+        "checkpoint": checkpoint,
+        "metadata": metadata,
+    }
+    text = json.dumps(header, indent=1, ensure_ascii=True, allow_nan=False) + "\n"
     with file_system_errors("write the model to", paths.root):
-        paths.root.mkdir(parents=True, exist_ok=True)
-        header = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "lfengine_version": __version__,
-            "torch_version": str(torch.__version__),
-            "weights_sha256": atomic_write(paths.weights, lambda handle: torch.save(tensors, handle)),
-            "metadata": metadata,
-        }
-        text = json.dumps(header, indent=1, ensure_ascii=True, allow_nan=False) + "\n"
         atomic_write(paths.model_json, lambda handle: handle.write(text.encode("ascii")))
-        remove_unreferenced_parts(paths.root, metadata)
-    log.debug("saved model to %s (%d tensors)", paths.root, len(tensors))
-    return paths.root
+    model_files.remove_unnamed(paths.root, model_files.named_files(header))
 
 
 def refuse_foreign_model_json(file: Path) -> None:
@@ -254,28 +287,48 @@ def refuse_foreign_model_json(file: Path) -> None:
         )
 
 
+#: Reads of model.json per load: each retry means a training committed during the last read.
+_LOAD_ATTEMPTS = 5
+
+
 def load_model_dir(
     model_dir: PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Read a model directory: its metadata and its state dict (tensors only, weights_only)."""
-    document = read_model_json(model_dir)
+    """Read a model directory: its metadata and its state dict (tensors only, weights_only).
+
+    model.json is read once and exactly the files it names are opened. A training may commit a
+    newer model meanwhile and delete those files: then the newer model.json is read and loaded
+    instead, so a reader always gets one whole committed model."""
     paths = model_paths(model_dir)
-    if not paths.weights.is_file():
-        raise _missing(
-            paths.weights,
-            "the model directory is incomplete (copied without it?); copy the whole directory, or retrain",
-        )
-    with file_system_errors("read", paths.weights):
-        digest = sha256_file(paths.weights)
-    if digest != document["weights_sha256"]:
-        raise ModelError(
-            f"{paths.weights} does not belong to {paths.model_json} (SHA-256 differs): the files were "
-            "mixed up, modified, or a save was interrupted between them; retrain, or restore both "
-            "files together",
-            file=str(paths.weights),
-        )
-    state_dict = load_tensor_file(paths.weights, "model weights", map_location)
-    check_state_dict(state_dict, str(paths.weights))
+    for attempt in range(_LOAD_ATTEMPTS):
+        generation = model_files.generation(paths.model_json)
+        document = read_model_json(model_dir)
+        try:
+            return _load_committed(paths, document, map_location)
+        except ModelError:
+            if attempt + 1 == _LOAD_ATTEMPTS or model_files.generation(paths.model_json) == generation:
+                raise
+            log.debug("%s was saved anew while it was read: reading the new model", paths.root)
+    raise AssertionError("unreachable")
+
+
+def _load_committed(
+    paths: ModelPaths, document: dict, map_location: str | torch.device
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    ref = document["weights"]
+    weights = paths.root / ref["file"]
+    try:
+        with file_system_errors("read", weights):
+            state_dict = model_files.load_tensors(paths.root, ref, "model weights", map_location)
+    except ModelError as error:
+        if isinstance(error.__cause__, FileNotFoundError):
+            raise _missing(
+                weights,
+                f"{paths.model_json} names it, but the model directory is incomplete (copied without "
+                "it?); copy the whole directory, or retrain",
+            ) from None
+        raise
+    check_state_dict(state_dict, str(weights))
     with file_system_errors("read", paths.root):
         metadata = resolve_parts(paths.root, document["metadata"])
     return metadata, dict(state_dict)
@@ -285,11 +338,13 @@ def load_model_dir(
 # Checkpoints
 
 
-def save_checkpoint(model_dir: PathLike, payload: dict) -> Path:
-    """Atomically write checkpoint.pt for resuming; refuses anything weights_only could not read back.
+def save_checkpoint(model_dir: PathLike, payload: dict) -> dict[str, Any]:
+    """Write a checkpoint for resuming to its content-named file; refuses anything weights_only
+    could not read back. It counts once a model.json names it (commit_model).
 
     ``payload`` is the trainer's: typically model and optimizer/scheduler state dicts,
-    random generator states (lfengine.train_state) and epoch/batch counters. Returns the checkpoint path.
+    random generator states (lfengine.train_state) and epoch/batch counters. Returns the
+    checkpoint's reference.
     """
     paths = model_paths(model_dir)
     if not isinstance(payload, dict):
@@ -302,24 +357,42 @@ def save_checkpoint(model_dir: PathLike, payload: dict) -> Path:
         "payload": payload,
     }
     check_tensor_tree(payload, "checkpoint")
-    with file_system_errors("write the checkpoint", paths.checkpoint):
+    with file_system_errors("write the checkpoint to", paths.root):
         paths.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(paths.checkpoint, lambda handle: torch.save(document, handle))
-    return paths.checkpoint
+        return model_files.save_tensors(paths.root, "checkpoint", document)
+
+
+def committed_file(model_dir: PathLike, kind: str) -> Path | None:
+    """The ``weights`` or ``checkpoint`` file the committed model.json names (None: none)."""
+    ref = read_model_json(model_dir).get(kind)
+    return None if ref is None else Path(model_dir) / ref["file"]
+
+
+def checkpoint_reference(model_dir: PathLike) -> dict[str, Any] | None:
+    """The checkpoint the committed model.json names, if there is one and its file is there."""
+    paths = model_paths(model_dir)
+    if not paths.model_json.is_file():
+        return None
+    ref = read_model_json(model_dir).get("checkpoint")
+    return ref if ref is not None and (paths.root / ref["file"]).is_file() else None
 
 
 def load_checkpoint(model_dir: PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read checkpoint.pt (weights_only) and return the payload given to save_checkpoint."""
+    """Read the checkpoint model.json names (weights_only): the payload given to save_checkpoint."""
     paths = model_paths(model_dir)
-    if not paths.checkpoint.is_file():
-        raise _missing(
-            paths.checkpoint,
-            "there is nothing to resume in this model directory; train without resume to start afresh",
+    ref = checkpoint_reference(model_dir)
+    if ref is None:
+        raise ModelError(
+            f"{paths.root} holds no checkpoint: there is nothing to resume in this model directory; "
+            "train without resume to start afresh",
+            file=str(paths.root),
         )
-    document = load_tensor_file(paths.checkpoint, "checkpoints", map_location)
-    _check_format(document, paths.checkpoint, CHECKPOINT_FORMAT_NAME, (CHECKPOINT_FORMAT_VERSION,))
+    file = paths.root / ref["file"]
+    with file_system_errors("read", file):
+        document = model_files.load_tensors(paths.root, ref, "checkpoints", map_location)
+    _check_format(document, file, CHECKPOINT_FORMAT_NAME, (CHECKPOINT_FORMAT_VERSION,))
     if not isinstance(document.get("payload"), dict):
-        raise ModelError(f"{paths.checkpoint} has no payload", file=str(paths.checkpoint))
+        raise ModelError(f"{file} has no payload", file=str(file))
     return document["payload"]
 
 

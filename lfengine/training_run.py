@@ -7,6 +7,7 @@ handed; with several ranks (``--workers``, torchrun) rank 0 alone writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
 from lfengine.data.rows import remap_untrained, restrict_to_trained
 from lfengine.errors import DataLineError, ModelError, OptionError
+from lfengine.model_lock import training_lock
 from lfengine.model_writer import ModelWriter
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
@@ -87,12 +89,15 @@ class TrainingRun:
         if device.type == "cpu":  # refuse bf16/fp16 on the CPU before any work
             choose_precision(options.precision, device)
         spec = read_meta(self.meta_path)
-        options, resumed = self.options_and_resume(options, trust_module)
-        prepared = self.data_and_plan(spec, options, resumed, device)
-        if options.no_train:
-            return self._no_train_result(prepared)
-        state, stopped = self.run(options, prepared, resumed)
-        return self.result(state, stopped)
+        # One training writes a directory at a time (rank 0 for all ranks); --no-train writes nothing.
+        writes = self.main and not options.no_train
+        with training_lock(self.model_dir) if writes else contextlib.nullcontext():
+            options, resumed = self.options_and_resume(options, trust_module)
+            prepared = self.data_and_plan(spec, options, resumed, device)
+            if options.no_train:
+                return self._no_train_result(prepared)
+            state, stopped = self.run(options, prepared, resumed)
+            return self.result(state, stopped)
 
     # --- 1. options and resume --------------------------------------------------------------
     def options_and_resume(self, options: TrainOptions, trust_module: bool) -> tuple[TrainOptions, Resumed]:
@@ -100,7 +105,7 @@ class TrainingRun:
         root = self.writer.root
         if root.is_dir() and self.main:
             remove_stale_temp_files(root)
-        if options.resume and not self.writer.paths.checkpoint.is_file():
+        if options.resume and store.checkpoint_reference(root) is None:
             log.warning(
                 "--resume: %s holds no checkpoint (the earlier run ended before its first epoch was "
                 "saved, or never ran): starting afresh",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from timeouts import scaled
 
-from lfengine import cli, service
+from lfengine import cli, service, store
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def test_train_prints_its_result_and_writes_a_model(trained: tuple[Path, dict], 
     assert result["model_dir"] == str(model_dir)
     assert result["epochs"] == 3 and result["stopped"] == "max-epochs"
     assert 0.0 <= result["best"]["accuracy"] <= 1.0
-    assert (model_dir / "model.json").is_file() and (model_dir / "weights.pt").is_file()
+    assert (model_dir / "model.json").is_file() and store.committed_file(model_dir, "weights").is_file()
     code, out = run_in_process(capsys, "describe", str(model_dir), "--json")
     assert code == 0
     assert json.loads(out)["hyperparameters"]["max_epochs"]["value"] == 3

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lfengine import cli, service
+from lfengine import cli, service, store
 from lfengine.data.reader import read_records
 from lfengine.data.synthetic import LfAttribute
 from lfengine.eject import load_weights
@@ -112,8 +112,8 @@ def test_ejected_class_trains_exactly_like_the_built_network(lf_pair, tmp_path: 
     service.train(str(meta), str(tmp_path / "built"), options)
     module_options = TrainOptions(max_epochs=2, threads=1, device="cpu", module=f"{source}:RegNet")
     service.train(str(meta), str(tmp_path / "ejected"), module_options)
-    built = torch.load(tmp_path / "built" / "weights.pt", weights_only=True)
-    ejected = torch.load(tmp_path / "ejected" / "weights.pt", weights_only=True)
+    built = torch.load(store.committed_file(tmp_path / "built", "weights"), weights_only=True)
+    ejected = torch.load(store.committed_file(tmp_path / "ejected", "weights"), weights_only=True)
     assert built.keys() == ejected.keys()
     for key in built:
         assert torch.equal(built[key], ejected[key]), key

@@ -4,6 +4,7 @@ instances and refusal of pickled weights. Models are trained once per module on 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import pickle
 import random
@@ -247,15 +248,18 @@ def test_a_pickled_weights_file_is_refused(cls, tmp_path: Path, writer: str) -> 
     target = tmp_path / "model"
     shutil.copytree(model.model_dir, target)
     marker = tmp_path / "code-ran"
-    weights = store.model_paths(target).weights
     payload = {"output.weight": _Planted(marker), "output.bias": torch.zeros(3)}
     if writer == "torch.save":
-        torch.save(payload, weights)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        data = buffer.getvalue()
     else:
-        weights.write_bytes(pickle.dumps(payload))
+        data = pickle.dumps(payload)
+    digest = hashlib.sha256(data).hexdigest()
+    (target / f"weights-{digest[:16]}.pt").write_bytes(data)
     model_json = store.model_paths(target).model_json
     document = json.loads(model_json.read_text())
-    document["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    document["weights"] = {"file": f"weights-{digest[:16]}.pt", "sha256": digest}
     model_json.write_text(json.dumps(document))
     with pytest.raises(ModelError):
         service.load_model(str(target))

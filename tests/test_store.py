@@ -3,6 +3,7 @@ checkpoints that resume the same random streams, and the metrics log."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -72,6 +73,20 @@ def files_in(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
+def weights_file(model_dir: Path) -> Path:
+    """The weights file the committed model.json names."""
+    return model_dir / json.loads((model_dir / "model.json").read_text())["weights"]["file"]
+
+
+def install_file(model_dir: Path, kind: str, data: bytes) -> Path:
+    """Put ``data`` under its content name and make model.json name it as its ``kind`` file."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = model_dir / f"{kind}-{digest[:16]}.pt"
+    path.write_bytes(data)
+    rewrite_header(model_dir, **{kind: {"file": path.name, "sha256": digest}})
+    return path
+
+
 def rewrite_header(model_dir: Path, **changes) -> None:
     path = model_dir / "model.json"
     header = json.loads(path.read_text())
@@ -85,7 +100,7 @@ def rewrite_header(model_dir: Path, **changes) -> None:
 def test_round_trip_restores_metadata_and_an_identical_network(tmp_path):
     network = make_network()
     model_dir = save_model_dir(tmp_path / "m", METADATA, network.state_dict())
-    assert files_in(model_dir) == ["model.json", "weights.pt"]
+    assert files_in(model_dir) == ["model.json", weights_file(model_dir).name]
 
     metadata, state_dict = load_model_dir(model_dir)
     expected = json.loads(json.dumps(METADATA))  # tuples would come back as lists
@@ -105,14 +120,16 @@ def test_model_json_is_strict_ascii_json_with_format_and_versions(tmp_path):
     assert header["format"] == FORMAT_NAME and header["format_version"] == FORMAT_VERSION
     assert header["lfengine_version"] == lfengine.__version__
     assert header["torch_version"] == torch.__version__
-    assert header["weights_sha256"] == sha256_file(model_dir / "weights.pt")
+    assert header["weights"]["sha256"] == sha256_file(model_dir / header["weights"]["file"])
+    assert header["weights"]["file"] == f"weights-{header['weights']['sha256'][:16]}.pt"
+    assert header["checkpoint"] is None
     assert read_model_json(model_dir)["metadata"]["vocabularies"][0]["entries"][3] == "Zürich"
 
 
 def test_weights_are_plain_tensors_readable_with_weights_only(tmp_path):
     network = make_network()
     model_dir = save_model_dir(tmp_path / "m", {}, network.state_dict())
-    loaded = torch.load(model_dir / "weights.pt", weights_only=True)
+    loaded = torch.load(weights_file(model_dir), weights_only=True)
     assert type(loaded) is dict and all(type(t) is torch.Tensor for t in loaded.values())
 
 
@@ -121,7 +138,7 @@ def test_saving_again_replaces_the_model(tmp_path):
     save_model_dir(tmp_path / "m", {"version": 2}, {"w": torch.ones(3)})
     metadata, state_dict = load_model_dir(tmp_path / "m")
     assert metadata == {"version": 2} and torch.equal(state_dict["w"], torch.ones(3))
-    assert files_in(tmp_path / "m") == ["model.json", "weights.pt"]
+    assert files_in(tmp_path / "m") == ["model.json", weights_file(tmp_path / "m").name]
 
 
 # --- atomicity ----------------------------------------------------------------------------------
@@ -172,10 +189,10 @@ def test_a_refused_save_touches_nothing(tmp_path):
     assert load_model_dir(model_dir)[0] == {"generation": 1}
 
 
-def test_weights_from_another_save_are_detected(tmp_path):
-    """A crash between the two renames leaves new weights with the old model.json: refused."""
+def test_weights_that_do_not_match_their_digest_are_detected(tmp_path):
+    """A weights file altered after its save (not by lfengine: its files are never rewritten)."""
     model_dir = save_model_dir(tmp_path / "m", {}, {"w": torch.zeros(2)})
-    atomic_write(model_dir / "weights.pt", lambda handle: torch.save({"w": torch.ones(2)}, handle))
+    atomic_write(weights_file(model_dir), lambda handle: torch.save({"w": torch.ones(2)}, handle))
     with pytest.raises(ModelError, match="does not belong to"):
         load_model_dir(model_dir)
 
@@ -187,10 +204,10 @@ def test_newer_format_version_is_refused_naming_both_versions(tmp_path):
     model_dir = save_model_dir(tmp_path / "m", {}, {"w": torch.zeros(1)})
     rewrite_header(model_dir, format_version=99)
     with pytest.raises(
-        ModelError, match=r"format version 99.*supports format versions 1, 2: upgrade"
+        ModelError, match=r"format version 99.*supports format versions 1, 2, 3: upgrade"
     ) as caught:
         load_model_dir(model_dir)
-    assert caught.value.data["found"] == 99 and caught.value.data["supported"] == [1, 2]
+    assert caught.value.data["found"] == 99 and caught.value.data["supported"] == [1, 2, 3]
     rewrite_header(model_dir, format_version=0)
     with pytest.raises(ModelError, match="format version 0.*retrain"):
         load_model_dir(model_dir)
@@ -226,11 +243,12 @@ def test_missing_directory_and_files_are_named(tmp_path):
     with pytest.raises(ModelError, match=r"model\.json is missing: this is not an lfengine model directory"):
         load_model_dir(tmp_path / "empty")
     model_dir = save_model_dir(tmp_path / "m", {}, {"w": torch.zeros(1)})
-    (model_dir / "weights.pt").unlink()
-    with pytest.raises(ModelError, match=r"weights\.pt is missing: the model directory is incomplete"):
-        load_model_dir(model_dir)
-    with pytest.raises(ModelError, match=r"checkpoint\.pt is missing: there is nothing to resume"):
+    with pytest.raises(ModelError, match=r"holds no checkpoint: there is nothing to resume"):
         load_checkpoint(model_dir)
+    name = weights_file(model_dir).name
+    weights_file(model_dir).unlink()
+    with pytest.raises(ModelError, match=rf"{name} is missing: .*model\.json names it"):
+        load_model_dir(model_dir)
 
 
 def test_old_wrapper_model_next_to_the_gate_prefix_is_explained(tmp_path):
@@ -251,9 +269,8 @@ def test_model_dir_for_prefix():
 
 
 def install_weights(model_dir: Path, data: bytes) -> None:
-    """Replace weights.pt and fix the digest, so that only the weights_only loading can refuse."""
-    (model_dir / "weights.pt").write_bytes(data)
-    rewrite_header(model_dir, weights_sha256=sha256_file(model_dir / "weights.pt"))
+    """Make model.json name these weights (digest and all), so only the weights_only loading can refuse."""
+    install_file(model_dir, "weights", data)
 
 
 def test_torch_save_of_an_arbitrary_object_is_refused(tmp_path):
@@ -292,16 +309,27 @@ def test_weights_that_are_not_a_state_dict_are_refused(tmp_path):
     with pytest.raises(ModelError, match="must be a dict of name -> tensor"):
         load_model_dir(model_dir)
     install_weights(model_dir, b"PK\x03\x04 truncated")
-    with pytest.raises(ModelError, match="weights.pt"):
+    with pytest.raises(ModelError, match=r"weights-[0-9a-f]{16}\.pt cannot be read"):
         load_model_dir(model_dir)
 
 
+def commit_checkpoint(model_dir: Path, payload: dict) -> dict:
+    """Save a checkpoint and commit a model naming it, as a training run does."""
+    ref = save_checkpoint(model_dir, payload)
+    save_model_dir(model_dir, {}, {"w": torch.zeros(1)}, checkpoint=ref)
+    return ref
+
+
+def torch_bytes(value) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
 def test_pickled_checkpoint_is_refused(tmp_path):
-    save_checkpoint(tmp_path / "m", {"epoch": 1})
-    torch.save(
-        {"format": "lfengine-checkpoint", "format_version": 1, "payload": {"x": Marker()}},
-        tmp_path / "m" / "checkpoint.pt",
-    )
+    commit_checkpoint(tmp_path / "m", {"epoch": 1})
+    data = torch_bytes({"format": "lfengine-checkpoint", "format_version": 1, "payload": {"x": Marker()}})
+    install_file(tmp_path / "m", "checkpoint", data)
     with pytest.raises(ModelError, match="Unsupported global"):
         load_checkpoint(tmp_path / "m")
 
@@ -367,10 +395,10 @@ def test_checkpoint_resumes_optimizer_scheduler_and_random_streams(tmp_path):
         "best": {"accuracy": 0.75, "epoch": 2},
     }
     expected_draws = draw_all()
-    save_checkpoint(tmp_path / "m", payload)
+    ref = commit_checkpoint(tmp_path / "m", payload)
 
     # readable by plain torch.load(weights_only=True): no pickled objects anywhere
-    raw = torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=True)
+    raw = torch.load(tmp_path / "m" / ref["file"], weights_only=True)
     assert raw["format"] == "lfengine-checkpoint" and raw["payload"]["epoch"] == 3
 
     draw_all()  # move every stream on
@@ -401,7 +429,7 @@ def test_checkpoint_refuses_values_weights_only_cannot_read(tmp_path):
         save_checkpoint(tmp_path / "m", {"step": np.int64(3)})
     with pytest.raises(ModelError, match=r"checkpoint\['python_rng'\] is of type Random"):
         save_checkpoint(tmp_path / "m", {"python_rng": random.Random(1)})
-    assert not (tmp_path / "m" / "checkpoint.pt").exists()
+    assert not list((tmp_path / "m").glob("*checkpoint*"))
 
 
 def test_malformed_rng_state_is_a_model_error():
@@ -410,11 +438,9 @@ def test_malformed_rng_state_is_a_model_error():
 
 
 def test_checkpoint_of_another_version_is_refused(tmp_path):
-    save_checkpoint(tmp_path / "m", {"epoch": 1})
-    torch.save(
-        {"format": "lfengine-checkpoint", "format_version": 7, "payload": {}},
-        tmp_path / "m" / "checkpoint.pt",
-    )
+    commit_checkpoint(tmp_path / "m", {"epoch": 1})
+    data = torch_bytes({"format": "lfengine-checkpoint", "format_version": 7, "payload": {}})
+    install_file(tmp_path / "m", "checkpoint", data)
     with pytest.raises(ModelError, match="format version 7"):
         load_checkpoint(tmp_path / "m")
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from timeouts import scaled
 
-from lfengine import service
+from lfengine import service, store
 from lfengine.data.synthetic import write_classification_corpus
 from lfengine.errors import DataLineError, MetaFileError, ModelError, OptionError
 from lfengine.options import MAX_THREADS, TrainOptions
@@ -77,8 +77,7 @@ def test_loading_a_model_that_names_a_module_is_refused_unless_trusted(booby_tra
 
 def test_resume_of_such_a_model_is_refused_unless_trusted(booby_trapped, trained, tmp_path):
     model_dir, marker = booby_trapped
-    (model_dir / "checkpoint.pt").unlink(missing_ok=True)
-    shutil.copy(trained[1] / "checkpoint.pt", model_dir / "checkpoint.pt")
+    assert store.checkpoint_reference(model_dir) is not None  # copied with the model: resume reads it
     with pytest.raises(ModelError, match="trust_module"):
         service.train(str(trained[0]), str(model_dir), TrainOptions(resume=True, max_epochs=2, threads=1))
     assert not marker.exists()
