@@ -156,9 +156,16 @@ class ProgressDisplay:
             )
 
     def draw(self, line: str) -> None:
+        # Ctrl-C's handler runs between any two bytecodes of this thread, so ``hidden`` is read
+        # here, at the write, not only where the caller decided to draw (a bar then followed the
+        # "interrupted" line); and once more after it, for a signal during the write itself.
+        if self.hidden:
+            return
         self.stream.write(ERASE_LINE + line)
         self.stream.flush()
         self.line = line
+        if self.hidden:
+            self.erase()
 
     def erase(self) -> None:
         if self.line:
