@@ -86,6 +86,10 @@ class ModelError(LfEngineError):
     """A model directory is missing, of another format version, unsafe, or inconsistent."""
 
 
+class UntrustedModuleError(ModelError):
+    """A user module file would be imported although the caller did not name or allow it."""
+
+
 class UnknownModelError(LfEngineError):
     """A request names a model that is not loaded in this process."""
 

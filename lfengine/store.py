@@ -132,17 +132,6 @@ def check_writable(model_dir: PathLike) -> None:
         )
 
 
-def untrusted_module_message(model_dir: str, module: str) -> str:
-    """Why a model directory that names a user module is not loaded without the caller's leave."""
-    return (
-        f"{model_dir}: model.json names the user module {module!r}; loading the model would import "
-        "(execute) that file. A model directory is data, so lfengine imports a file named in it only "
-        'when the caller allows it for this load: "trust_module": true in the request (protocol), '
-        "--trust-module (command line) or --trust_module (apply.sh). Allow it only for a model "
-        "directory and module file you trust."
-    )
-
-
 def _missing(path: Path, what_to_do: str) -> ModelError:
     return ModelError(f"{path} is missing: {what_to_do}", file=str(path))
 

@@ -21,14 +21,14 @@ import torch
 
 from lfengine import __version__, distributed, runlog, store
 from lfengine.accelerate import Precision, auto_device, choose_precision, dense_parameters, requested_device
-from lfengine.builder.registry import absolute_module, is_user_module
+from lfengine.builder.registry import check_module_allowed
 from lfengine.data.batching import split_indices
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
 from lfengine.data.rows import remap_untrained, restrict_to_trained
-from lfengine.errors import DataLineError, ModelError, OptionError
+from lfengine.errors import DataLineError, OptionError
 from lfengine.model_writer import ModelWriter
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
@@ -80,13 +80,14 @@ class TrainingRun:
         self.main = not distributed.under_launcher() or os.environ.get("RANK") == "0"
         self.writer = ModelWriter(Path(self.model_dir), main=self.main)
 
-    def execute(self, options: TrainOptions, trust_module: bool) -> dict[str, Any]:
+    def execute(self, options: TrainOptions) -> dict[str, Any]:
+        """The run, importing only the user modules the caller allowed (registry.allow_modules)."""
         _check_paths(self.model_dir, options)
         device = requested_device(options.device)
         if device.type == "cpu":  # refuse bf16/fp16 on the CPU before any work
             choose_precision(options.precision, device)
         spec = read_meta(self.meta_path)
-        options, resumed = self.options_and_resume(options, trust_module)
+        options, resumed = self.options_and_resume(options)
         prepared = self.data_and_plan(spec, options, resumed, device)
         if options.no_train:
             return self._no_train_result(prepared)
@@ -94,7 +95,7 @@ class TrainingRun:
         return self.result(state, stopped)
 
     # --- 1. options and resume --------------------------------------------------------------
-    def options_and_resume(self, options: TrainOptions, trust_module: bool) -> tuple[TrainOptions, Resumed]:
+    def options_and_resume(self, options: TrainOptions) -> tuple[TrainOptions, Resumed]:
         """The options to train with and, for ``resume``, the interrupted run's codec and weights."""
         root = self.writer.root
         if root.is_dir() and self.main:
@@ -110,9 +111,9 @@ class TrainingRun:
             return options, Resumed()
         stored, weights = store.load_model_dir(root)
         stored_options = stored["training"]["options"]
-        module = stored_options.get("module")
-        if is_user_module(module) and not trust_module and module != absolute_module(options.module):
-            raise ModelError(store.untrusted_module_message(str(root), module), file=str(root))
+        # A module the stored options name, refused now (before any data is read) unless allowed.
+        for module in TrainOptions.from_dict(stored_options).named_modules():
+            check_module_allowed(module, where=str(root))
         # As in the interrupted run, except where to run and, if given, how long.
         resumed = {**stored_options, "resume": True, "device": options.device, "threads": options.threads}
         if options.max_epochs is not None:

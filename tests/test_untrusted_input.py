@@ -58,6 +58,23 @@ def booby_trapped(trained, tmp_path: Path) -> tuple[Path, Path]:
     return model_dir, marker
 
 
+def _planted(trained, tmp_path: Path, options: dict) -> tuple[Path, Path, str]:
+    """A copy of the model (checkpoint included) whose stored training options are updated with
+    ``options`` (each naming MODULE, replaced by a module file that writes a marker when
+    imported). Returns (model directory, marker, module name)."""
+    marker = tmp_path / "MARKER"
+    module = tmp_path / "evil.py"
+    module.write_text(EVIL_MODULE.format(marker=str(marker)), encoding="utf-8")
+    name = f"{module}:Evil"
+    model_dir = tmp_path / "planted-model"
+    shutil.copytree(trained[1], model_dir)
+    document = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    planted = json.loads(json.dumps(options).replace("MODULE", name))
+    document["metadata"]["training"]["options"].update(planted)
+    (model_dir / "model.json").write_text(json.dumps(document), encoding="utf-8")
+    return model_dir, marker, name
+
+
 def _instance(meta: Path) -> list:
     line = meta.with_name(meta.name.replace(".meta.", ".data.")).read_text(encoding="utf-8").splitlines()[0]
     return json.loads(line)[0]
@@ -82,6 +99,62 @@ def test_resume_of_such_a_model_is_refused_unless_trusted(booby_trapped, trained
     with pytest.raises(ModelError, match="trust_module"):
         service.train(str(trained[0]), str(model_dir), TrainOptions(resume=True, max_epochs=2, threads=1))
     assert not marker.exists()
+
+
+# Issue 19: the module named by a model's stored options, through every route that reads them.
+RESUME = {"model": {"module": "MODULE"}}  # the settings' module: not the "module" option
+CONFIG = {"module": "MODULE"}
+
+
+@pytest.mark.parametrize(
+    ("route", "planted"),
+    [
+        ("train --resume", RESUME),
+        ("train --config", CONFIG),
+        ("describe --config", CONFIG),
+        ("eject --config", CONFIG),
+        ("train.sh --resume", RESUME),
+    ],
+)
+def test_no_route_imports_a_module_that_a_model_directory_names(
+    trained, tmp_path, capsys, caplog, route, planted
+):
+    from lfengine import cli
+    from lfengine.gate import gate_train_main
+
+    meta = str(trained[0])
+    model_dir, marker, name = _planted(trained, tmp_path, planted)
+    new, threads = str(tmp_path / "new"), ["--threads", "1"]
+    argv = {
+        "train --resume": ["train", meta, str(model_dir), "--resume", "--max-epochs", "2", *threads],
+        "train --config": ["train", meta, new, "--config", str(model_dir), *threads],
+        "describe --config": ["describe", meta, "--config", str(model_dir)],
+        "eject --config": ["eject", meta, "--config", str(model_dir), "-o", str(tmp_path / "out.py")],
+    }
+    if route == "train.sh --resume":
+        prefix = tmp_path / "FileJsonPyTorch.model"
+        model_dir.rename(str(prefix) + ".d")
+        assert gate_train_main([meta, str(prefix), "--resume", "--maxepochs", "2"]) != 0
+    else:
+        assert cli.main(argv[route]) == 1
+    assert not marker.exists()
+    said = capsys.readouterr().err + caplog.text  # the command line logs, train.sh prints
+    assert name in said
+    assert ("eject writes out the auto-built networks" if route.startswith("eject") else "trust") in said
+    if route in ("train --config", "describe --config"):  # naming the module yourself allows it
+        assert cli.main([*argv[route], "--module", name, "--max-epochs", "1"]) == 0
+        assert marker.exists()
+
+
+def test_protocol_resume_refuses_a_module_the_stored_options_name(trained, tmp_path, engines):
+    model_dir, marker, _ = _planted(trained, tmp_path, RESUME)
+    engine = engines("json")
+    options = {"resume": True, "max_epochs": 2, "threads": 1}
+    reply = engine.request("train", {"meta": str(trained[0]), "model": str(model_dir), "options": options})
+    assert reply["error"]["code"] == 1020 and reply["error"]["data"]["type"] == "UntrustedModuleError", reply
+    assert not marker.exists()
+    assert engine.request("status", {})["result"]["state"] == "idle"  # still serving
+    assert engine.finish()[0] == 0
 
 
 @pytest.mark.parametrize("command", ["apply", "evaluate", "describe"])

@@ -134,6 +134,16 @@ def read_config(path: str) -> dict[str, Any]:
     return document
 
 
+def flag_modules(args: argparse.Namespace) -> list[str]:
+    """The user modules this command line names itself (--module, --set module=...): the ones
+    it may import without --trust-module. A --config file's module is not among them: it may
+    be a model directory's stored options, which are data."""
+    names = [getattr(args, "module", None)]
+    settings = map(parse_setting, getattr(args, "model", None) or [])
+    names += [value for key, value in settings if key == "module"]
+    return [name for name in names if isinstance(name, str)]
+
+
 def options_from(args: argparse.Namespace) -> TrainOptions:
     values: dict[str, Any] = read_config(args.config) if getattr(args, "config", None) else {}
     for f in dataclasses.fields(TrainOptions):

@@ -23,6 +23,7 @@ from lfengine.cli.arguments import (
     add_model_and_data,
     add_train_options,
     add_trust_module,
+    flag_modules,
     message_mb,
     options_from,
     set_epilog,
@@ -68,7 +69,10 @@ def _run_describe(args: argparse.Namespace) -> int:
         text = render_description(result) + "\n\n" + render_model_training(result["training"])
     else:
         hints.check_meta_argument(args.meta)
-        result = service.describe(args.meta, options_from(args))
+        options = options_from(args)
+        result = service.describe(
+            args.meta, options, trust_module=args.trust_module, named_modules=flag_modules(args)
+        )
         text = render_description(result)
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else text)
     return 0
