@@ -45,6 +45,7 @@ from lfengine.safe_io import (
     check_state_dict,
     check_tensor_tree,
     load_tensor_file,
+    open_append,
     parse_strict_json,
     sha256_file,
     to_strict_json,
@@ -322,7 +323,7 @@ def append_metrics(model_dir: PathLike, record: dict) -> None:
     line = to_strict_json(record, "metrics record") + "\n"
     with file_system_errors("append to", paths.metrics):
         paths.root.mkdir(parents=True, exist_ok=True)
-        with open(paths.metrics, "a+b") as handle:
+        with open_append(paths.metrics, "a+b") as handle:  # never through a link
             if handle.seek(0, os.SEEK_END) > 0:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":  # an earlier append was cut short: keep its debris apart

@@ -33,7 +33,7 @@ from lfengine.model_writer import ModelWriter
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import Plan, describe_plan, plan_model, split_sizes
-from lfengine.safe_io import remove_stale_temp_files
+from lfengine.safe_io import refuse_symlinks, remove_stale_temp_files
 from lfengine.schedule import Schedule, StopSignals
 from lfengine.train_state import TrainState
 from lfengine.trainer import Trainer
@@ -332,6 +332,7 @@ def _check_paths(model_dir: str, options: TrainOptions) -> None:
         store.refuse_foreign_model_json(model_json)
     if not options.no_train:
         store.check_writable(model_dir)
+        refuse_symlinks(model_dir)
     if options.stop_file and os.path.lexists(options.stop_file) and not os.path.isfile(options.stop_file):
         raise OptionError(
             f"stop_file {options.stop_file} exists and is not a regular file: training would stop at "
