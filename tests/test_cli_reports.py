@@ -300,3 +300,34 @@ def test_quiet_after_the_subcommand_keeps_info_off_the_terminal_not_out_of_train
     assert run.returncode == 0, run.stderr
     assert b" INFO " not in run.stderr
     assert " INFO " in store.model_paths(model).log.read_text(encoding="utf-8")
+
+
+def test_plot_escapes_every_name_it_writes(tmp_path: Path) -> None:
+    """Issue 19 item 9: metric names and the best epoch come from model.json (anyone's data); in
+    an attribute or as text, none becomes markup (the old escape left quotes alone)."""
+    from lfengine.cli.plot import render_svg
+
+    hostile = [
+        '"><script>alert(1)</script><x a="',
+        "' onload='alert(2)",
+        "\x1b[31mred\x00\x07</title>",
+    ]
+    history = [
+        {
+            "epoch": e,
+            "batches": 2 * e,
+            "train_loss": 1.0 / e,
+            "best": e == 2,
+            "validation": {n: 0.5 for n in hostile},
+        }
+        for e in (1, 2)
+    ]
+    training = {"history": history, "best_epoch": '2"/><script>alert(3)</script>'}
+    document, _ = render_svg(training, title='<model "dir">')
+    svg = ET.fromstring(document)  # well-formed XML despite NUL and ESC in a name
+    tags = {element.tag for element in svg.iter()}
+    assert f"{SVG}script" not in tags and f"{SVG}x" not in tags
+    assert {c.get("data-series") for c in svg.iter(f"{SVG}circle")} >= set(hostile[:2])
+    assert all(not key.startswith("on") for element in svg.iter() for key in element.attrib)
+    texts = " ".join(t.text or "" for t in svg.iter(f"{SVG}text"))
+    assert hostile[0] in texts and '<model "dir">' in texts and "<script>alert(3)</script>" in texts

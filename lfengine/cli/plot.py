@@ -8,9 +8,10 @@ and whether it was the best so far.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _xml_escape
 
 from lfengine.errors import OptionError
 from lfengine.safe_io import atomic_write
@@ -19,6 +20,18 @@ WIDTH, PANEL_HEIGHT, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP = 820, 230, 70, 150, 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 SCORES = ("span_f1", "accuracy", "macro_f1", "r2")  # headline preference, best first
 SPARKS, ASCII_SPARKS = "▁▂▃▄▅▆▇█", " .:-=+*#"
+
+
+#: Characters XML 1.0 does not allow at all (an SVG holding one does not open).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(value: object) -> str:
+    """Text from model.json (metric names, the title, numbers) made safe for SVG element text
+    and double- or single-quoted attributes: markup and quotes escaped, characters XML cannot
+    hold replaced by U+FFFD. Every value the document shows goes through here."""
+    text = _NOT_XML.sub("\ufffd", str(value))
+    return _xml_escape(text, {'"': "&quot;", "'": "&apos;"})
 
 
 def headline_metric(history: list[dict]) -> str | None:
@@ -147,7 +160,7 @@ def render_svg(training: dict, title: str) -> tuple[str, int]:
             "<style>text{font:12px sans-serif} .title{font-weight:bold} .ytick{text-anchor:end} "
             ".xtick{text-anchor:middle} .frame{fill:none;stroke:#888} .curve{fill:none;stroke-width:1.5} "
             ".best{stroke:#444;stroke-dasharray:4 3}</style>",
-            f'<text x="{MARGIN_LEFT}" y="20" class="title">{escape(title)} ({best_text}; x: epochs)</text>',
+            f'<text x="{MARGIN_LEFT}" y="20" class="title">{escape(title)} ({escape(best_text)}; x: epochs)</text>',
             *body,
             "</svg>",
         ]
