@@ -151,7 +151,7 @@ def render_svg(training: dict, title: str) -> tuple[str, int]:
     body = []
     for i, (name, series, fixed) in enumerate(panels):
         body += _panel(MARGIN_TOP + 20 + i * (PANEL_HEIGHT + 60), name, series, x_max, ticks, best_x, fixed)
-    best_text = f"best: epoch {training.get('best_epoch')}" if best else "no validation"
+    best_text = escape(f"best: epoch {training.get('best_epoch')}" if best else "no validation")
     doc = "\n".join(
         [
             '<?xml version="1.0" encoding="UTF-8"?>',
@@ -160,7 +160,7 @@ def render_svg(training: dict, title: str) -> tuple[str, int]:
             "<style>text{font:12px sans-serif} .title{font-weight:bold} .ytick{text-anchor:end} "
             ".xtick{text-anchor:middle} .frame{fill:none;stroke:#888} .curve{fill:none;stroke-width:1.5} "
             ".best{stroke:#444;stroke-dasharray:4 3}</style>",
-            f'<text x="{MARGIN_LEFT}" y="20" class="title">{escape(title)} ({escape(best_text)}; x: epochs)</text>',
+            f'<text x="{MARGIN_LEFT}" y="20" class="title">{escape(title)} ({best_text}; x: epochs)</text>',
             *body,
             "</svg>",
         ]
