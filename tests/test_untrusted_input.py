@@ -434,3 +434,61 @@ def test_a_stop_file_that_is_a_directory_is_refused_before_training(trained, tmp
     with pytest.raises(OptionError, match="stop_file .* is not a regular file"):
         service.train(str(trained[0]), str(tmp_path / "m"), TrainOptions(stop_file=str(tmp_path)))
     assert not (tmp_path / "m").exists()
+
+
+# --- issue 19 item 10: integers longer than Python reads are malformed JSON, located ------------
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize("command", ["evaluate", "apply"])
+def test_a_huge_integer_in_a_data_file_is_a_data_error_naming_the_line(
+    trained, tmp_path, capsys, caplog, command
+):
+    from lfengine import cli
+
+    meta, model_dir = trained
+    good = json.dumps([_instance(meta), "x"] if command == "evaluate" else _instance(meta))
+    data = tmp_path / "huge.data.json"
+    data.write_text(f'{good}\n[[["a"], {HUGE}, true], "x"]\n', encoding="utf-8")
+    assert cli.main([command, str(model_dir), str(data)]) == 1
+    said = capsys.readouterr().err + caplog.text
+    assert f"{data}:2: line is not valid JSON: found an integer of 5000 digits" in said
+    assert "Traceback" not in said and "set_int_max_str_digits" not in said
+
+
+def test_a_huge_integer_in_a_meta_file_is_a_meta_file_error(trained, tmp_path):
+    text = trained[0].read_text(encoding="utf-8")
+    meta = tmp_path / "huge.meta.json"
+    meta.write_text(text.replace("{", '{"x": ' + HUGE + ", ", 1), encoding="utf-8")
+    with pytest.raises(MetaFileError, match="integer of 5000 digits"):
+        service.describe(str(meta), TrainOptions())
+
+
+def test_apply_sh_answers_a_request_with_a_huge_integer_and_goes_on(trained, tmp_path):
+    meta, model_dir = trained
+    prefix = tmp_path / "FileJsonPyTorch.model"
+    shutil.copytree(model_dir, str(prefix) + ".d")
+    good = json.dumps(_instance(meta))
+    code = "import sys; from lfengine.gate import gate_apply_main; sys.exit(gate_apply_main(sys.argv[1:]))"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(prefix)],
+        cwd=REPO,
+        input=f'[["a"], {HUGE}, true]\n{good}\n'.encode(),
+        capture_output=True,
+        timeout=scaled(120),
+    )
+    replies = result.stdout.decode().splitlines()
+    assert result.returncode == 0 and len(replies) == 2, result.stderr
+    assert "integer of 5000 digits" in replies[0] and "Traceback" not in result.stderr.decode()
+    assert "status" not in json.loads(replies[1]) or json.loads(replies[1])["status"] == "ok", replies[1]
+
+
+def test_the_protocol_says_where_a_huge_integer_is_and_keeps_serving(engines):
+    engine = engines("json")
+    engine.send_raw(
+        ('{"jsonrpc": "2.0", "id": 7, "method": "status", "params": {"x": ' + HUGE + "}}\n").encode()
+    )
+    reply = engine.receive()
+    assert reply["error"]["code"] == -32700 and "integer of 5000 digits" in reply["error"]["message"], reply
+    assert engine.request("status", {})["result"]["state"] == "idle"
+    assert engine.finish()[0] == 0

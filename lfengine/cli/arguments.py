@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lfengine import jsontext
 from lfengine.builder.config import SETTING_HELP, ModelConfig
 from lfengine.builder.heuristics import RULES
 from lfengine.errors import OptionError
@@ -121,7 +122,7 @@ def read_config(path: str) -> dict[str, Any]:
     if file.is_dir():
         file = file / "model.json"
     try:
-        document = json.loads(file.read_text(encoding="utf-8"))
+        document = jsontext.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise OptionError(f"--config {path}: file not found") from None
     except (OSError, json.JSONDecodeError) as exc:
