@@ -331,3 +331,42 @@ def test_plot_escapes_every_name_it_writes(tmp_path: Path) -> None:
     assert all(not key.startswith("on") for element in svg.iter() for key in element.attrib)
     texts = " ".join(t.text or "" for t in svg.iter(f"{SVG}text"))
     assert hostile[0] in texts and '<model "dir">' in texts and "<script>alert(3)</script>" in texts
+
+
+TERMINAL_CONTROLS = ("\x1b", "\x9b", "\r", "\x07", "\u202e")
+
+
+def test_labels_with_terminal_controls_are_printed_escaped(tmp_path: Path, capsys) -> None:
+    """Issue 19 item 11: a label that would clear the screen (ESC [ 2 J, C1 CSI), move the cursor
+    (CR), ring the bell or reverse the text reaches the terminal escaped, from describe, train
+    (its blocks and the log records on stderr) and evaluate."""
+    meta = write_classification_corpus(tmp_path, 60, seed=2)
+    data = data_of(meta)
+    evil = {"sport": "sport\x1b[2J\x1b]0;owned\x07", "science": "sci\x9b31m\rence\u202e"}
+
+    def relabel(value):  # the meta file's targetStats name the labels too
+        if isinstance(value, dict):
+            return {evil.get(k, k): relabel(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [relabel(v) for v in value]
+        return evil.get(value, value) if isinstance(value, str) else value
+
+    meta.write_text(json.dumps(relabel(json.loads(meta.read_text(encoding="utf-8")))), encoding="utf-8")
+    records = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    data.write_text(
+        "\n".join(json.dumps([r[0], evil.get(r[1], r[1])], ensure_ascii=False) for r in records) + "\n",
+        encoding="utf-8",
+    )
+    model = tmp_path / "model"
+    trained = lfengine("train", str(meta), str(model), "--max-epochs", "1", "--threads", "1")
+    assert trained.returncode == 0, trained.stderr
+    said = [trained.stdout.decode(), trained.stderr.decode()]
+    for command in (["describe", str(model)], ["evaluate", str(model), str(data)]):
+        code, out = run_main(capsys, *command)
+        assert code == 0
+        said.append(out)
+    for text in said:
+        assert not any(c in text for c in TERMINAL_CONTROLS), repr(text[:2000])
+    for text in said[2:]:  # describe, evaluate
+        assert "sport\\x1b[2J" in text and "sci\\x9b31m" in text  # evaluate cuts long names
+    assert "sport\\x1b[2J" in said[0]  # train's start block lists the labels

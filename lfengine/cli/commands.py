@@ -34,6 +34,7 @@ from lfengine.cli.reports import render_model_training
 from lfengine.cli.train import run_train, train_arguments
 from lfengine.description import render_description
 from lfengine.logs import log_to_stderr
+from lfengine.printable import printable
 
 log = logging.getLogger("lfengine")
 
@@ -74,7 +75,7 @@ def _run_describe(args: argparse.Namespace) -> int:
             args.meta, options, trust_module=args.trust_module, named_modules=flag_modules(args)
         )
         text = render_description(result)
-    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else text)
+    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else printable(text))
     return 0
 
 
@@ -130,7 +131,7 @@ def _run_plot(args: argparse.Namespace) -> int:
     training = store.read_model_json(args.model_dir)["metadata"].get("training", {})
     output = Path(args.output or Path(args.model_dir) / "curves.svg")
     points = write_svg(training, output, title=str(args.model_dir))
-    print(f"wrote {output} ({points} validations)")
+    print(printable(f"wrote {output} ({points} validations)"))
     return 0
 
 
@@ -208,7 +209,7 @@ def _gate_wrapper_arguments(p: argparse.ArgumentParser) -> None:
 def _run_gate_wrapper(args: argparse.Namespace) -> int:
     from lfengine.gate.wrapper import write_wrapper_dir
 
-    print(f"wrote {write_wrapper_dir(args.datadir, portable=args.portable)}")
+    print(printable(f"wrote {write_wrapper_dir(args.datadir, portable=args.portable)}"))
     return 0
 
 

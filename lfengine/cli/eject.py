@@ -21,6 +21,7 @@ def eject_arguments(p: argparse.ArgumentParser) -> None:
 def run_eject(args: argparse.Namespace) -> int:
     from lfengine.eject import eject, source_from_meta, source_from_model
     from lfengine.errors import OptionError
+    from lfengine.printable import printable
 
     output = Path(args.output)
     if output.suffix != ".py":
@@ -32,5 +33,5 @@ def run_eject(args: argparse.Namespace) -> int:
     else:
         source = source_from_meta(args.source, options_from(args))
     name = eject(source, str(output), args.class_name)
-    print(f"wrote {output} (class {name}); train it with --module {output}:{name}")
+    print(printable(f"wrote {output} (class {name}); train it with --module {output}:{name}"))
     return 0

@@ -18,6 +18,7 @@ from lfengine.cli.arguments import TRUST_MODULE, add_flags, add_model_and_data
 from lfengine.cli.readable import token_column, token_text
 from lfengine.cli.reports import render_evaluation
 from lfengine.metrics import single_predicted_label
+from lfengine.printable import printable
 from lfengine.safe_io import sha256_file
 
 
@@ -65,7 +66,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.predictions:
             labels = [*model.labels, *report.get("unseen_labels", {}).get("labels", {})]
             write_predictions(Path(args.predictions), model, path, data, outputs, labels)
-    print(json.dumps(report, indent=2) if args.json else render_evaluation(report))
+    print(json.dumps(report, indent=2) if args.json else printable(render_evaluation(report)))
     return 0
 
 

@@ -17,6 +17,7 @@ from lfengine.cli.arguments import add_train_options, add_trust_module, flag_mod
 from lfengine.cli.plot import sparkline
 from lfengine.cli.reports import end_block, start_block
 from lfengine.description import render_description
+from lfengine.printable import printable
 from lfengine.progress import ProgressDisplay, fit_lines, terminal_columns
 
 log = logging.getLogger("lfengine")
@@ -33,7 +34,9 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def for_terminal(text: str, stream: Any) -> str:
-    """Blocks wrapped to the terminal's width (continuations under the values), when on one."""
+    """Blocks wrapped to the terminal's width (continuations under the values), when on one,
+    with terminal control characters from labels and names escaped."""
+    text = printable(text)
     return fit_lines(text, terminal_columns(stream) - 1, " " * 12) if stream.isatty() else text
 
 
@@ -74,7 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     if result["stopped"] == "no-train":
         description = result.pop("description")
-        print(json.dumps(description, indent=2) if args.json else render_description(description))
+        print(json.dumps(description, indent=2) if args.json else printable(render_description(description)))
         return 0
     if args.json:
         print(json.dumps(result, indent=2))
@@ -83,6 +86,9 @@ def run_train(args: argparse.Namespace) -> int:
         spark = sparkline(history) if sys.stdout.isatty() else None
         print(for_terminal(end_block(result, spark), sys.stdout))
     if result["stopped"] == "cancelled":
-        print(f"to continue this training: {resume_command(args.meta, args.model_dir)}", file=sys.stderr)
+        print(
+            printable(f"to continue this training: {resume_command(args.meta, args.model_dir)}"),
+            file=sys.stderr,
+        )
         return 130
     return 0
