@@ -1,12 +1,13 @@
 """The reliability suite of issue 8 at full counts, with its summary table.
 
 Protocol fuzz (both framings), legacy apply.sh fuzz, data-file mutation, and faults (kill -9 then
---resume, SIGTERM to serve during train, a read-only model directory, a full disk), all against
-the real engine. Every category counts tried / handled / crash / hang / traceback / lost
-(bench/reliability/tally.py says what each means) and lists its failing cases with their seed.
+--resume, SIGTERM to serve during train, a read-only model directory, a full disk), code
+execution routes and symbolic links (issue 19), all against the real engine. Every category
+counts tried / handled / crash / hang / traceback / lost (bench/reliability/tally.py says what
+each means) and lists its failing cases with their seed.
 
 Run:  nice .venv/bin/python bench/bench_reliability.py [--seed 1] [--frames 10000] [--legacy 2000]
-      [--data 200] [--kills 20] [--sigterms 3] [--only protocol,legacy,data,faults]
+      [--data 200] [--kills 20] [--sigterms 3] [--only protocol,legacy,data,faults,code,links]
 Exit code 1 when any case was not handled. Needs the shared LF data (../shared/lfdata) and,
 for the read-only and full-disk cases, root (a tmpfs is mounted); they are skipped otherwise.
 """
@@ -22,9 +23,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.reliability import faults  # noqa: E402
+from bench.reliability.code_routes import run_code_execution  # noqa: E402
 from bench.reliability.corpus import LFDATA, slice_lfdata  # noqa: E402
 from bench.reliability.data_mutation import run_data_mutation  # noqa: E402
 from bench.reliability.legacy_fuzz import run_legacy_fuzz, train_models  # noqa: E402
+from bench.reliability.links import run_links  # noqa: E402
 from bench.reliability.protocol_fuzz import run_protocol_fuzz  # noqa: E402
 from bench.reliability.tally import Tally, table  # noqa: E402
 
@@ -37,7 +40,7 @@ def main() -> int:
     parser.add_argument("--data", type=int, default=200, help="data-file mutations")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--sigterms", type=int, default=3)
-    parser.add_argument("--only", default="protocol,legacy,data,faults")
+    parser.add_argument("--only", default="protocol,legacy,data,faults,code,links")
     args = parser.parse_args()
     if not (LFDATA / "class-ionosphere.meta.json").is_file():
         print(f"LF reference data not found at {LFDATA}", file=sys.stderr)
@@ -78,6 +81,10 @@ def main() -> int:
                     small / "class-window-pos1.meta.json", _dir(work, "disk"), seed=args.seed
                 )
             )
+        for tally in run_code_execution(_dir(work, "code"), args.seed) if "code" in parts else []:
+            add(tally)
+        if "links" in parts:
+            add(run_links(_dir(work, "links")))
     print(table(tallies))
     return 0 if all(t.counts["handled"] == t.tried for t in tallies) else 1
 

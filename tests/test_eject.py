@@ -155,16 +155,11 @@ def test_softmax_tagger_with_a_list_column_round_trip(lf_pair, tmp_path: Path) -
 
 
 def _payloads(marker: Path) -> list[str]:
-    """Strings that would run code if written into the source raw: each closes the literal,
-    comment or docstring it lands in, writes ``marker`` and reopens one."""
-    run = f"__import__('pathlib').Path({str(marker)!r}).write_text('ran')"
-    return [
-        f"''';{run};z=('''",
-        f'""";{run};z=("""',
-        f"x\n{run}\n#",
-        f"y\r{run}\r\\",
-        f"z\u2028\x85\x1b[31m{run}\u202e",
-    ]
+    """Strings that would run code if written into the source raw (the reliability bench's):
+    each closes the literal, comment or docstring it lands in, writes ``marker``, reopens one."""
+    from bench.reliability.code_routes import payloads
+
+    return payloads(marker)[:5]
 
 
 def test_hostile_names_labels_and_paths_stay_literals(lf_pair, tmp_path: Path) -> None:
