@@ -327,12 +327,13 @@ def _check_paths(model_dir: str, options: TrainOptions) -> None:
             "(new or an earlier model's) to write the model into",
             param="model",
         )
+    if not options.no_train:  # first: a link planted as model.json is named as the link it is
+        refuse_symlinks(model_dir)
     model_json = store.model_paths(model_dir).model_json
     if model_json.exists() and not options.no_train:
         store.refuse_foreign_model_json(model_json)
     if not options.no_train:
         store.check_writable(model_dir)
-        refuse_symlinks(model_dir)
     if options.stop_file and os.path.lexists(options.stop_file) and not os.path.isfile(options.stop_file):
         raise OptionError(
             f"stop_file {options.stop_file} exists and is not a regular file: training would stop at "

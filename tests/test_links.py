@@ -51,7 +51,7 @@ def test_save_config_file_does_not_follow_a_link_at_its_temporary_name(tmp_path,
     assert "maxepochs = 3" in config.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", ["train.log", "metrics.jsonl", "weights.pt"])
+@pytest.mark.parametrize("name", ["train.log", "metrics.jsonl", "weights.pt", "model.json"])
 def test_training_refuses_a_model_directory_holding_a_link(tmp_path, victim, name):
     meta = write_classification_corpus(tmp_path, 40, seed=1)
     model_dir = tmp_path / "model"
