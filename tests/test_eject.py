@@ -159,7 +159,7 @@ def _payloads(marker: Path) -> list[str]:
     each closes the literal, comment or docstring it lands in, writes ``marker``, reopens one."""
     from bench.reliability.code_routes import payloads
 
-    return payloads(marker)[:5]
+    return payloads(marker)
 
 
 def test_hostile_names_labels_and_paths_stay_literals(lf_pair, tmp_path: Path) -> None:
@@ -169,8 +169,11 @@ def test_hostile_names_labels_and_paths_stay_literals(lf_pair, tmp_path: Path) -
     bad = _payloads(marker)
     rng = random.Random(7)
     records = [
-        [[rng.choice(["a", "b"]), rng.random(), [rng.choice(["p", "q"])], rng.choice(["u", "v"])], bad[i % 5]]
-        for i in range(40)
+        [
+            [rng.choice(["a", "b"]), rng.random(), [rng.choice(["p", "q"])], rng.choice(["u", "v"])],
+            bad[i % len(bad)],
+        ]
+        for i in range(42)
     ]
     attributes = [
         LfAttribute("A", "kind", name=bad[0], emb_id=bad[1]),

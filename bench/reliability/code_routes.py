@@ -225,6 +225,7 @@ def payloads(marker: Path) -> list[str]:
     """Each closes the kind of literal, comment or docstring it lands in and runs code."""
     run = f"__import__('pathlib').Path({str(marker)!r}).write_text('ran')"
     return [
+        f'"""+{run}+"""',  # valid Python in the old docstring: ran at import
         f"''';{run};z=('''",
         f'""";{run};z=("""',
         f"x\n{run}\n#",
