@@ -2,14 +2,15 @@
 
 Protocol fuzz (both framings), legacy apply.sh fuzz, data-file mutation, faults (kill -9 then
 --resume, SIGTERM to serve during train, a read-only model directory, a full disk), memory per
-request (bench/reliability/memory.py: peak RSS per MB of request) and model saves (issue 19: a
-kill before every write step of a save, two trainers into one directory, loads while a training
-saves; bench/reliability/save_faults.py), all against the real engine. Every category counts
-tried / handled / crash / hang / traceback / lost (bench/reliability/tally.py says what each
-means) and lists its failing cases with their seed.
+request (bench/reliability/memory.py: peak RSS per MB of request), model saves (issue 19: a kill
+before every write step of a save, two trainers into one directory, loads while a training
+saves; bench/reliability/save_faults.py), code execution routes and symbolic links (issue 19),
+all against the real engine. Every category counts tried / handled / crash / hang / traceback /
+lost (bench/reliability/tally.py says what each means) and lists its failing cases with their
+seed.
 
 Run:  nice .venv/bin/python bench/bench_reliability.py [--seed 1] [--frames 10000] [--legacy 2000]
-      [--data 200] [--kills 20] [--sigterms 3] [--only protocol,legacy,data,faults,memory,saves]
+      [--data 200] [--kills 20] [--sigterms 3] [--only protocol,legacy,data,faults,memory,saves,code,links]
 Exit code 1 when any case was not handled. Needs the shared LF data (../shared/lfdata) and,
 for the read-only and full-disk cases, root (a tmpfs is mounted); they are skipped otherwise.
 """
@@ -25,9 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.reliability import faults, save_faults  # noqa: E402
+from bench.reliability.code_routes import run_code_execution  # noqa: E402
 from bench.reliability.corpus import LFDATA, slice_lfdata  # noqa: E402
 from bench.reliability.data_mutation import run_data_mutation  # noqa: E402
 from bench.reliability.legacy_fuzz import run_legacy_fuzz, train_models  # noqa: E402
+from bench.reliability.links import run_links  # noqa: E402
 from bench.reliability.memory import run_memory  # noqa: E402
 from bench.reliability.protocol_fuzz import run_protocol_fuzz  # noqa: E402
 from bench.reliability.tally import Tally, table  # noqa: E402
@@ -41,7 +44,7 @@ def main() -> int:
     parser.add_argument("--data", type=int, default=200, help="data-file mutations")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--sigterms", type=int, default=3)
-    parser.add_argument("--only", default="protocol,legacy,data,faults,memory,saves")
+    parser.add_argument("--only", default="protocol,legacy,data,faults,memory,saves,code,links")
     args = parser.parse_args()
     if not (LFDATA / "class-ionosphere.meta.json").is_file():
         print(f"LF reference data not found at {LFDATA}", file=sys.stderr)
@@ -90,6 +93,10 @@ def main() -> int:
             )
             for tally in save_faults.run_all(meta, _dir(work, "saves"), seed=args.seed):
                 add(tally)
+        for tally in run_code_execution(_dir(work, "code"), args.seed) if "code" in parts else []:
+            add(tally)
+        if "links" in parts:
+            add(run_links(_dir(work, "links")))
     print(table(tallies))
     return 0 if all(t.counts["handled"] == t.tried for t in tallies) else 1
 

@@ -210,7 +210,13 @@ class Dispatcher:
             )
         )
         if result.get("stopped") != "no-train":
-            self.models.reload_after_training(result.get("model_dir", model_dir), name, self._device or "cpu")
+            self.models.reload_after_training(
+                result.get("model_dir", model_dir),
+                name,
+                self._device or "cpu",
+                trust_module=trust_module,
+                named_modules=options.named_modules(),
+            )
             if name is not None:
                 result["name"] = name
         return result

@@ -40,16 +40,21 @@ class EjectSource:
 
     codec: Codec
     config: ModelConfig
-    origin: str  # "meta file X" or "model directory X"
+    origin: tuple[str, str]  # ("meta file", path) or ("model directory", path)
     meta_hint: str  # the meta file to name in the training command of the docstring
 
 
 def source_from_meta(meta_path: str, options: TrainOptions) -> EjectSource:
-    """The network ``lfengine train META`` would build with these options (as describe shows it)."""
+    """The network ``lfengine train META`` would build with these options (as describe shows it).
+
+    A module eject cannot write out is refused before the settings are chosen, so that no user
+    module file is imported (eject imports none: registry.allow_modules is never entered)."""
+    for module in options.named_modules():
+        check_ejectable(module)
     spec = read_meta(meta_path)
     codec, _ = build_codec(spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed)
     config, _ = choose_config(codec.layout(), options, planned_training_size(spec, options))
-    return EjectSource(codec, config, f"meta file {meta_path}", meta_path)
+    return EjectSource(codec, config, ("meta file", meta_path), meta_path)
 
 
 def source_from_model(model_dir: str) -> EjectSource:
@@ -61,7 +66,7 @@ def source_from_model(model_dir: str) -> EjectSource:
     except (KeyError, TypeError) as exc:
         raise ModelError(f"{model_dir}: model.json lacks or garbles {exc}", file=str(model_dir)) from None
     meta_hint = str(metadata.get("training", {}).get("meta_file") or "META")
-    return EjectSource(codec, config, f"model directory {model_dir}", meta_hint)
+    return EjectSource(codec, config, ("model directory", str(model_dir)), meta_hint)
 
 
 def class_name_for(path: str) -> str:
@@ -73,15 +78,19 @@ def class_name_for(path: str) -> str:
     return name
 
 
-def eject(source: EjectSource, output: str, class_name: str | None = None) -> str:
-    """Write the source file; returns the class name. Refuses networks it cannot write out."""
-    module = source.config.module
+def check_ejectable(module: str | None) -> None:
+    """Refuse a module that eject cannot write out (a predefined module or a user's file)."""
     if module not in EJECTABLE:
         raise OptionError(
             f"eject writes out the auto-built networks ({', '.join(m for m in EJECTABLE if m)}); "
             f"module {module!r} is already source: copy its class from lfengine/builder/modules.py "
             "or from your own file"
         )
+
+
+def eject(source: EjectSource, output: str, class_name: str | None = None) -> str:
+    """Write the source file; returns the class name. Refuses networks it cannot write out."""
+    check_ejectable(source.config.module)
     name = class_name or class_name_for(output)
     if not name.isidentifier() or keyword.iskeyword(name):
         raise OptionError(f"--class {name!r} is not a Python class name")

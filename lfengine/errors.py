@@ -90,6 +90,10 @@ class ModelInUse(ModelError):
     """Another training holds the model directory (lfengine.model_lock): one writer at a time."""
 
 
+class UntrustedModuleError(ModelError):
+    """A user module file would be imported although the caller did not name or allow it."""
+
+
 class UnknownModelError(LfEngineError):
     """A request names a model that is not loaded in this process."""
 

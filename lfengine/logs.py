@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from lfengine.printable import printable
+
 #: The command line's format: time of day, level, message.
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 CLOCK = "%H:%M:%S"
@@ -30,5 +32,13 @@ def log_to_stderr(
     """
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(console_level)
-    console.setFormatter(logging.Formatter(fmt, datefmt))
+    console.setFormatter(PrintableFormatter(fmt, datefmt))
     logging.basicConfig(level=level, handlers=[console])
+
+
+class PrintableFormatter(logging.Formatter):
+    """Console records with terminal control characters escaped (messages quote labels, names
+    and paths from files; lfengine.printable)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))

@@ -38,11 +38,20 @@ class ModelRegistry:
         self._named: dict[str, LoadedEntry] = {}
         self._by_dir: dict[str, LoadedEntry] = {}
 
-    def load(self, model_dir: str, device: str, *, trust_module: bool = False) -> LoadedEntry:
+    def load(
+        self,
+        model_dir: str,
+        device: str,
+        *,
+        trust_module: bool = False,
+        named_modules: tuple[str, ...] = (),
+    ) -> LoadedEntry:
         """Load a model directory now (not registered: see add_named)."""
         from lfengine import service
 
-        model = service.load_model(model_dir, device=device, trust_module=trust_module)
+        model = service.load_model(
+            model_dir, device=device, trust_module=trust_module, named_modules=named_modules
+        )
         return LoadedEntry(model, os.path.realpath(model_dir))
 
     def add_named(self, entries: dict[str, LoadedEntry]) -> None:
@@ -75,11 +84,19 @@ class ModelRegistry:
                 entry = self._by_dir.setdefault(key, entry)
         return entry.model
 
-    def reload_after_training(self, model_dir: str, name: str | None, device: str) -> None:
+    def reload_after_training(
+        self,
+        model_dir: str,
+        name: str | None,
+        device: str,
+        *,
+        trust_module: bool = False,
+        named_modules: tuple[str, ...] = (),
+    ) -> None:
         """Models loaded from a directory that was just trained into are replaced by the new one.
 
-        The training request named (or was allowed) any user module the model uses, so the new
-        model is loaded with it.
+        The new model is loaded with the training request's own leave (the modules it named,
+        or ``trust_module``): the one it trained with, and nothing the directory says since.
         """
         key = os.path.realpath(model_dir)
         with self._lock:
@@ -87,7 +104,7 @@ class ModelRegistry:
             self._by_dir.pop(key, None)
         if not stale and name is None:
             return
-        entry = self.load(model_dir, device, trust_module=True)
+        entry = self.load(model_dir, device, trust_module=trust_module, named_modules=named_modules)
         with self._lock:
             for stale_name in stale:
                 self._named[stale_name] = entry

@@ -22,7 +22,9 @@ from typing import Any
 import torch
 
 from lfengine import runlog, store
+from lfengine.errors import ModelError
 from lfengine.model_parts import save_part
+from lfengine.safe_io import open_append
 from lfengine.train_state import TrainState
 
 
@@ -121,7 +123,7 @@ class ModelWriter:
             return
         try:
             runlog.append_text(self.paths.log, runlog.run_footer(result))
-        except OSError as exc:
+        except (OSError, ModelError) as exc:  # ModelError: a link planted as train.log meanwhile
             logging.getLogger(__name__).warning("cannot write %s: %s", self.paths.log, exc)
 
     @contextlib.contextmanager
@@ -153,6 +155,9 @@ class ModelWriter:
 class _TrainLogHandler(logging.FileHandler):
     """train.log: a write that fails (a full disk) costs the log file, never the training, and
     is reported once on stderr, without the traceback logging would print for each record."""
+
+    def _open(self) -> Any:
+        return open_append(self.baseFilename)  # never through a link planted as train.log
 
     def handleError(self, record: logging.LogRecord) -> None:
         failed_stream, self.stream = self.stream, None

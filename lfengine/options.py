@@ -166,6 +166,11 @@ class TrainOptions:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def named_modules(self) -> tuple[str, ...]:
+        """The modules these options name (``module``, and ``module`` among the model settings)."""
+        names = (self.module, self.model.get("module"))
+        return tuple(name for name in names if isinstance(name, str))
+
 
 #: Annotation prefix -> (accepted JSON value types, how the message names them).
 _VALUE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from lfengine.builder.build import NetworkPlan, build_network, build_reporting_s
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.describe import describe_model, render_tree
 from lfengine.builder.heuristics import choose_config
-from lfengine.builder.registry import absolute_module
+from lfengine.builder.registry import ModulePermission, absolute_module, allow_modules
 from lfengine.data.batching import DEFAULT_VALSPLIT, validation_size
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import FeatureSpec, read_meta
@@ -195,25 +196,36 @@ def split_sizes(n: int, options: TrainOptions) -> tuple[int, int]:
     return n - size, size
 
 
-def describe(meta_path: str, options: TrainOptions) -> dict[str, Any]:
-    """What training would build, without reading the data file (its size is in the meta file)."""
+def describe(
+    meta_path: str,
+    options: TrainOptions,
+    *,
+    trust_module: bool = False,
+    named_modules: Iterable[str | None] | None = None,
+) -> dict[str, Any]:
+    """What training would build, without reading the data file (its size is in the meta file).
+
+    User modules as for ``service.train``: those the caller named (default: ``options``'), or
+    any with ``trust_module``."""
+    names = options.named_modules() if named_modules is None else named_modules
     spec = read_meta(meta_path)
-    # Only shapes are described: no initial embedding rows are drawn, and the network is built
-    # on torch's "meta" device, which allocates none of its weights. A 1M-word vocabulary's
-    # table alone is 700 MB; drawing and copying it took describe to 3 GB.
-    codec, _ = build_codec(
-        spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed, matrices=False
-    )
-    size = planned_training_size(spec, options)
-    try:
-        with torch.device("meta"):
+    with allow_modules(ModulePermission.of(names, any_module=trust_module)):
+        # Only shapes are described: no initial embedding rows are drawn, and the network is built
+        # on torch's "meta" device, which allocates none of its weights. A 1M-word vocabulary's
+        # table alone is 700 MB; drawing and copying it took describe to 3 GB.
+        codec, _ = build_codec(
+            spec, embs=options.embs, maxlens=options.maxlens, seed=options.seed, matrices=False
+        )
+        size = planned_training_size(spec, options)
+        try:
+            with torch.device("meta"):
+                plan = plan_model(spec, options, size, codec, None)
+        except LfEngineError:
+            raise
+        except Exception as exc:  # a user module that reads its tensors while it is built
+            log.debug("describe builds the network in memory (%s: %s)", type(exc).__name__, exc)
             plan = plan_model(spec, options, size, codec, None)
-    except LfEngineError:
-        raise
-    except Exception as exc:  # a user module that reads its tensors while it is built
-        log.debug("describe builds the network in memory (%s: %s)", type(exc).__name__, exc)
-        plan = plan_model(spec, options, size, codec, None)
-    return describe_plan(plan, options)
+        return describe_plan(plan, options)
 
 
 def planned_training_size(spec: FeatureSpec, options: TrainOptions) -> int:

@@ -15,11 +15,12 @@ import os
 import pickle
 import re
 import secrets
+import stat
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import torch
 
@@ -95,6 +96,72 @@ def atomic_write(target: PathLike, write: Callable[[BinaryIO], None]) -> str:
         raise
     _fsync_directory(target.parent)
     return digest
+
+
+def atomic_write_text(target: PathLike, text: str, *, executable: bool = False) -> None:
+    """``atomic_write`` of UTF-8 text, made executable (u+x, g+x, o+x) when asked: its temporary
+    file has a fresh name opened with O_EXCL, so a link planted at a fixed temporary name (or
+    at the target) is never followed."""
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(text.encode("utf-8"))
+        if executable:
+            mode = os.fstat(handle.fileno()).st_mode
+            os.fchmod(handle.fileno(), mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+    atomic_write(target, write)
+
+
+# ---------------------------------------------------------------------------------------------
+# No writes through links: a link planted in a model directory (train.log -> ~/.bashrc) would
+# make lfengine write into whatever it points to.
+
+
+def link_refusal(path: PathLike) -> ModelError:
+    return ModelError(
+        f"{path} is a symbolic link: lfengine does not write through links in a model directory "
+        "(the file it points to would be overwritten or appended to); remove the link",
+        file=str(path),
+    )
+
+
+def refuse_symlinks(directory: PathLike) -> None:
+    """Refuse a model directory that holds a symbolic link (before a training writes into it)."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError:
+        return  # missing (created later) or unreadable (the write reports it)
+    for entry in entries:
+        if entry.is_symlink():
+            raise link_refusal(entry.path)
+
+
+_APPEND_FLAGS = os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_append(path: PathLike, mode: str = "a") -> IO[Any]:
+    """Open ``path`` to append ("a" text UTF-8, "ab", or "a+b" also readable), never through a
+    symbolic link and only if it is a regular file (a FIFO would block, a device would fill)."""
+    flags = _APPEND_FLAGS | (os.O_RDWR if "+" in mode else os.O_WRONLY) | getattr(os, "O_NONBLOCK", 0)
+    not_regular = ModelError(f"{path} is not a regular file; lfengine appends only to files", file=str(path))
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as error:
+        if os.path.islink(path):
+            raise link_refusal(path) from None
+        if os.path.lexists(path) and not os.path.isfile(path):  # a FIFO without a reader: ENXIO
+            raise not_regular from None
+        raise error
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise not_regular
+        os.set_blocking(fd, True)
+        if "b" in mode:
+            return os.fdopen(fd, mode)
+        return os.fdopen(fd, mode, encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")  # as atomic_write names them

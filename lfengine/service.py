@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lfengine import distributed, store
 from lfengine.accelerate import requested_device
 from lfengine.builder.build import NetworkPlan, build_network
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.registry import is_user_module
+from lfengine.builder.registry import ModulePermission, allow_modules, check_module_allowed
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
 from lfengine.errors import ModelError
@@ -23,7 +23,6 @@ from lfengine.options import TrainOptions
 from lfengine.planning import describe
 from lfengine.predictor import Predictor, RowOutputs
 from lfengine.process import training_process
-from lfengine.store import untrusted_module_message
 from lfengine.training_run import TrainingRun
 
 __all__ = ["describe", "evaluate", "load_model", "LoadedModel", "train"]
@@ -39,6 +38,7 @@ def train(
     on_progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
     trust_module: bool = False,
+    named_modules: Iterable[str | None] | None = None,
     on_start: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Train a model from an LF meta/data pair into ``model_dir``; blocks until done.
@@ -46,19 +46,31 @@ def train(
     ``on_start`` receives the facts of the run (data counts, labels, device, settings,
     architecture; runlog.run_facts) once the network is built, before the first epoch.
 
-    ``trust_module``: on resume, allow the user module named in the stored model.json to be
-    imported (naming the same module in ``options`` allows it too).
+    User modules (registry.ModulePermission): those the caller named itself, ``named_modules``
+    (default: the ones ``options`` names; the command line passes its flags' only, since its
+    ``--config`` may be a model's stored options), are imported; one named only by the stored
+    model.json of ``--resume`` needs ``trust_module``.
     """
+    names = options.named_modules() if named_modules is None else named_modules
+    permission = ModulePermission.of(names, any_module=trust_module)
     with training_process(options.threads or distributed.threads_per_worker(options.workers)):
         run = TrainingRun(meta_path, model_dir, on_progress=on_progress, cancel=cancel, on_start=on_start)
-        return run.execute(options, trust_module)
+        with allow_modules(permission):
+            return run.execute(options)
 
 
 # --- application ------------------------------------------------------------------------------
 class LoadedModel:
     """A trained model resident in memory, ready for apply / evaluate."""
 
-    def __init__(self, model_dir: str, device: str = "cpu", *, trust_module: bool = False) -> None:
+    def __init__(
+        self,
+        model_dir: str,
+        device: str = "cpu",
+        *,
+        trust_module: bool = False,
+        named_modules: Iterable[str | None] = (),
+    ) -> None:
         self.model_dir = str(model_dir)
         metadata, weights = store.load_model_dir(model_dir, map_location="cpu")
         try:
@@ -67,9 +79,9 @@ class LoadedModel:
         except (KeyError, TypeError) as exc:
             raise ModelError(f"{model_dir}: model.json lacks or garbles {exc}", file=str(model_dir)) from None
         self.metadata = metadata
-        if is_user_module(config.module) and not trust_module:
-            raise ModelError(untrusted_module_message(self.model_dir, config.module), file=self.model_dir)
-        network = build_network(NetworkPlan(self.codec.layout(), config))
+        with allow_modules(ModulePermission.of(named_modules, any_module=trust_module)):
+            check_module_allowed(config.module, where=self.model_dir)
+            network = build_network(NetworkPlan(self.codec.layout(), config))
         try:
             network.load_state_dict(weights)
         except RuntimeError as exc:
@@ -110,9 +122,16 @@ class LoadedModel:
         return self.metadata["description"]
 
 
-def load_model(model_dir: str, device: str = "cpu", *, trust_module: bool = False) -> LoadedModel:
-    """Load a model directory; a user module named in it is imported only with ``trust_module``."""
-    return LoadedModel(model_dir, device, trust_module=trust_module)
+def load_model(
+    model_dir: str,
+    device: str = "cpu",
+    *,
+    trust_module: bool = False,
+    named_modules: Iterable[str | None] = (),
+) -> LoadedModel:
+    """Load a model directory; a user module named in it is imported only with ``trust_module``
+    (or when the caller named that module itself: ``named_modules``)."""
+    return LoadedModel(model_dir, device, trust_module=trust_module, named_modules=named_modules)
 
 
 def evaluate(model_dir: str, data_path: str, *, trust_module: bool = False) -> dict:

@@ -50,6 +50,7 @@ from lfengine.safe_io import (
     check_json,
     check_state_dict,
     check_tensor_tree,
+    open_append,
     parse_strict_json,
     to_strict_json,
 )
@@ -137,17 +138,6 @@ def check_writable(model_dir: PathLike) -> None:
             f"cannot write the model to {path}: {existing} is read-only here; choose a writable directory",
             file=str(path),
         )
-
-
-def untrusted_module_message(model_dir: str, module: str) -> str:
-    """Why a model directory that names a user module is not loaded without the caller's leave."""
-    return (
-        f"{model_dir}: model.json names the user module {module!r}; loading the model would import "
-        "(execute) that file. A model directory is data, so lfengine imports a file named in it only "
-        'when the caller allows it for this load: "trust_module": true in the request (protocol), '
-        "--trust-module (command line) or --trust_module (apply.sh). Allow it only for a model "
-        "directory and module file you trust."
-    )
 
 
 def _missing(path: Path, what_to_do: str) -> ModelError:
@@ -406,7 +396,7 @@ def append_metrics(model_dir: PathLike, record: dict) -> None:
     line = to_strict_json(record, "metrics record") + "\n"
     with file_system_errors("append to", paths.metrics):
         paths.root.mkdir(parents=True, exist_ok=True)
-        with open(paths.metrics, "a+b") as handle:
+        with open_append(paths.metrics, "a+b") as handle:  # never through a link
             if handle.seek(0, os.SEEK_END) > 0:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":  # an earlier append was cut short: keep its debris apart

@@ -22,21 +22,21 @@ import torch
 
 from lfengine import __version__, distributed, runlog, store
 from lfengine.accelerate import Precision, auto_device, choose_precision, dense_parameters, requested_device
-from lfengine.builder.registry import absolute_module, is_user_module
+from lfengine.builder.registry import check_module_allowed
 from lfengine.data.batching import split_indices
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
 from lfengine.data.rows import remap_untrained, restrict_to_trained
-from lfengine.errors import DataLineError, ModelError, OptionError
+from lfengine.errors import DataLineError, OptionError
 from lfengine.model_lock import training_lock
 from lfengine.model_writer import ModelWriter
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import Plan, describe_plan, plan_model, split_sizes
 from lfengine.progress import kept_model, plural
-from lfengine.safe_io import remove_stale_temp_files
+from lfengine.safe_io import refuse_symlinks, remove_stale_temp_files
 from lfengine.schedule import Schedule, StopSignals
 from lfengine.train_state import TrainState
 from lfengine.trainer import Trainer
@@ -83,7 +83,8 @@ class TrainingRun:
         self.main = not distributed.under_launcher() or os.environ.get("RANK") == "0"
         self.writer = ModelWriter(Path(self.model_dir), main=self.main)
 
-    def execute(self, options: TrainOptions, trust_module: bool) -> dict[str, Any]:
+    def execute(self, options: TrainOptions) -> dict[str, Any]:
+        """The run, importing only the user modules the caller allowed (registry.allow_modules)."""
         _check_paths(self.model_dir, options)
         device = requested_device(options.device)
         if device.type == "cpu":  # refuse bf16/fp16 on the CPU before any work
@@ -92,7 +93,7 @@ class TrainingRun:
         # One training writes a directory at a time (rank 0 for all ranks); --no-train writes nothing.
         writes = self.main and not options.no_train
         with training_lock(self.model_dir) if writes else contextlib.nullcontext():
-            options, resumed = self.options_and_resume(options, trust_module)
+            options, resumed = self.options_and_resume(options)
             prepared = self.data_and_plan(spec, options, resumed, device)
             if options.no_train:
                 return self._no_train_result(prepared)
@@ -100,7 +101,7 @@ class TrainingRun:
             return self.result(state, stopped)
 
     # --- 1. options and resume --------------------------------------------------------------
-    def options_and_resume(self, options: TrainOptions, trust_module: bool) -> tuple[TrainOptions, Resumed]:
+    def options_and_resume(self, options: TrainOptions) -> tuple[TrainOptions, Resumed]:
         """The options to train with and, for ``resume``, the interrupted run's codec and weights."""
         root = self.writer.root
         if root.is_dir() and self.main:
@@ -116,9 +117,9 @@ class TrainingRun:
             return options, Resumed()
         stored, weights = store.load_model_dir(root)
         stored_options = stored["training"]["options"]
-        module = stored_options.get("module")
-        if is_user_module(module) and not trust_module and module != absolute_module(options.module):
-            raise ModelError(store.untrusted_module_message(str(root), module), file=str(root))
+        # A module the stored options name, refused now (before any data is read) unless allowed.
+        for module in TrainOptions.from_dict(stored_options).named_modules():
+            check_module_allowed(module, where=str(root))
         # As in the interrupted run, except where to run and, if given, how long.
         resumed = {**stored_options, "resume": True, "device": options.device, "threads": options.threads}
         if options.max_epochs is not None:
@@ -332,6 +333,8 @@ def _check_paths(model_dir: str, options: TrainOptions) -> None:
             "(new or an earlier model's) to write the model into",
             param="model",
         )
+    if not options.no_train:  # first: a link planted as model.json is named as the link it is
+        refuse_symlinks(model_dir)
     model_json = store.model_paths(model_dir).model_json
     if model_json.exists() and not options.no_train:
         store.refuse_foreign_model_json(model_json)

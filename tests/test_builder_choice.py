@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 
@@ -14,8 +15,9 @@ from lfengine.builder.encoders import SHAPE_FLAGS
 from lfengine.builder.heuristics import RULES
 from lfengine.builder.modules import BiLstmCrfTagger, MlpClassifier, TextCnn
 from lfengine.builder.networks import AutoNetwork, Classifier, SequenceTagger
+from lfengine.builder.registry import ModulePermission, allow_modules
 from lfengine.data.batch import Batch, CharInfo, EmbeddingInfo, InputLayout
-from lfengine.errors import ModelError, OptionError
+from lfengine.errors import ModelError, OptionError, UntrustedModuleError
 from lfengine.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
 
@@ -246,11 +248,12 @@ def test_user_module_from_a_file(tmp_path):
     path = tmp_path / "my_modules.py"
     path.write_text(textwrap.dedent(USER_MODULE))
     name = f"{path}:BagOfWords"
-    cls = resolve_module(name)
-    assert issubclass(cls, TaskModel) and cls.__name__ == "BagOfWords"
-    config, provenance = _choose(TEXT, module=name)
-    assert config.learning_rate == 0.05 and provenance["learning_rate"] == "heuristic"
-    model = build_network(NetworkPlan(TEXT, config, None))
+    with allow_modules(ModulePermission.of([name])):
+        cls = resolve_module(name)
+        assert issubclass(cls, TaskModel) and cls.__name__ == "BagOfWords"
+        config, provenance = _choose(TEXT, module=name)
+        assert config.learning_rate == 0.05 and provenance["learning_rate"] == "heuristic"
+        model = build_network(NetworkPlan(TEXT, config, None))
     batch = _text_batch()
     model.loss(batch).backward()
     assert model.predict(batch).confidence.shape == (3,)
@@ -268,14 +271,35 @@ def test_user_module_from_a_file(tmp_path):
 def test_bad_user_modules_are_option_errors(tmp_path, suffix, message):
     path = tmp_path / "my_modules.py"
     path.write_text(textwrap.dedent(USER_MODULE))
-    with pytest.raises(OptionError, match=message):
+    with pytest.raises(OptionError, match=message), allow_modules(ModulePermission(any_module=True)):
         resolve_module(f"{path}{suffix}")
 
 
 def test_user_module_file_missing_or_broken(tmp_path):
-    with pytest.raises(OptionError, match="module file not found"):
-        resolve_module(f"{tmp_path / 'absent.py'}:Model")
-    broken = tmp_path / "broken.py"
-    broken.write_text("raise RuntimeError('boom')\n")
-    with pytest.raises(OptionError, match="importing module file .* failed: RuntimeError: boom"):
-        resolve_module(f"{broken}:Model")
+    with allow_modules(ModulePermission(any_module=True)):
+        with pytest.raises(OptionError, match="module file not found"):
+            resolve_module(f"{tmp_path / 'absent.py'}:Model")
+        broken = tmp_path / "broken.py"
+        broken.write_text("raise RuntimeError('boom')\n")
+        with pytest.raises(OptionError, match="importing module file .* failed: RuntimeError: boom"):
+            resolve_module(f"{broken}:Model")
+
+
+def test_a_user_module_is_imported_only_with_the_callers_leave(tmp_path):
+    """resolve_module is where every user file is imported: without a permission naming the
+    file (or trust_module), nothing runs, whatever built the name."""
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "evil.py"
+    path.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n")
+    name = f"{path}:Model"
+    for permission in (None, ModulePermission.of([f"{tmp_path / 'other.py'}:Model"])):
+        with pytest.raises(UntrustedModuleError, match="would import \\(execute\\) that file"):
+            if permission is None:
+                resolve_module(name)
+            else:
+                with allow_modules(permission):  # the way training and loading reach it
+                    build_network(NetworkPlan(TEXT, dataclasses.replace(_choose(TEXT)[0], module=name)))
+        assert not marker.exists()
+    with allow_modules(ModulePermission.of([name])), pytest.raises(OptionError, match="has no class"):
+        resolve_module(name)  # allowed: the file runs (and names no class)
+    assert marker.exists()

@@ -300,3 +300,73 @@ def test_quiet_after_the_subcommand_keeps_info_off_the_terminal_not_out_of_train
     assert run.returncode == 0, run.stderr
     assert b" INFO " not in run.stderr
     assert " INFO " in store.model_paths(model).log.read_text(encoding="utf-8")
+
+
+def test_plot_escapes_every_name_it_writes(tmp_path: Path) -> None:
+    """Issue 19 item 9: metric names and the best epoch come from model.json (anyone's data); in
+    an attribute or as text, none becomes markup (the old escape left quotes alone)."""
+    from lfengine.cli.plot import render_svg
+
+    hostile = [
+        '"><script>alert(1)</script><x a="',
+        "' onload='alert(2)",
+        "\x1b[31mred\x00\x07</title>",
+    ]
+    history = [
+        {
+            "epoch": e,
+            "batches": 2 * e,
+            "train_loss": 1.0 / e,
+            "best": e == 2,
+            "validation": {n: 0.5 for n in hostile},
+        }
+        for e in (1, 2)
+    ]
+    training = {"history": history, "best_epoch": '2"/><script>alert(3)</script>'}
+    document, _ = render_svg(training, title='<model "dir">')
+    svg = ET.fromstring(document)  # well-formed XML despite NUL and ESC in a name
+    tags = {element.tag for element in svg.iter()}
+    assert f"{SVG}script" not in tags and f"{SVG}x" not in tags
+    assert {c.get("data-series") for c in svg.iter(f"{SVG}circle")} >= set(hostile[:2])
+    assert all(not key.startswith("on") for element in svg.iter() for key in element.attrib)
+    texts = " ".join(t.text or "" for t in svg.iter(f"{SVG}text"))
+    assert hostile[0] in texts and '<model "dir">' in texts and "<script>alert(3)</script>" in texts
+
+
+TERMINAL_CONTROLS = ("\x1b", "\x9b", "\r", "\x07", "\u202e")
+
+
+def test_labels_with_terminal_controls_are_printed_escaped(tmp_path: Path, capsys) -> None:
+    """Issue 19 item 11: a label that would clear the screen (ESC [ 2 J, C1 CSI), move the cursor
+    (CR), ring the bell or reverse the text reaches the terminal escaped, from describe, train
+    (its blocks and the log records on stderr) and evaluate."""
+    meta = write_classification_corpus(tmp_path, 60, seed=2)
+    data = data_of(meta)
+    evil = {"sport": "sport\x1b[2J\x1b]0;owned\x07", "science": "sci\x9b31m\rence\u202e"}
+
+    def relabel(value):  # the meta file's targetStats name the labels too
+        if isinstance(value, dict):
+            return {evil.get(k, k): relabel(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [relabel(v) for v in value]
+        return evil.get(value, value) if isinstance(value, str) else value
+
+    meta.write_text(json.dumps(relabel(json.loads(meta.read_text(encoding="utf-8")))), encoding="utf-8")
+    records = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()]
+    data.write_text(
+        "\n".join(json.dumps([r[0], evil.get(r[1], r[1])], ensure_ascii=False) for r in records) + "\n",
+        encoding="utf-8",
+    )
+    model = tmp_path / "model"
+    trained = lfengine("train", str(meta), str(model), "--max-epochs", "1", "--threads", "1")
+    assert trained.returncode == 0, trained.stderr
+    said = [trained.stdout.decode(), trained.stderr.decode()]
+    for command in (["describe", str(model)], ["evaluate", str(model), str(data)]):
+        code, out = run_main(capsys, *command)
+        assert code == 0
+        said.append(out)
+    for text in said:
+        assert not any(c in text for c in TERMINAL_CONTROLS), repr(text[:2000])
+    for text in said[2:]:  # describe, evaluate
+        assert "sport\\x1b[2J" in text and "sci\\x9b31m" in text  # evaluate cuts long names
+    assert "sport\\x1b[2J" in said[0]  # train's start block lists the labels

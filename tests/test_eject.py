@@ -3,7 +3,9 @@ same), it trains under --module exactly like the built network, and it passes `r
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import json
 import random
 import shutil
 import subprocess
@@ -150,3 +152,76 @@ def test_softmax_tagger_with_a_list_column_round_trip(lf_pair, tmp_path: Path) -
     _round_trip(meta, tmp_path / "run")
     text = (tmp_path / "run" / "my_network.py").read_text(encoding="utf-8")
     assert "encode_positions(" in text and "Crf" not in text
+
+
+def _payloads(marker: Path) -> list[str]:
+    """Strings that would run code if written into the source raw (the reliability bench's):
+    each closes the literal, comment or docstring it lands in, writes ``marker``, reopens one."""
+    from bench.reliability.code_routes import payloads
+
+    return payloads(marker)
+
+
+def test_hostile_names_labels_and_paths_stay_literals(lf_pair, tmp_path: Path) -> None:
+    """Issue 19: names, emb_ids, labels, the meta file's path in model.json and the model
+    directory's name reach the ejected file as literals; importing it runs nothing."""
+    marker = tmp_path / "MARKER"
+    bad = _payloads(marker)
+    rng = random.Random(7)
+    records = [
+        [
+            [rng.choice(["a", "b"]), rng.random(), [rng.choice(["p", "q"])], rng.choice(["u", "v"])],
+            bad[i % len(bad)],
+        ]
+        for i in range(42)
+    ]
+    attributes = [
+        LfAttribute("A", "kind", name=bad[0], emb_id=bad[1]),
+        LfAttribute("A", "x", datatype="numeric", name=bad[2]),
+        LfAttribute("N", "string", number=1, name=bad[3], emb_id=bad[4]),
+        LfAttribute("A", "other", name=bad[4]),
+    ]
+    meta = lf_pair(attributes, records, base="hostile")
+    model_dir = tmp_path / "m''';1/0;'''\n\"\"\";1/0;\"\"\"\\"  # written into the docstring
+    service.train(str(meta), str(model_dir), TrainOptions(max_epochs=1, threads=1, device="cpu"))
+    document = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    document["metadata"]["training"]["meta_file"] = bad[1] + bad[2]
+    (model_dir / "model.json").write_text(json.dumps(document), encoding="utf-8")
+    for source in (str(meta), str(model_dir)):
+        target = tmp_path / "hostile_net.py"
+        assert cli.main(["eject", source, "-o", str(target), "--force"]) == 0
+        text = target.read_text(encoding="utf-8")
+        ast.parse(text)
+        module = _import_class(target, "LABELS")
+        assert not marker.exists()
+        assert set(module) == set(bad)  # the labels, character for character
+        layout = service.load_model(str(model_dir)).codec.layout()
+        network, _ = load_weights(_import_class(target, "HostileNet"), str(model_dir))
+        assert _import_class(target, "NOMINAL_COLUMNS") == layout.nominal  # names and emb_ids
+        assert _import_class(target, "LIST_COLUMNS") == layout.lists
+        assert _import_class(target, "NUMERIC_COLUMNS") == layout.numeric
+        assert not marker.exists() and network is not None
+
+
+def test_sequence_eject_quotes_the_character_column_and_labels(lf_pair, tmp_path: Path) -> None:
+    marker = tmp_path / "MARKER"
+    bad = _payloads(marker)
+    rng = random.Random(5)
+    records = []
+    for _ in range(20):
+        words = [rng.choice(["the", "cat", "A", "Dog"]) for _ in range(rng.randint(1, 5))]
+        records.append([[[w] for w in words], [bad[0] if w[0].isupper() else bad[1] for w in words]])
+    meta = lf_pair([LfAttribute("A", "string", name=bad[2], emb_id=bad[3])], records, is_sequence=True)
+    target = tmp_path / "seq_net.py"
+    assert cli.main(["eject", str(meta), "-o", str(target), "--set", "word_shape=true"]) == 0
+    assert set(_import_class(target, "LABELS")) == {bad[0], bad[1]} and not marker.exists()
+
+
+def test_generated_source_that_does_not_parse_or_imports_more_is_refused() -> None:
+    from lfengine.builder.eject_source import checked_source
+    from lfengine.errors import ModelError
+
+    assert checked_source('"""doc."""\n\nimport torch\n\nX = 1\n')
+    for text in ('"""doc."""\nX = (\n', '"""doc."""\nimport os\n', '"""doc."""\nX = 1\nprint(X)\n'):
+        with pytest.raises(ModelError, match="nothing was written"):
+            checked_source(text)

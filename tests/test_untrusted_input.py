@@ -58,6 +58,23 @@ def booby_trapped(trained, tmp_path: Path) -> tuple[Path, Path]:
     return model_dir, marker
 
 
+def _planted(trained, tmp_path: Path, options: dict) -> tuple[Path, Path, str]:
+    """A copy of the model (checkpoint included) whose stored training options are updated with
+    ``options`` (each naming MODULE, replaced by a module file that writes a marker when
+    imported). Returns (model directory, marker, module name)."""
+    marker = tmp_path / "MARKER"
+    module = tmp_path / "evil.py"
+    module.write_text(EVIL_MODULE.format(marker=str(marker)), encoding="utf-8")
+    name = f"{module}:Evil"
+    model_dir = tmp_path / "planted-model"
+    shutil.copytree(trained[1], model_dir)
+    document = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    planted = json.loads(json.dumps(options).replace("MODULE", name))
+    document["metadata"]["training"]["options"].update(planted)
+    (model_dir / "model.json").write_text(json.dumps(document), encoding="utf-8")
+    return model_dir, marker, name
+
+
 def _instance(meta: Path) -> list:
     line = meta.with_name(meta.name.replace(".meta.", ".data.")).read_text(encoding="utf-8").splitlines()[0]
     return json.loads(line)[0]
@@ -81,6 +98,62 @@ def test_resume_of_such_a_model_is_refused_unless_trusted(booby_trapped, trained
     with pytest.raises(ModelError, match="trust_module"):
         service.train(str(trained[0]), str(model_dir), TrainOptions(resume=True, max_epochs=2, threads=1))
     assert not marker.exists()
+
+
+# Issue 19: the module named by a model's stored options, through every route that reads them.
+RESUME = {"model": {"module": "MODULE"}}  # the settings' module: not the "module" option
+CONFIG = {"module": "MODULE"}
+
+
+@pytest.mark.parametrize(
+    ("route", "planted"),
+    [
+        ("train --resume", RESUME),
+        ("train --config", CONFIG),
+        ("describe --config", CONFIG),
+        ("eject --config", CONFIG),
+        ("train.sh --resume", RESUME),
+    ],
+)
+def test_no_route_imports_a_module_that_a_model_directory_names(
+    trained, tmp_path, capsys, caplog, route, planted
+):
+    from lfengine import cli
+    from lfengine.gate import gate_train_main
+
+    meta = str(trained[0])
+    model_dir, marker, name = _planted(trained, tmp_path, planted)
+    new, threads = str(tmp_path / "new"), ["--threads", "1"]
+    argv = {
+        "train --resume": ["train", meta, str(model_dir), "--resume", "--max-epochs", "2", *threads],
+        "train --config": ["train", meta, new, "--config", str(model_dir), *threads],
+        "describe --config": ["describe", meta, "--config", str(model_dir)],
+        "eject --config": ["eject", meta, "--config", str(model_dir), "-o", str(tmp_path / "out.py")],
+    }
+    if route == "train.sh --resume":
+        prefix = tmp_path / "FileJsonPyTorch.model"
+        model_dir.rename(str(prefix) + ".d")
+        assert gate_train_main([meta, str(prefix), "--resume", "--maxepochs", "2"]) != 0
+    else:
+        assert cli.main(argv[route]) == 1
+    assert not marker.exists()
+    said = capsys.readouterr().err + caplog.text  # the command line logs, train.sh prints
+    assert name in said
+    assert ("eject writes out the auto-built networks" if route.startswith("eject") else "trust") in said
+    if route in ("train --config", "describe --config"):  # naming the module yourself allows it
+        assert cli.main([*argv[route], "--module", name, "--max-epochs", "1"]) == 0
+        assert marker.exists()
+
+
+def test_protocol_resume_refuses_a_module_the_stored_options_name(trained, tmp_path, engines):
+    model_dir, marker, _ = _planted(trained, tmp_path, RESUME)
+    engine = engines("json")
+    options = {"resume": True, "max_epochs": 2, "threads": 1}
+    reply = engine.request("train", {"meta": str(trained[0]), "model": str(model_dir), "options": options})
+    assert reply["error"]["code"] == 1020 and reply["error"]["data"]["type"] == "UntrustedModuleError", reply
+    assert not marker.exists()
+    assert engine.request("status", {})["result"]["state"] == "idle"  # still serving
+    assert engine.finish()[0] == 0
 
 
 @pytest.mark.parametrize("command", ["apply", "evaluate", "describe"])
@@ -360,3 +433,61 @@ def test_a_stop_file_that_is_a_directory_is_refused_before_training(trained, tmp
     with pytest.raises(OptionError, match="stop_file .* is not a regular file"):
         service.train(str(trained[0]), str(tmp_path / "m"), TrainOptions(stop_file=str(tmp_path)))
     assert not (tmp_path / "m").exists()
+
+
+# --- issue 19 item 10: integers longer than Python reads are malformed JSON, located ------------
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize("command", ["evaluate", "apply"])
+def test_a_huge_integer_in_a_data_file_is_a_data_error_naming_the_line(
+    trained, tmp_path, capsys, caplog, command
+):
+    from lfengine import cli
+
+    meta, model_dir = trained
+    good = json.dumps([_instance(meta), "x"] if command == "evaluate" else _instance(meta))
+    data = tmp_path / "huge.data.json"
+    data.write_text(f'{good}\n[[["a"], {HUGE}, true], "x"]\n', encoding="utf-8")
+    assert cli.main([command, str(model_dir), str(data)]) == 1
+    said = capsys.readouterr().err + caplog.text
+    assert f"{data}:2: line is not valid JSON: found an integer of 5000 digits" in said
+    assert "Traceback" not in said and "set_int_max_str_digits" not in said
+
+
+def test_a_huge_integer_in_a_meta_file_is_a_meta_file_error(trained, tmp_path):
+    text = trained[0].read_text(encoding="utf-8")
+    meta = tmp_path / "huge.meta.json"
+    meta.write_text(text.replace("{", '{"x": ' + HUGE + ", ", 1), encoding="utf-8")
+    with pytest.raises(MetaFileError, match="integer of 5000 digits"):
+        service.describe(str(meta), TrainOptions())
+
+
+def test_apply_sh_answers_a_request_with_a_huge_integer_and_goes_on(trained, tmp_path):
+    meta, model_dir = trained
+    prefix = tmp_path / "FileJsonPyTorch.model"
+    shutil.copytree(model_dir, str(prefix) + ".d")
+    good = json.dumps(_instance(meta))
+    code = "import sys; from lfengine.gate import gate_apply_main; sys.exit(gate_apply_main(sys.argv[1:]))"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(prefix)],
+        cwd=REPO,
+        input=f'[["a"], {HUGE}, true]\n{good}\n'.encode(),
+        capture_output=True,
+        timeout=scaled(120),
+    )
+    replies = result.stdout.decode().splitlines()
+    assert result.returncode == 0 and len(replies) == 2, result.stderr
+    assert "integer of 5000 digits" in replies[0] and "Traceback" not in result.stderr.decode()
+    assert "status" not in json.loads(replies[1]) or json.loads(replies[1])["status"] == "ok", replies[1]
+
+
+def test_the_protocol_says_where_a_huge_integer_is_and_keeps_serving(engines):
+    engine = engines("json")
+    engine.send_raw(
+        ('{"jsonrpc": "2.0", "id": 7, "method": "status", "params": {"x": ' + HUGE + "}}\n").encode()
+    )
+    reply = engine.receive()
+    assert reply["error"]["code"] == -32700 and "integer of 5000 digits" in reply["error"]["message"], reply
+    assert engine.request("status", {})["result"]["state"] == "idle"
+    assert engine.finish()[0] == 0

@@ -1,6 +1,11 @@
 """The ``Features`` class of an ejected network (``lfengine eject``): every input column to one
 vector, written out with its sizes resolved, mirroring ``builder.features.InputFeatures``
 module by module so that stored weights load into it. eject_source.py writes the rest.
+
+Every name, label and path comes from a meta file or a model directory (data a stranger may
+have written), so each reaches the source as a literal written by ``py`` (in code, comments and
+the docstring alike), and every number as a checked int; eject_source.checked_source parses
+the result before it is written.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import textwrap
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.encoders import SHAPE_FLAGS, list_encoder_size
 from lfengine.data.batch import EmbeddingInfo, InputLayout
+from lfengine.errors import ModelError
 
 WIDTH = 88  # ruff's default line length: the file passes `ruff check` with default settings
 
@@ -26,18 +32,42 @@ def wrap(text: str, width: int, **kwargs: str) -> list[str]:
 
 
 def py(value: object) -> str:
-    """A Python literal in the style ruff format writes (double quotes, lists for tuples)."""
+    """A Python literal in the style ruff format writes (double quotes, lists for tuples).
+
+    Strings are double-quoted with every quote, backslash and unprintable character escaped, so
+    that one is a single literal wherever it lands (code, a comment, the docstring). A value of
+    any other type than these is refused: it can only come from a garbled model.json."""
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return "".join(_escape(c) for c in json.dumps(value, ensure_ascii=False))
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
     if isinstance(value, tuple):
         return "(" + ", ".join(py(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, EmbeddingInfo):
         return (
-            f"EmbeddingInfo(\n        {py(value.emb_id)},\n        vocab_size={value.vocab_size},\n"
-            f"        dims={value.dims},\n        mode={py(value.mode)},\n"
-            f"        pretrained={value.pretrained},\n    )"
+            f"EmbeddingInfo(\n        {py(value.emb_id)},\n        vocab_size={whole(value.vocab_size)},\n"
+            f"        dims={whole(value.dims)},\n        mode={py(value.mode)},\n"
+            f"        pretrained={py(bool(value.pretrained))},\n    )"
         )
-    return repr(value)
+    raise ModelError(f"eject cannot write a {type(value).__name__} value ({value!r:.60}) into Python source")
+
+
+def _escape(char: str) -> str:
+    """json.dumps escapes quotes, backslashes and C0 controls; the rest of the unprintable
+    characters (DEL, C1 controls, line and paragraph separators, bidi overrides) too."""
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def whole(value: object) -> int:
+    """A size (vocabulary, dims, characters) read from the data: a non-negative int, else refused."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ModelError(f"eject needs a whole number for a size, got {type(value).__name__} {value!r:.60}")
+    return value
 
 
 def _nominal_runs(layout: InputLayout) -> list[tuple[int, int, str]]:
@@ -101,24 +131,24 @@ class FeaturesWriter:
             lines.append("        self.lists = nn.ModuleList(")
             lines.append("            [")
             for i, (column, emb_id) in enumerate(self.layout.lists):
-                dims = self.layout.embeddings[emb_id].dims
+                dims = whole(self.layout.embeddings[emb_id].dims)
                 call, what = _encoder_call(c, dims)
                 size = list_encoder_size(
                     c.list_encoder, dims, c.cnn_kernels, c.cnn_channels, c.list_lstm_hidden
                 )
-                lines += comment(f"list column {i} {column!r}: {what} -> {size}", 16)
+                lines += comment(f"list column {i} {py(column)}: {what} -> {size}", 16)
                 lines.append(f"                {call},")
             lines.append("            ]")
             lines.append("        )")
         if self.chars:
             info = self.layout.chars
             lines += comment(
-                f"characters of {info.column!r} (up to {info.max_chars} per token): "
+                f"characters of {py(info.column)} (up to {whole(info.max_chars)} per token): "
                 f"{c.char_dims}-dim embeddings -> CNN width {c.char_kernel} x {c.char_filters} filters",
                 8,
             )
             lines.append(
-                f"        self.chars = CharEncoder({info.vocab_size}, dims={c.char_dims}, "
+                f"        self.chars = CharEncoder({whole(info.vocab_size)}, dims={c.char_dims}, "
                 f"filters={c.char_filters}, kernel={c.char_kernel}, dropout={c.embedding_dropout!r})"
             )
         if self.shape:
@@ -134,12 +164,13 @@ class FeaturesWriter:
         layout, c = self.layout, self.config
         lines = ["        parts = ["]
         for start, end, emb_id in _nominal_runs(layout):
-            dims = layout.embeddings[emb_id].dims
-            columns = [name for name, _ in layout.nominal[start:end]]
+            dims = whole(layout.embeddings[emb_id].dims)
+            columns = [py(name) for name, _ in layout.nominal[start:end]]
             span = f"column {start}" if end - start == 1 else f"columns {start}-{end - 1}"
             width = (end - start) * dims
             lines += comment(
-                f"nominal {span}: {', '.join(columns)} -> table {emb_id!r}, {end - start} x {dims} = {width}",
+                f"nominal {span}: {', '.join(columns)} -> table {py(emb_id)}, "
+                f"{end - start} x {dims} = {width}",
                 12,
             )
             lookup = f"self.embeddings.lookup({py(emb_id)}, batch.nominal[..., {start}:{end}])"
@@ -147,7 +178,7 @@ class FeaturesWriter:
             self.diagram.append(f"{span} ({columns[0]}{' ...' if end - start > 1 else ''}) -> {width}")
             self.size += width
         if layout.numeric:
-            shown = ", ".join(layout.numeric[:6]) + (" ..." if len(layout.numeric) > 6 else "")
+            shown = ", ".join(map(py, layout.numeric[:6])) + (" ..." if len(layout.numeric) > 6 else "")
             lines += comment(
                 f"{len(layout.numeric)} numeric/boolean columns (z-scored by the data layer): {shown}", 12
             )
@@ -155,9 +186,9 @@ class FeaturesWriter:
             self.diagram.append(f"{len(layout.numeric)} numeric columns -> {len(layout.numeric)}")
             self.size += len(layout.numeric)
         for i, (column, emb_id) in enumerate(layout.lists):
-            dims = layout.embeddings[emb_id].dims
+            dims = whole(layout.embeddings[emb_id].dims)
             size = list_encoder_size(c.list_encoder, dims, c.cnn_kernels, c.cnn_channels, c.list_lstm_hidden)
-            lines += comment(f"list column {i}: {column} -> table {emb_id!r} -> encoder -> {size}", 12)
+            lines += comment(f"list column {i}: {py(column)} -> table {py(emb_id)} -> encoder -> {size}", 12)
             vectors = f"self.embeddings.lookup({py(emb_id)}, batch.lists[{i}])"
             if layout.is_sequence:
                 lines += [
@@ -171,15 +202,15 @@ class FeaturesWriter:
                     f"                {vectors}, batch.list_lengths[{i}]",
                     "            ),",
                 ]
-            self.diagram.append(f"list {column} -> {c.list_encoder} -> {size}")
+            self.diagram.append(f"list {py(column)} -> {c.list_encoder} -> {size}")
             self.size += size
         if self.chars:
-            lines += comment(f"characters of {layout.chars.column} -> {c.char_filters}", 12)
+            lines += comment(f"characters of {py(layout.chars.column)} -> {c.char_filters}", 12)
             lines.append("            self.chars(batch.chars, mask),")
-            self.diagram.append(f"characters of {layout.chars.column} -> char CNN -> {c.char_filters}")
+            self.diagram.append(f"characters of {py(layout.chars.column)} -> char CNN -> {c.char_filters}")
             self.size += c.char_filters
         if self.shape:
-            part = f"characters of {layout.chars.column} -> casing/shape flags -> {len(SHAPE_FLAGS)}"
+            part = f"characters of {py(layout.chars.column)} -> casing/shape flags -> {len(SHAPE_FLAGS)}"
             lines += comment(part, 12)
             lines.append("            self.shape(batch.chars),")
             self.diagram.append(part)

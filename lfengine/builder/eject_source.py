@@ -9,9 +9,16 @@ encoders, the CRF); the wiring between them is written out for the user to edit.
 
 from __future__ import annotations
 
+import ast
+
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.eject_features import WIDTH, FeaturesWriter, py, wrap
+from lfengine.builder.eject_features import WIDTH, FeaturesWriter, py, whole, wrap
 from lfengine.data.batch import InputLayout
+from lfengine.errors import ModelError
+
+TASKS = ("classification", "sequence", "regression")
+#: What the generated file imports (and lfengine.*); anything else means a string escaped.
+IMPORTS = frozenset({"__future__", "typing", "numpy", "torch", "torch.nn.utils.rnn"})
 
 #: Settings that define the architecture: written into ``config_defaults`` so that ``describe``
 #: and model.json report the sizes the code uses.
@@ -198,24 +205,28 @@ def render_source(
     config: ModelConfig,
     *,
     class_name: str,
-    origin: str,
+    origin: tuple[str, str],
     meta_hint: str,
     file_name: str,
     version: str,
     first_party: bool = False,
 ) -> str:
-    """The whole file for one layout and configuration."""
+    """The whole file for one layout and configuration. ``origin``: (what, path), e.g.
+    ("meta file", "x.meta.json"); every string from the data or the caller is written by
+    ``py``, and the file is parsed before it is returned (``checked_source``)."""
+    if layout.task not in TASKS or not class_name.isidentifier():
+        raise ModelError(f"eject cannot write a network for task {layout.task!r} named {class_name!r}")
     writer = _Writer(layout, config)
     features = writer.features_class()
     is_tagger = layout.task == "sequence"
     network = writer.tagger_lines(class_name) if is_tagger else writer.classifier_lines(class_name)
     chars_expr = "layout.chars.vocab_size if layout.chars else None"
-    char_size = layout.chars.vocab_size if writer.chars or writer.shape else None
+    char_size = whole(layout.chars.vocab_size) if writer.chars or writer.shape else None
     if char_size is None:
         chars_expr = "None"
     check = _CHECK.format(chars=chars_expr, char_size=char_size)
 
-    labels = ", ".join(layout.labels[:8]) + (" ..." if len(layout.labels) > 8 else "")
+    labels = ", ".join(map(py, layout.labels[:8])) + (" ..." if len(layout.labels) > 8 else "")
     task_line = f"Task: {layout.task}"
     task_line += f", {layout.num_labels} labels ({labels})." if layout.labels else "."
     diagram = [f"    {line}" for line in writer.diagram]
@@ -223,7 +234,8 @@ def render_source(
         f'"""{class_name}: the network lfengine builds for these data, as editable PyTorch source.',
         "",
         *wrap(
-            f"Written by `lfengine eject` (lfengine {version}) from {origin}. {task_line} "
+            f"Written by `lfengine eject` (lfengine {py(version)}) from {origin[0]} {py(origin[1])}. "
+            f"{task_line} "
             "Every size is resolved for these data, so the columns, vocabularies and labels must "
             "stay the same (check_layout refuses other data). The attribute names are those of the "
             "built network: the weights of a model trained with the default network load into this "
@@ -236,9 +248,9 @@ def render_source(
         "",
         "Train it (the settings in CONFIG_DEFAULTS apply unless you override them):",
         "",
-        f"    lfengine train META MODEL_DIR --module {file_name}:{class_name}",
+        f"    lfengine train META MODEL_DIR --module {py(f'{file_name}:{class_name}')}",
         "",
-        f"with META = {meta_hint}. Run it on a model trained with the default network:",
+        f"with META = {py(meta_hint)}. Run it on a model trained with the default network:",
         "",
         "    from lfengine.eject import load_weights",
         f"    network, codec = load_weights({class_name}, 'MODEL_DIR')",
@@ -299,7 +311,30 @@ def render_source(
     if not is_tagger:
         blocks.append(_HIDDEN)
     blocks.append("\n".join(network))
-    return "\n\n\n".join(blocks) + "\n"
+    return checked_source("\n\n\n".join(blocks) + "\n")
+
+
+def checked_source(text: str) -> str:
+    """The generated file, refused unless it parses to what eject writes: a docstring, imports
+    of torch, numpy, typing and lfengine only, constants, functions and classes. A name or label
+    that broke out of its literal would show up here (not parsing, or as another statement)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as err:
+        raise ModelError(
+            f"eject generated source that does not parse ({err.msg}, line {err.lineno}); nothing was written"
+        ) from None
+    allowed = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.FunctionDef, ast.ClassDef)
+    docstring, *body = tree.body
+    strays = [node for node in body if not isinstance(node, allowed)]
+    if not (isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)) or strays:
+        raise ModelError("eject generated source with unexpected top-level statements; nothing was written")
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        if any(n not in IMPORTS and not n.startswith("lfengine.") for n in names):
+            raise ModelError(f"eject generated source importing {names}; nothing was written")
+    return text
 
 
 def _literal(value: object) -> str:

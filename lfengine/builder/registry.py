@@ -44,20 +44,32 @@ directory of the engine). The contract:
   trust. A trained model stores the name in its model.json, but loading the model imports the
   file only when the caller allows it at load time (``trust_module``): a model directory is
   data, and a copied one could name any file.
+
+Permission to import
+--------------------
+``resolve_module`` is the one place a user file is imported, and it imports only what the
+``ModulePermission`` in force allows (``allow_modules``; outside one, nothing). The front ends
+set it from what the caller said itself: the modules its own options name (a flag, a request's
+options, a plain options file), or any module with ``trust_module``. Names read from a model
+directory (a stored model.json, ``--resume``, ``--config MODEL_DIR``) never grant it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from lfengine.builder.base import TaskModel
 from lfengine.builder.modules import PREDEFINED_MODULES
 from lfengine.builder.networks import AutoNetwork, Classifier, Regressor, SequenceTagger
-from lfengine.errors import OptionError
+from lfengine.errors import OptionError, UntrustedModuleError
 
 AUTO = "auto"
 
@@ -81,14 +93,69 @@ def absolute_module(name: str | None) -> str | None:
     return f"{os.path.abspath(path)}:{class_name}"
 
 
+@dataclass(frozen=True)
+class ModulePermission:
+    """Which user module files the caller lets the engine import (execute).
+
+    ``named``: the modules the caller named itself (absolute names); ``any_module``: the caller
+    said ``trust_module``, so a module named by a model directory may be imported too. Built by
+    the front ends from the caller's own words, never from a file the engine reads.
+    """
+
+    named: frozenset[str] = frozenset()
+    any_module: bool = False
+
+    @classmethod
+    def of(cls, names: Iterable[str | None] = (), *, any_module: bool = False) -> ModulePermission:
+        absolute = (absolute_module(n) for n in names if is_user_module(n))
+        return cls(frozenset(n for n in absolute if n), any_module)
+
+    def allows(self, name: str) -> bool:
+        return self.any_module or absolute_module(name) in self.named
+
+
+NO_MODULES = ModulePermission()
+_PERMISSION: ContextVar[ModulePermission] = ContextVar("lfengine_module_permission", default=NO_MODULES)
+
+
+@contextlib.contextmanager
+def allow_modules(permission: ModulePermission) -> Iterator[None]:
+    """Import the user modules ``permission`` allows while the block runs (in this thread)."""
+    token = _PERMISSION.set(permission)
+    try:
+        yield
+    finally:
+        _PERMISSION.reset(token)
+
+
+def check_module_allowed(name: str | None, where: str | None = None) -> None:
+    """Refuse a user module the caller did not allow: the one check before any user file is
+    imported (``resolve_module`` calls it; a front end may call it early, naming the model
+    directory ``where`` the name was read, to fail before any work)."""
+    if is_user_module(name) and not _PERMISSION.get().allows(name):
+        prefix = f"{where}: " if where else ""
+        raise UntrustedModuleError(
+            f"{prefix}the user module {name!r} was not named by this command or request (it was "
+            "read from a file: a model directory's model.json, through --resume or --config, or a "
+            "--config options file); loading it would import (execute) that file. lfengine imports "
+            'a module file only when the caller names it itself (--module / the "module" option) '
+            'or allows it: "trust_module": true in the request (protocol), --trust-module (command line) or '
+            "--trust_module (apply.sh). Allow it only for a model directory and module file you trust.",
+            module=name,
+            file=where,
+        )
+
+
 def resolve_module(name: str | None) -> type[TaskModel]:
-    """The TaskModel class for a module name (None or "auto": the auto-built network)."""
+    """The TaskModel class for a module name (None or "auto": the auto-built network); a user
+    module's file is imported only when the permission in force allows it."""
     if name is None or name == AUTO:
         return AutoNetwork
     if name in PREDEFINED:
         return PREDEFINED[name]
     path, sep, class_name = name.rpartition(":")
     if sep and path.endswith(".py") and class_name:
+        check_module_allowed(name)
         return _load_user_class(path, class_name)
     if name.endswith(".py"):
         raise OptionError(f"module {name!r}: name the class too, as {name}:ClassName")

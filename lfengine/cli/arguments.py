@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lfengine import jsontext
 from lfengine.builder.config import SETTING_HELP, ModelConfig
 from lfengine.builder.heuristics import RULES
 from lfengine.errors import OptionError
@@ -148,7 +149,7 @@ def read_config(path: str) -> dict[str, Any]:
     # An options file is small; a model's model.json holds its vocabularies too.
     limit = MAX_MODEL_JSON_BYTES if file.name == "model.json" else MAX_CONFIG_BYTES
     try:
-        document = json.loads(read_regular_bytes(file, limit).decode("utf-8"))
+        document = jsontext.loads(read_regular_bytes(file, limit).decode("utf-8"))
     except FileNotFoundError:
         raise OptionError(f"--config {path}: file not found") from None
     except OSError as exc:
@@ -161,6 +162,16 @@ def read_config(path: str) -> dict[str, Any]:
     if isinstance(stored, dict):  # a model.json: train again with the same settings
         return {k: v for k, v in stored.items() if k not in ("resume", "no_train")}
     return document
+
+
+def flag_modules(args: argparse.Namespace) -> list[str]:
+    """The user modules this command line names itself (--module, --set module=...): the ones
+    it may import without --trust-module. A --config file's module is not among them: it may
+    be a model directory's stored options, which are data."""
+    names = [getattr(args, "module", None)]
+    settings = map(parse_setting, getattr(args, "model", None) or [])
+    names += [value for key, value in settings if key == "module"]
+    return [name for name in names if isinstance(name, str)]
 
 
 def options_from(args: argparse.Namespace) -> TrainOptions:

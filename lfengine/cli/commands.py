@@ -23,6 +23,7 @@ from lfengine.cli.arguments import (
     add_model_and_data,
     add_train_options,
     add_trust_module,
+    flag_modules,
     message_mb,
     options_from,
     set_epilog,
@@ -33,6 +34,7 @@ from lfengine.cli.reports import render_model_training
 from lfengine.cli.train import run_train, train_arguments
 from lfengine.description import render_description
 from lfengine.logs import log_to_stderr
+from lfengine.printable import printable
 
 log = logging.getLogger("lfengine")
 
@@ -68,9 +70,12 @@ def _run_describe(args: argparse.Namespace) -> int:
         text = render_description(result) + "\n\n" + render_model_training(result["training"])
     else:
         hints.check_meta_argument(args.meta)
-        result = service.describe(args.meta, options_from(args))
+        options = options_from(args)
+        result = service.describe(
+            args.meta, options, trust_module=args.trust_module, named_modules=flag_modules(args)
+        )
         text = render_description(result)
-    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else text)
+    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else printable(text))
     return 0
 
 
@@ -126,7 +131,7 @@ def _run_plot(args: argparse.Namespace) -> int:
     training = store.read_model_json(args.model_dir)["metadata"].get("training", {})
     output = Path(args.output or Path(args.model_dir) / "curves.svg")
     points = write_svg(training, output, title=str(args.model_dir))
-    print(f"wrote {output} ({points} validations)")
+    print(printable(f"wrote {output} ({points} validations)"))
     return 0
 
 
@@ -204,7 +209,7 @@ def _gate_wrapper_arguments(p: argparse.ArgumentParser) -> None:
 def _run_gate_wrapper(args: argparse.Namespace) -> int:
     from lfengine.gate.wrapper import write_wrapper_dir
 
-    print(f"wrote {write_wrapper_dir(args.datadir, portable=args.portable)}")
+    print(printable(f"wrote {write_wrapper_dir(args.datadir, portable=args.portable)}"))
     return 0
 
 

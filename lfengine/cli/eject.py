@@ -22,6 +22,7 @@ def run_eject(args: argparse.Namespace) -> int:
     from lfengine.eject import eject, source_from_meta, source_from_model
     from lfengine.errors import OptionError
     from lfengine.paths import output_problem, write_failure
+    from lfengine.printable import printable
 
     output = Path(args.output)
     if output.suffix != ".py":
@@ -39,5 +40,5 @@ def run_eject(args: argparse.Namespace) -> int:
         name = eject(source, str(output), args.class_name)
     except OSError as exc:
         raise OptionError(f"cannot write {output}: {write_failure(output, exc)}") from None
-    print(f"wrote {output} (class {name}); train it with --module {output}:{name}")
+    print(printable(f"wrote {output} (class {name}); train it with --module {output}:{name}"))
     return 0

@@ -17,6 +17,7 @@ from lfengine.cli import hints
 from lfengine.cli.arguments import TRUST_MODULE, add_flags, add_model_and_data
 from lfengine.cli.readable import token_column, token_text
 from lfengine.cli.reports import render_evaluation
+from lfengine.printable import printable
 
 
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -72,7 +73,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             except OSError as exc:
                 reason = write_failure(args.predictions, exc)
                 raise OptionError(f"--predictions {args.predictions}: cannot write it: {reason}") from None
-    print(json.dumps(report, indent=2) if args.json else render_evaluation(report))
+    print(json.dumps(report, indent=2) if args.json else printable(render_evaluation(report)))
     return 0
 
 

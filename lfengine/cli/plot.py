@@ -8,9 +8,10 @@ and whether it was the best so far.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _xml_escape
 
 from lfengine.errors import OptionError
 
@@ -18,6 +19,18 @@ WIDTH, PANEL_HEIGHT, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP = 820, 230, 70, 150, 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 SCORES = ("span_f1", "accuracy", "macro_f1", "r2")  # headline preference, best first
 SPARKS, ASCII_SPARKS = "▁▂▃▄▅▆▇█", " .:-=+*#"
+
+
+#: Characters XML 1.0 does not allow at all (an SVG holding one does not open).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(value: object) -> str:
+    """Text from model.json (metric names, the title, numbers) made safe for SVG element text
+    and double- or single-quoted attributes: markup and quotes escaped, characters XML cannot
+    hold replaced by U+FFFD. Every value the document shows goes through here."""
+    text = _NOT_XML.sub("\ufffd", str(value))
+    return _xml_escape(text, {'"': "&quot;", "'": "&apos;"})
 
 
 def headline_metric(history: list[dict]) -> str | None:
@@ -137,7 +150,7 @@ def render_svg(training: dict, title: str) -> tuple[str, int]:
     body = []
     for i, (name, series, fixed) in enumerate(panels):
         body += _panel(MARGIN_TOP + 20 + i * (PANEL_HEIGHT + 60), name, series, x_max, ticks, best_x, fixed)
-    best_text = f"best: epoch {training.get('best_epoch')}" if best else "no validation"
+    best_text = escape(f"best: epoch {training.get('best_epoch')}" if best else "no validation")
     doc = "\n".join(
         [
             '<?xml version="1.0" encoding="UTF-8"?>',

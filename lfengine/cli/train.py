@@ -13,9 +13,10 @@ import threading
 from typing import Any
 
 from lfengine.cli import hints
-from lfengine.cli.arguments import add_train_options, add_trust_module, options_from
+from lfengine.cli.arguments import add_train_options, add_trust_module, flag_modules, options_from
 from lfengine.cli.reports import end_block, start_block
 from lfengine.description import render_description
+from lfengine.printable import printable
 from lfengine.progress import ProgressDisplay, fit_lines, terminal_columns
 
 log = logging.getLogger("lfengine")
@@ -32,7 +33,9 @@ def train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def for_terminal(text: str, stream: Any) -> str:
-    """Blocks wrapped to the terminal's width (continuations under the values), when on one."""
+    """Blocks wrapped to the terminal's width (continuations under the values), when on one,
+    with terminal control characters from labels and names escaped."""
+    text = printable(text)
     return fit_lines(text, terminal_columns(stream) - 1, " " * 12) if stream.isatty() else text
 
 
@@ -80,12 +83,13 @@ def run_train(args: argparse.Namespace) -> int:
                 cancel=cancel,
                 on_start=started,
                 trust_module=args.trust_module,
+                named_modules=flag_modules(args),
             )
     finally:
         signal.signal(signal.SIGINT, previous)
     if result["stopped"] == "no-train":
         description = result.pop("description")
-        print(json.dumps(description, indent=2) if args.json else render_description(description))
+        print(json.dumps(description, indent=2) if args.json else printable(render_description(description)))
         return 0
     if args.json:
         print(json.dumps(result, indent=2))
@@ -94,7 +98,7 @@ def run_train(args: argparse.Namespace) -> int:
         spark = sparkline(history) if sys.stdout.isatty() else None
         print(for_terminal(end_block(result, spark), sys.stdout))
     if result["stopped"] in ("cancelled", "stop-file"):
-        print(f"to continue this training: {resume_command(args)}", file=sys.stderr)
+        print(printable(f"to continue this training: {resume_command(args)}"), file=sys.stderr)
     if result["stopped"] == "cancelled":
         return 130
     return 0

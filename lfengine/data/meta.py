@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lfengine import jsontext
 from lfengine.errors import MetaFileError
 from lfengine.paths import MAX_META_BYTES, read_regular_bytes
 
@@ -130,7 +131,7 @@ def read_meta(path: str | Path) -> FeatureSpec:
     if not text.strip():
         raise MetaFileError("meta file is empty", file=str(path), hint="was the LF export finished?")
     try:
-        meta = json.loads(text)
+        meta = jsontext.loads(text)
     except json.JSONDecodeError as exc:
         raise MetaFileError(
             "meta file is not valid JSON",

@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from lfengine import jsontext
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded, RecordError, encode_records
 from lfengine.errors import DataLineError
@@ -103,7 +104,7 @@ def _parse_line(raw: bytes, name: str, lineno: int, skip: bool) -> object:
     if not text.strip():
         return _BLANK  # blank lines are not instances (lf-format.md §2.2)
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
     except json.JSONDecodeError as exc:
         return _bad(
             DataLineError(

@@ -9,12 +9,11 @@ occurrence wins, an unknown option is an error. ``--config_file`` reads ``key = 
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lfengine.errors import OptionError
 from lfengine.paths import MAX_CONFIG_BYTES, read_regular_bytes
+from lfengine.safe_io import atomic_write_text
 
 #: Options every command has (configsimple added them to each parser).
 CONFIG_FILE = "config_file"
@@ -147,11 +146,8 @@ def write_config_file(path: str, values: dict[str, str | bool], *, program: str)
         if name in (CONFIG_FILE, SAVE_CONFIG_FILE):
             continue
         lines.append(f"{name} = {'true' if value is True else value}")
-    target = Path(path)
-    temporary = target.with_name(target.name + ".tmp")
-    try:
-        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(temporary, target)
+    try:  # a fresh temporary name, opened with O_EXCL: a link planted beside it is never followed
+        atomic_write_text(path, "\n".join(lines) + "\n")
     except OSError as e:
         raise OptionError(f"cannot write --save_config_file {path}: {e.strerror or e}") from None
 

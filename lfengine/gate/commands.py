@@ -28,6 +28,7 @@ from lfengine.gate.options import (
 )
 from lfengine.logs import NAMED_FORMAT, log_to_stderr
 from lfengine.paths import MAX_META_BYTES, read_regular_bytes
+from lfengine.printable import printable
 from lfengine.process import claim_stdout
 
 log = logging.getLogger("lfengine.gate")
@@ -59,7 +60,7 @@ def script_main(program: str, argv: list[str]) -> int:
 
 
 def _say(program: str, kind: str, message: str) -> None:
-    print(f"{program}: {kind}: {message}", file=sys.stderr, flush=True)
+    print(printable(f"{program}: {kind}: {message}"), file=sys.stderr, flush=True)
 
 
 def _setup_logging(debug: bool) -> None:
@@ -113,7 +114,7 @@ def _train(settings: GateTrainSettings) -> int:
 
     if settings.no_train:
         description = service.describe(settings.meta_path, settings.options)
-        sys.stdout.write(render_description(description) + "\n")
+        sys.stdout.write(printable(render_description(description)) + "\n")
         sys.stdout.flush()
         log.info("--notrain: network shown, no model trained")
         return 0

@@ -19,12 +19,11 @@ lfengine installed in PYTHON_BIN's environment.
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
 from pathlib import Path
 
 import lfengine
+from lfengine.safe_io import atomic_write_text
 
 WRAPPER_NAME = "FileJsonPyTorch"
 YAML_NAMES = ("FileJsonPyTorch.yaml", "FileJsonPyTorch.yaml.txt")  # what GATE reads, in its order
@@ -200,14 +199,7 @@ def write_wrapper_dir(datadir: str, *, portable: bool = False) -> Path:
     target = Path(datadir) / WRAPPER_NAME
     target.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
-        path = target / name
-        temporary = target / f".{name}.tmp"
-        with open(temporary, "w", encoding="utf-8", newline="") as f:
-            f.write(content)
-        if name.endswith(".sh"):
-            mode = os.stat(temporary).st_mode
-            os.chmod(temporary, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        os.replace(temporary, path)
+        atomic_write_text(target / name, content, executable=name.endswith(".sh"))
     if python:
         write_python_yaml(Path(datadir), python)
     return target

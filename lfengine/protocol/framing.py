@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from lfengine import jsontext
 from lfengine.protocol import stream
 from lfengine.protocol.stream import (
     FORMATS,
@@ -115,7 +116,7 @@ def decode_json_line(line: bytes | bytearray) -> Any:
             f"message is not valid UTF-8 (byte {exc.start}); send UTF-8 JSON", position=exc.start
         )
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return jsontext.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         return MessageParseError(f"invalid JSON: {exc.msg} at character {exc.pos}", position=exc.pos)
     except (ValueError, RecursionError) as exc:  # NaN/Infinity, huge integers, deep nesting

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
+from lfengine import jsontext
 from lfengine.errors import LfEngineError
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def parse_request(text: str, model: LegacyModel, *, labeled: bool) -> tuple[list
     if not text.strip():
         raise RequestError("empty request line: expected one JSON array per line")
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = jsontext.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as e:
         raise RequestError(f"request is not valid JSON: {e.msg} at column {e.colno}") from None
     target = None
