@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from lfengine import __version__
-from lfengine.safe_io import open_append
 
 #: Settings shown in the start block even when the heuristics chose them.
 HEADLINE_SETTINGS = ("es_metric", "learning_rate", "batch_size", "max_epochs", "es_patience", "seed")
@@ -132,6 +131,8 @@ def run_footer(result: dict[str, Any]) -> str:
 
 def append_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    from lfengine.safe_io import open_append  # safe_io loads torch: not for every --help
+
     with open_append(path) as handle:  # never through a link planted as train.log
         handle.write(text)
         handle.flush()
