@@ -78,7 +78,7 @@ def test_classifier_round_trip(lfdata: Path, tmp_path: Path) -> None:
 
 def test_crf_tagger_round_trip(lfdata: Path, tmp_path: Path) -> None:
     _round_trip(lfdata / "seq-pos2.meta.json", tmp_path)
-    assert "self.crf = Crf(" in (tmp_path / "my_network.py").read_text(encoding="utf-8")
+    assert "self.crf = Crf(9, LABELS)" in (tmp_path / "my_network.py").read_text(encoding="utf-8")
 
 
 def _regression_corpus(lf_pair) -> Path:

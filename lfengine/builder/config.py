@@ -37,6 +37,7 @@ MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 #: they built, or the training they had).
 LEGACY_DEFAULTS = {
     "word_shape": False,
+    "chunk_constraints": False,
     "unk_replace": 0.0,
     "word_dropout": 0.0,
     "oov_untrained": False,
@@ -62,6 +63,7 @@ SETTING_HELP = {
     "char_kernel": "character CNN kernel width",
     "word_shape": "casing/shape flags per token from its characters (sequence tagging)",
     "crf": "linear-chain CRF output layer (sequence tagging)",
+    "chunk_constraints": "the CRF never puts X|I after O or after another type (chunk labels)",
     "lstm_hidden": "tagger BiLSTM hidden size per direction",
     "lstm_layers": "tagger BiLSTM layers",
     "learning_rate": "AdamW's learning rate",
@@ -99,6 +101,7 @@ class ModelConfig:
     char_kernel: int
     word_shape: bool
     crf: bool
+    chunk_constraints: bool
     lstm_hidden: int
     lstm_layers: int
     # --- training ---

@@ -30,6 +30,7 @@ ARCHITECTURE = (
     "char_kernel",
     "word_shape",
     "crf",
+    "chunk_constraints",
     "lstm_hidden",
     "lstm_layers",
 )
@@ -89,7 +90,8 @@ class _Writer(FeaturesWriter):
             f"Dropout {c.dropout}, Linear {2 * c.lstm_hidden} -> {n} label scores per token",
         ]
         if c.crf:
-            self.diagram.append(f"CRF over the {n} labels (Viterbi path, marginals as confidences)")
+            only = ", valid chunk transitions only" if c.chunk_constraints else ""
+            self.diagram.append(f"CRF over the {n} labels (Viterbi path, marginals as confidences{only})")
         lines = [
             f"class {name}(TaskModel):",
             '    """Sequence tagger: per-token features -> BiLSTM -> label scores per token'
@@ -110,7 +112,8 @@ class _Writer(FeaturesWriter):
             f"        self.output = nn.Linear({2 * c.lstm_hidden}, {n})",
         ]
         if c.crf:
-            lines.append(f"        self.crf = Crf({n})")
+            labels = ", LABELS" if c.chunk_constraints else ""
+            lines.append(f"        self.crf = Crf({n}{labels})")
         lines += [
             *_CHECK_LAYOUT,
             "    def forward(self, batch: Batch) -> torch.Tensor:",

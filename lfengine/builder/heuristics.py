@@ -100,6 +100,13 @@ def _crf(ctx: Context) -> bool:
     return ctx.layout.is_sequence and is_chunk_label_set(ctx.layout.labels)
 
 
+def _chunk_constraints(ctx: Context) -> bool:
+    """On with the CRF over chunk labels: a path that continues a chunk never opened (``X|I``
+    after ``O`` or after ``Y``) is forbidden in training and decoding; GATE would drop such a
+    token from its span (Lample et al. 2016 constrain IOB transitions the same way)."""
+    return bool(ctx.values["crf"]) and is_chunk_label_set(ctx.layout.labels)
+
+
 def _lstm_hidden(ctx: Context) -> int:
     """100 per direction for < 1000 sequences, 150 below 10000, else 200: capacity follows data."""
     if ctx.n_train < 1000:
@@ -233,6 +240,7 @@ RULES: dict[str, Callable[[Context], Any]] = {
     "char_kernel": _char_kernel,
     "word_shape": _word_shape,
     "crf": _crf,
+    "chunk_constraints": _chunk_constraints,
     "lstm_hidden": _lstm_hidden,
     "lstm_layers": _lstm_layers,
     "dropout": _dropout,
@@ -301,7 +309,7 @@ def choose_config(
         else:
             ctx.values[name], provenance[name] = rule(ctx), HEURISTIC
     if not layout.is_sequence:
-        for name in ("crf", "char_encoder", "word_shape"):
+        for name in ("crf", "chunk_constraints", "char_encoder", "word_shape"):
             if settings.get(name):
                 raise OptionError(f"{name} applies to sequence tagging only, but the data are {layout.task}")
     config = ModelConfig(**ctx.values)

@@ -20,6 +20,7 @@ from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.errors import OptionError
+from lfengine.metrics import is_chunk_label_set
 
 
 def _require_task(name: str, layout: InputLayout, task: str) -> None:
@@ -109,7 +110,11 @@ class SequenceTagger(TaskModel):
         )
         self.output_dropout = Dropout(config.dropout)
         self.output = nn.Linear(2 * config.lstm_hidden, layout.num_labels)
-        self.crf = Crf(layout.num_labels) if config.crf else None
+        self.crf = (
+            Crf(layout.num_labels, layout.labels if config.chunk_constraints else None)
+            if config.crf
+            else None
+        )
 
     @classmethod
     def check_layout(cls, layout: InputLayout) -> None:
@@ -120,6 +125,11 @@ class SequenceTagger(TaskModel):
         for name in ("char_encoder", "word_shape"):
             if getattr(config, name) and layout.chars is None:
                 raise OptionError(f"{name} is on, but the data have no character column")
+        if config.chunk_constraints and not (config.crf and is_chunk_label_set(layout.labels)):
+            raise OptionError(
+                "chunk_constraints needs the CRF (crf=true) and chunk labels (O, X|B, X|I); "
+                "drop chunk_constraints=true"
+            )
 
     def forward(self, batch: Batch) -> torch.Tensor:
         features = self.features(batch)
