@@ -98,21 +98,36 @@ _PLACE = ("burg", "ville", "ia", "stan", "ford", "ton", "")
 _ORG = ("tech", "corp", "ex", "")
 _NAT = ("ian", "ese", "ish")
 _ORG_TAILS = ("Corp", "Group", "Bank", "Inc", "Union", "Party")
+#: Templates; ``ENT`` slots take a type from the distribution named after the colon, so a
+#: context suggests a type without deciding it.
 _TEMPLATES = [
-    "PER said on DAY that the NOUN would VERB .",
-    "Mr. PER VERB the NOUN in LOC .",
-    "ORG VERB NUM NOUN in LOC on DAY .",
-    "shares of ORG VERB NUM percent , said PER of ORG .",
-    "the MISC NOUN VERB PER in LOC .",
-    "PER , who VERB for ORG , VERB the NOUN .",
-    "in LOC , the NOUN of ORG VERB a NOUN .",
-    "PER and PER VERB at the MISC NOUN in LOC .",
-    "the NOUN VERB that LOC would VERB the NOUN .",
+    "ENT:per said on DAY that the NOUN would VERB .",
+    "Mr. ENT:per VERB the NOUN in ENT:loc .",
+    "ENT:org VERB NUM NOUN in ENT:loc on DAY .",
+    "shares of ENT:org VERB NUM percent , said ENT:any .",
+    "the ENT:misc NOUN VERB ENT:any in ENT:loc .",
+    "ENT:any , who VERB for ENT:org , VERB the NOUN .",
+    "in ENT:loc , the NOUN of ENT:any VERB a NOUN .",
+    "ENT:any and ENT:any VERB at the ENT:misc NOUN .",
+    "the NOUN VERB that ENT:any would VERB the NOUN .",
     "NOUN VERB the NOUN of the NOUN .",
-    "a MISC NOUN VERB ORG to VERB NUM NOUN .",
-    "President PER VERB LOC on DAY .",
-    "the NOUN in LOC VERB , PER said .",
+    "a ENT:misc NOUN VERB ENT:any to VERB NUM NOUN .",
+    "President ENT:per VERB ENT:loc on DAY .",
+    "the NOUN in ENT:any VERB , ENT:per said .",
+    "ENT:any VERB ENT:any , the Minister said .",
+    "TITLE NOUN VERB in the NOUN .",
+    "ENT:any VERB NUM NOUN ( ENT:any ) .",
 ]
+_SLOT_TYPES = {
+    "per": {"PER": 0.8, "ORG": 0.2},
+    "loc": {"LOC": 0.7, "ORG": 0.2, "MISC": 0.1},
+    "org": {"ORG": 0.75, "PER": 0.1, "LOC": 0.15},
+    "misc": {"MISC": 0.7, "LOC": 0.2, "ORG": 0.1},
+    "any": {"PER": 0.3, "LOC": 0.25, "ORG": 0.3, "MISC": 0.15},
+}
+_AFFIXES = {"PER": _SUR, "LOC": _PLACE, "ORG": _ORG, "MISC": _NAT}
+#: Capitalised words that are no entity (headline words, titles, months).
+_TITLES = ["Minister", "Government", "Police", "Monday", "Report", "Court", "Market", "January"]
 
 
 def ner_records(n: int, seed: int) -> list[list]:
@@ -122,63 +137,65 @@ def ner_records(n: int, seed: int) -> list[list]:
     verbs = lex.words(200, (1, 2), ("ed", "s", ""))
     days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
     first = [w.capitalize() for w in lex.words(150, (1, 2))]  # recur across documents
-    famous_places = [w.capitalize() for w in lex.words(30, (2, 3), _PLACE)]
-    famous_orgs = [w.capitalize() for w in lex.words(20, (2, 2), _ORG)]
-    nationalities = [w.capitalize() for w in lex.words(40, (1, 2), _NAT)]
+    famous = {kind: [w.capitalize() for w in lex.words(30, (1, 3), ("",))] for kind in _AFFIXES}
 
-    def new_names() -> dict[str, list[str]]:
-        """A document's own names: most entity words in the tail are unseen in training."""
-        cap = str.capitalize
-        return {
-            "sur": [cap(w) for w in lex.words(4, (1, 3), _SUR)],
-            "place": [cap(w) for w in lex.words(3, (2, 3), _PLACE)],
-            "org": [cap(w) for w in lex.words(3, (2, 3), _ORG)],
-            "misc": [cap(w) for w in lex.words(2, (2, 3), ("ian", "ese", "", "fest"))],
-        }
+    def name(kind: str) -> str:
+        """A new name; its affix tells its type half of the time, misleads a fifth of that."""
+        roll = rng.random()
+        if roll < 0.4:
+            suffixes = _AFFIXES[kind]
+        elif roll < 0.5:
+            suffixes = _AFFIXES[rng.choice([k for k in _AFFIXES if k != kind])]
+        else:
+            suffixes = ("",)
+        return lex.word((1, 3), rng.choice(suffixes)).capitalize()
 
-    def entity(slot: str, names: dict[str, list[str]]) -> list[tuple[str, str]]:
-        if slot == "PER":
-            words = [rng.choice(names["sur"])]
-            if rng.random() < 0.6:
-                words.insert(0, _zipf(rng, first))
-            if rng.random() < 0.1:
-                words.insert(1, rng.choice(first))
-        elif slot == "LOC":
-            words = [rng.choice(names["place"]) if rng.random() < 0.6 else _zipf(rng, famous_places)]
-            if rng.random() < 0.15:
-                words.append(rng.choice(("City", "Island", "Valley")))
-        elif slot == "ORG":
-            words = [rng.choice(names["org"]) if rng.random() < 0.6 else _zipf(rng, famous_orgs)]
+    def entity(kind: str, names: dict[str, list[str]]) -> list[tuple[str, str]]:
+        local = rng.choice(names[kind]) if rng.random() < 0.65 else _zipf(rng, famous[kind])
+        if kind == "PER":
+            words = [local]
             if rng.random() < 0.5:
+                words.insert(0, _zipf(rng, first))
+        elif kind == "LOC":
+            words = [local] + ([rng.choice(("City", "Island", "Valley"))] if rng.random() < 0.1 else [])
+        elif kind == "ORG":
+            words = [local]
+            roll = rng.random()
+            if roll < 0.3:
                 words.append(rng.choice(_ORG_TAILS))
-        else:  # MISC: nationalities, events, products
-            words = [rng.choice(nationalities)] if rng.random() < 0.6 else [rng.choice(names["misc"])]
-            if rng.random() < 0.3:
-                words.append(rng.choice(("Cup", "Games", "Open")))
-        return [(w, f"{slot}|B" if i == 0 else f"{slot}|I") for i, w in enumerate(words)]
+            elif roll < 0.4:
+                words = ["Bank", "of", local]
+            elif roll < 0.5:
+                words = [local.upper()[:4]]  # an acronym
+        else:
+            words = [local] + ([rng.choice(("Cup", "Games", "Open"))] if rng.random() < 0.3 else [])
+        return [(w, f"{kind}|B" if i == 0 else f"{kind}|I") for i, w in enumerate(words)]
 
     records: list[list] = []
     while len(records) < n:
-        names = new_names()
+        names = {kind: [name(kind) for _ in range(3)] for kind in _AFFIXES}  # this document's
         for _ in range(rng.randint(8, 20)):
             tagged: list[tuple[str, str]] = []
             for slot in rng.choice(_TEMPLATES).split():
-                if slot in ("PER", "LOC", "ORG", "MISC"):
-                    tagged += entity(slot, names)
+                if slot.startswith("ENT:"):
+                    types = _SLOT_TYPES[slot[4:]]
+                    tagged += entity(rng.choices(list(types), weights=list(types.values()))[0], names)
                 elif slot == "NOUN":
                     tagged.append((_zipf(rng, nouns), "O"))
                 elif slot == "VERB":
                     tagged.append((_zipf(rng, verbs), "O"))
                 elif slot == "DAY":
                     tagged.append((rng.choice(days), "O"))
+                elif slot == "TITLE":
+                    tagged.append((rng.choice(_TITLES), "O"))
                 elif slot == "NUM":
                     tagged.append((str(rng.randint(2, 999)), "O"))
                 else:
                     tagged.append((slot, "O"))
             words = [w for w, _ in tagged]
             words[0] = words[0][0].upper() + words[0][1:]
-            if rng.random() < 0.05:  # a headline in capitals
-                words = [w.upper() for w in words]
+            if rng.random() < 0.1:  # a headline: every word capitalised
+                words = [w[0].upper() + w[1:] for w in words]
             vectors = [[w, orth(w)] for w in words]
             records.append([vectors, [label for _, label in tagged]])
     return records[:n]
@@ -207,6 +224,9 @@ _POS_TEMPLATES = [
     "ADP NP PUNCT NP VP ADV .",
     "PROPN VP NUM NOUN ADP NP .",
     "PRON AUX ADV VP ADP PROPN .",
+    "NP AUX ADJ .",
+    "PRON AUX VP NP .",
+    "NP AUX ADV ADJ CCONJ ADJ .",
 ]
 
 
@@ -221,17 +241,17 @@ def pos_records(n: int, seed: int) -> list[list]:
             "NOUN": lex.words(count, (1, 3), ("", "", "s", "tion", "ment")),
             "VERB": lex.words(count // 2, (1, 2), ("ed", "ing", "s", "", "")),
             "ADJ": lex.words(count // 2, (1, 3), ("ous", "al", "ive", "", "")),
-            "ADV": lex.words(count // 6, (1, 3), ("ly", "ly", "ly", "")),
+            "ADV": lex.words(count // 6, (1, 3), ("ly", "")),
             "PROPN": [w.capitalize() for w in lex.words(count // 3, (2, 3))],
         }
 
     shared = open_class(400)
-    ambiguous = lex.words(80, (1, 2), ("s", ""))  # NOUN or VERB, by context
+    ambiguous = lex.words(120, (1, 2), ("s", "", "ing", "al"))  # NOUN, VERB or ADJ, by context
 
     def pick(tag: str, local: dict[str, list[str]]) -> str:
-        if tag in ("NOUN", "VERB") and rng.random() < 0.15:
-            return rng.choice(ambiguous)
-        pool = local[tag] if rng.random() < 0.25 else shared[tag]
+        if tag in ("NOUN", "VERB", "ADJ") and rng.random() < 0.3:
+            return _zipf(rng, ambiguous)
+        pool = local[tag] if rng.random() < 0.4 else shared[tag]
         return _zipf(rng, pool) if pool is shared[tag] else rng.choice(pool)
 
     records: list[list] = []
