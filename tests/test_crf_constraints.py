@@ -63,7 +63,9 @@ def test_decoding_never_produces_an_invalid_path_even_against_huge_emissions():
             assert _valid([LABELS[i] for i in path[:length]])
     free = Crf(len(LABELS))
     free.load_state_dict(crf.state_dict())
-    assert not _valid([LABELS[i] for i in free.decode(emissions[:1], mask[:1])[0, : int(lengths[0])].tolist()])
+    assert not _valid(
+        [LABELS[i] for i in free.decode(emissions[:1], mask[:1])[0, : int(lengths[0])].tolist()]
+    )
 
 
 def _valid_paths(length: int) -> list[tuple[int, ...]]:
