@@ -29,6 +29,7 @@ ARCHITECTURE = (
     "char_filters",
     "char_kernel",
     "word_shape",
+    "affix_dims",
     "crf",
     "chunk_constraints",
     "lstm_hidden",
@@ -259,6 +260,8 @@ def render_source(
         lf.append("from lfengine.builder.crf import Crf")
     if is_tagger or config.hidden_layers > 0:  # lfengine's Dropout: the same masks as when built
         lf.append("from lfengine.builder.dropout import Dropout")
+    if writer.affixes:
+        lf.insert(0, "from lfengine.builder.affixes import AffixEmbeddings")
     if writer.used_ids:
         lf.append("from lfengine.builder.embeddings import FeatureEmbeddings")
     encoder_names = set(writer.encoders)

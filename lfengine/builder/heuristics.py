@@ -95,6 +95,11 @@ def _word_shape(ctx: Context) -> bool:
     return bool(ctx.values["char_encoder"])
 
 
+def _affix_dims(ctx: Context) -> int:
+    """0 (off) for now: measured in bench/baselines_seq.py, see the README's generalisation notes."""
+    return 0
+
+
 def _crf(ctx: Context) -> bool:
     """On for chunk labels (X|B / X|I / O): a CRF learns that X|I follows X|B or X|I."""
     return ctx.layout.is_sequence and is_chunk_label_set(ctx.layout.labels)
@@ -239,6 +244,7 @@ RULES: dict[str, Callable[[Context], Any]] = {
     "char_filters": _char_filters,
     "char_kernel": _char_kernel,
     "word_shape": _word_shape,
+    "affix_dims": _affix_dims,
     "crf": _crf,
     "chunk_constraints": _chunk_constraints,
     "lstm_hidden": _lstm_hidden,
@@ -309,7 +315,7 @@ def choose_config(
         else:
             ctx.values[name], provenance[name] = rule(ctx), HEURISTIC
     if not layout.is_sequence:
-        for name in ("crf", "chunk_constraints", "char_encoder", "word_shape"):
+        for name in ("crf", "chunk_constraints", "char_encoder", "word_shape", "affix_dims"):
             if settings.get(name):
                 raise OptionError(f"{name} applies to sequence tagging only, but the data are {layout.task}")
     config = ModelConfig(**ctx.values)

@@ -98,7 +98,9 @@ class SequenceTagger(TaskModel):
     ) -> None:
         super().__init__(layout, config, init)
         shape = self.word_shape or config.word_shape
-        self.features = InputFeatures(layout, config, init, use_chars=config.char_encoder, use_shape=shape)
+        self.features = InputFeatures(
+            layout, config, init, use_chars=config.char_encoder, use_shape=shape, affix_dims=config.affix_dims
+        )
         self.input_dropout = Dropout(config.dropout)
         self.lstm = nn.LSTM(
             self.features.output_size,
@@ -122,7 +124,7 @@ class SequenceTagger(TaskModel):
 
     @classmethod
     def check_config(cls, layout: InputLayout, config: ModelConfig) -> None:
-        for name in ("char_encoder", "word_shape"):
+        for name in ("char_encoder", "word_shape", "affix_dims"):
             if getattr(config, name) and layout.chars is None:
                 raise OptionError(f"{name} is on, but the data have no character column")
         if config.chunk_constraints and not (config.crf and is_chunk_label_set(layout.labels)):
