@@ -208,13 +208,23 @@ def _split(name: str, write: Callable[[Path], Path], work: Path) -> tuple[Path, 
     return split_export(meta.name.removesuffix(".meta.json"), work / "split" / name, source=meta.parent)
 
 
-def rows(seeds: list[int], quick: bool, extra: list[str] | None = None, jobs: int = 2) -> list[dict]:
-    """One row per data set, system and seed: data, task, train_size, metric, system, seed, score."""
+def rows(
+    seeds: list[int],
+    quick: bool,
+    extra: list[str] | None = None,
+    jobs: int = 2,
+    only: list[str] | None = None,
+) -> list[dict]:
+    """One row per data set, system and seed: data, task, train_size, metric, system, seed, score
+    (lfengine rows also: known, unknown, epochs). ``extra``: options for ``lfengine train``;
+    ``only``: these data sets."""
     extra = extra or []
     out: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
         work = Path(tmp)
         for name, write in _datasets(quick):
+            if only and name not in only:
+                continue
             meta, test, n_train = _split(name, write, work)
             labels = json.loads(meta.read_text(encoding="utf-8"))["targetStats"]["stringCounts"]
             chunks = is_chunk_label_set(sorted(labels))
@@ -253,6 +263,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="generated sets of 1,500 sentences only")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--set", action="append", default=[], help="passed to lfengine train as --set")
+    parser.add_argument("--only", nargs="+", help="these data sets (e.g. seq-pos2 ner-synth-1500)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     try:
@@ -260,7 +271,7 @@ def main() -> int:
     except ImportError:
         return 1
     extra = [a for item in args.set for a in ("--set", item)]
-    table = rows(args.seeds, args.quick, extra, args.jobs)
+    table = rows(args.seeds, args.quick, extra, args.jobs, args.only)
     print(
         f"{'data':18} {'train':>6} {'metric':9} {'system':28} {'mean':>6} {'known':>6} {'unknown':>7}"
         "  per seed"
