@@ -1,11 +1,13 @@
 """Sequence tagging on unseen documents: lfengine's defaults beside linear-chain CRFs.
 
     python bench/baselines_seq.py [--seeds 1 2 3 4 5] [--quick] [--jobs 2] [--set KEY=VALUE ...]
+                                  [--sizes 1500 5000] [--only NAME ...] [--json FILE]
 
 Every data set is split as bench_generalisation does: the first 80 % of the lines become a
 training export of their own (meta recomputed), the last 20 % the test tail (documents the model
 has never seen). Data sets: the shared seq-pos1 and seq-pos2 files, and the generated NER-like
-and POS-like corpora of bench/seq_corpora.py (1,500 sentences; also 5,000 without ``--quick``).
+and POS-like corpora of bench/seq_corpora.py (1,500 and 5,000 sentences, or
+``--sizes``). ``--quick`` (a smoke test): the shared files only, lfengine at 2 epochs.
 Systems:
 
 * ``lfengine defaults``: ``lfengine train`` (one CPU thread) then ``lfengine evaluate`` on the tail;
@@ -191,13 +193,17 @@ def lfengine_run(meta: Path, test: Path, seed: int, workdir: Path, extra: list[s
 # --- the data sets --------------------------------------------------------------------------------
 
 
-def _datasets(quick: bool) -> list[tuple[str, Callable[[Path], Path]]]:
+#: Sizes (sentences before the 80/20 split) of the generated corpora.
+SIZES = (1500, 5000)
+
+
+def _datasets(sizes: tuple[int, ...]) -> list[tuple[str, Callable[[Path], Path]]]:
     """(name, writer of its full export into a folder -> that folder's meta path)."""
     sets: list[tuple[str, Callable[[Path], Path]]] = []
     for name in SHARED:
         if (LFDATA / f"{name}.meta.json").is_file():
             sets.append((name, lambda work, name=name: LFDATA / f"{name}.meta.json"))
-    for size in (1500,) if quick else (1500, 5000):
+    for size in sizes:
         for corpus, (writer, _) in CORPORA.items():
             sets.append((f"{corpus}-{size}", lambda work, w=writer, n=size: w(work, n, 7)))
     return sets
@@ -214,15 +220,16 @@ def rows(
     extra: list[str] | None = None,
     jobs: int = 2,
     only: list[str] | None = None,
+    sizes: tuple[int, ...] = SIZES,
 ) -> list[dict]:
     """One row per data set, system and seed: data, task, train_size, metric, system, seed, score
-    (lfengine rows also: known, unknown, epochs). ``extra``: options for ``lfengine train``;
-    ``only``: these data sets."""
-    extra = extra or []
+    (lfengine rows also: known, unknown, epochs). ``quick``: the shared files only, lfengine at 2
+    epochs; ``extra``: options for ``lfengine train``; ``only``: these data sets."""
+    extra = (extra or []) + (["--max-epochs", "2"] if quick else [])
     out: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
         work = Path(tmp)
-        for name, write in _datasets(quick):
+        for name, write in _datasets(() if quick else sizes):
             if only and name not in only:
                 continue
             meta, test, n_train = _split(name, write, work)
@@ -260,7 +267,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    parser.add_argument("--quick", action="store_true", help="generated sets of 1,500 sentences only")
+    parser.add_argument("--quick", action="store_true", help="shared files only, lfengine at 2 epochs")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="generated corpora sizes")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--set", action="append", default=[], help="passed to lfengine train as --set")
     parser.add_argument("--only", nargs="+", help="these data sets (e.g. seq-pos2 ner-synth-1500)")
@@ -271,7 +279,7 @@ def main() -> int:
     except ImportError:
         return 1
     extra = [a for item in args.set for a in ("--set", item)]
-    table = rows(args.seeds, args.quick, extra, args.jobs, args.only)
+    table = rows(args.seeds, args.quick, extra, args.jobs, args.only, tuple(args.sizes))
     print(
         f"{'data':18} {'train':>6} {'metric':9} {'system':28} {'mean':>6} {'known':>6} {'unknown':>7}"
         "  per seed"
