@@ -44,6 +44,7 @@ from bench.seq_corpora import CORPORA  # noqa: E402
 from bench.shared_files import train_arguments  # noqa: E402
 from lfengine.data.codec import find_char_source  # noqa: E402
 from lfengine.data.meta import read_meta  # noqa: E402
+from lfengine.data.synthetic import word_shape  # noqa: E402
 from lfengine.metrics import decode_spans, is_chunk_label_set  # noqa: E402
 
 SHARED = ("seq-pos1", "seq-pos2")
@@ -82,15 +83,6 @@ def _column_features(vector: list) -> dict[str, Any]:
     return features
 
 
-def _shape(word: str) -> str:
-    out: list[str] = []
-    for ch in word:
-        c = "A" if ch.isupper() else "a" if ch.islower() else "9" if ch.isdigit() else ch
-        if not out or out[-1] != c:
-            out.append(c)
-    return "".join(out)
-
-
 def _word_features(word: str, prefix: str) -> dict[str, Any]:
     return {
         f"{prefix}lower={word.lower()}": 1.0,
@@ -106,7 +98,7 @@ def _derived_features(words: list[str], i: int) -> dict[str, Any]:
         if len(word) >= k:
             features[f"pre{k}={word[:k]}"] = 1.0
             features[f"suf{k}={word[-k:]}"] = 1.0
-    features[f"shape={_shape(word)}"] = 1.0
+    features[f"shape={word_shape(word)}"] = 1.0
     features["digit"] = float(word.isdigit())
     features["has_digit"] = float(any(ch.isdigit() for ch in word))
     features["hyphen"] = float("-" in word)
