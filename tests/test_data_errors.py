@@ -218,10 +218,11 @@ def test_embeddings_file_missing(raw_pair, broken_dir):
     )
 
 
-def test_embeddings_file_with_unsupported_suffix(raw_pair, broken_dir):
+def test_embeddings_file_of_an_unsupported_format(raw_pair, broken_dir):
     path = broken_dir / "vectors.npy"
     spec = _with_embeddings(raw_pair, broken_dir, str(path))
     with pytest.raises(EmbeddingsError) as info:
         build_codec(spec)
-    assert info.value.file == str(path) and "unsupported embeddings file format" in info.value.message
-    assert ".txt.gz" in info.value.message
+    assert info.value.file == str(path) and "no vector in the embeddings file" in info.value.message
+    assert "the first at line 1" in info.value.message
+    assert "fastText .vec" in info.value.message

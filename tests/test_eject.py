@@ -55,9 +55,10 @@ def _ruff(path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def _round_trip(meta: Path, tmp_path: Path, max_epochs: int = 2) -> None:
+def _round_trip(meta: Path, tmp_path: Path, max_epochs: int = 2, **model: object) -> None:
     model_dir = tmp_path / "model"
-    service.train(str(meta), str(model_dir), TrainOptions(max_epochs=max_epochs, threads=1, device="cpu"))
+    options = TrainOptions(max_epochs=max_epochs, threads=1, device="cpu", model=model)
+    service.train(str(meta), str(model_dir), options)
     source = tmp_path / "my_network.py"
     assert cli.main(["eject", str(model_dir), "-o", str(source)]) == 0
     _ruff(source)
@@ -79,8 +80,9 @@ def test_classifier_round_trip(lfdata: Path, tmp_path: Path) -> None:
 
 
 def test_crf_tagger_round_trip(lfdata: Path, tmp_path: Path) -> None:
-    _round_trip(lfdata / "seq-pos2.meta.json", tmp_path)
-    assert "self.crf = Crf(" in (tmp_path / "my_network.py").read_text(encoding="utf-8")
+    _round_trip(lfdata / "seq-pos2.meta.json", tmp_path, affix_dims=6)
+    text = (tmp_path / "my_network.py").read_text(encoding="utf-8")
+    assert "self.crf = Crf(9, LABELS)" in text and "self.affixes = AffixEmbeddings(6)" in text
 
 
 def _regression_corpus(lf_pair) -> Path:

@@ -29,6 +29,7 @@ INT_MAXIMA = {
     "hidden_layers": MAX_DEPTH,
     "lstm_layers": MAX_DEPTH,
     "char_kernel": MAX_DEPTH,
+    "affix_dims": MAX_WIDTH,
     "cnn_kernels": MAX_DEPTH,
 }
 MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
@@ -37,6 +38,8 @@ MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 #: they built, or the training they had).
 LEGACY_DEFAULTS = {
     "word_shape": False,
+    "chunk_constraints": False,
+    "affix_dims": 0,
     "unk_replace": 0.0,
     "word_dropout": 0.0,
     "oov_untrained": False,
@@ -61,7 +64,9 @@ SETTING_HELP = {
     "char_filters": "character CNN filters",
     "char_kernel": "character CNN kernel width",
     "word_shape": "casing/shape flags per token from its characters (sequence tagging)",
+    "affix_dims": "size of the hashed 1-4 character prefix/suffix embeddings per token (0: none)",
     "crf": "linear-chain CRF output layer (sequence tagging)",
+    "chunk_constraints": "the CRF never puts X|I after O or after another type (chunk labels)",
     "lstm_hidden": "tagger BiLSTM hidden size per direction",
     "lstm_layers": "tagger BiLSTM layers",
     "learning_rate": "AdamW's learning rate",
@@ -98,7 +103,9 @@ class ModelConfig:
     char_filters: int
     char_kernel: int
     word_shape: bool
+    affix_dims: int
     crf: bool
+    chunk_constraints: bool
     lstm_hidden: int
     lstm_layers: int
     # --- training ---
@@ -157,7 +164,7 @@ def coerce_value(name: str, value: Any) -> Any:
     if value is None or annotation.startswith(("bool", "str")):
         return value
     if annotation.startswith("int"):
-        minimum = 0 if name in ("hidden_layers", "es_patience") else 1
+        minimum = 0 if name in ("hidden_layers", "es_patience", "affix_dims") else 1
         maximum = INT_MAXIMA.get(name, MAX_COUNT)
         if not minimum <= value <= maximum:
             raise OptionError(f"model setting {name} must be between {minimum} and {maximum}, got {value}")

@@ -116,7 +116,8 @@ def _detail(module: nn.Module) -> str | None:
     if isinstance(module, nn.Dropout):
         return f"p={module.p:g}"
     if isinstance(module, Crf):
-        return f"{module.num_labels} labels, start/end transitions"
+        only = ", valid chunk transitions only" if module.constrained else ""
+        return f"{module.num_labels} labels, start/end transitions{only}"
     return None
 
 

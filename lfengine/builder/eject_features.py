@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+from lfengine.builder.affixes import AFFIX_BUCKETS, AFFIX_LENGTHS
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.encoders import SHAPE_FLAGS, list_encoder_size
 from lfengine.data.batch import EmbeddingInfo, InputLayout
@@ -113,6 +114,7 @@ class FeaturesWriter:
         self.used_ids = list(dict.fromkeys([e for _, e in layout.nominal] + [e for _, e in layout.lists]))
         self.chars = layout.is_sequence and config.char_encoder and layout.chars is not None
         self.shape = layout.is_sequence and config.word_shape and layout.chars is not None
+        self.affixes = config.affix_dims if layout.is_sequence and layout.chars is not None else 0
         self.encoders = {_encoder_call(config, 1)[0].split("(")[0]} if layout.lists else set()
         self.diagram: list[str] = []
         self.size = 0
@@ -158,6 +160,13 @@ class FeaturesWriter:
                 8,
             )
             lines.append("        self.shape = WordShape(alphabet)")
+        if self.affixes:
+            lines += comment(
+                f"1-{max(AFFIX_LENGTHS)} character prefixes and suffixes, hashed into "
+                f"{AFFIX_BUCKETS} rows of {self.affixes}",
+                8,
+            )
+            lines.append(f"        self.affixes = AffixEmbeddings({self.affixes})")
         return lines
 
     def features_forward(self) -> list[str]:
@@ -215,6 +224,12 @@ class FeaturesWriter:
             lines.append("            self.shape(batch.chars),")
             self.diagram.append(part)
             self.size += len(SHAPE_FLAGS)
+        if self.affixes:
+            part = f"characters of {layout.chars.column} -> prefix, suffix sums -> {2 * self.affixes}"
+            lines += comment(part, 12)
+            lines.append("            self.affixes(batch.chars),")
+            self.diagram.append(part)
+            self.size += 2 * self.affixes
         lines.append("        ]")
         return lines
 

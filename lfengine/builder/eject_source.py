@@ -36,7 +36,9 @@ ARCHITECTURE = (
     "char_filters",
     "char_kernel",
     "word_shape",
+    "affix_dims",
     "crf",
+    "chunk_constraints",
     "lstm_hidden",
     "lstm_layers",
 )
@@ -96,7 +98,8 @@ class _Writer(FeaturesWriter):
             f"Dropout {c.dropout}, Linear {2 * c.lstm_hidden} -> {n} label scores per token",
         ]
         if c.crf:
-            self.diagram.append(f"CRF over the {n} labels (Viterbi path, marginals as confidences)")
+            only = ", valid chunk transitions only" if c.chunk_constraints else ""
+            self.diagram.append(f"CRF over the {n} labels (Viterbi path, marginals as confidences{only})")
         lines = [
             f"class {name}(TaskModel):",
             '    """Sequence tagger: per-token features -> BiLSTM -> label scores per token'
@@ -117,7 +120,8 @@ class _Writer(FeaturesWriter):
             f"        self.output = nn.Linear({2 * c.lstm_hidden}, {n})",
         ]
         if c.crf:
-            lines.append(f"        self.crf = Crf({n})")
+            labels = ", LABELS" if c.chunk_constraints else ""
+            lines.append(f"        self.crf = Crf({n}{labels})")
         lines += [
             *_CHECK_LAYOUT,
             "    def forward(self, batch: Batch) -> torch.Tensor:",
@@ -268,6 +272,8 @@ def render_source(
         lf.append("from lfengine.builder.crf import Crf")
     if is_tagger or config.hidden_layers > 0:  # lfengine's Dropout: the same masks as when built
         lf.append("from lfengine.builder.dropout import Dropout")
+    if writer.affixes:
+        lf.insert(0, "from lfengine.builder.affixes import AffixEmbeddings")
     if writer.used_ids:
         lf.append("from lfengine.builder.embeddings import FeatureEmbeddings")
     encoder_names = set(writer.encoders)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lfengine.builder.affixes import AffixEmbeddings
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.embeddings import FeatureEmbeddings, NominalInput, NumericInput
 from lfengine.builder.encoders import (
@@ -58,6 +59,7 @@ class InputFeatures(nn.Module):
         init: dict[str, np.ndarray] | None,
         use_chars: bool = False,
         use_shape: bool = False,
+        affix_dims: int = 0,
     ) -> None:
         super().__init__()
         self.is_sequence = layout.is_sequence
@@ -92,6 +94,11 @@ class InputFeatures(nn.Module):
             if layout.chars is None or not layout.is_sequence:
                 raise OptionError("word-shape flags need sequence data with a character column")
             self.shape = WordShape(layout.chars.alphabet, layout.chars.vocab_size)
+        self.affixes: AffixEmbeddings | None = None
+        if affix_dims:
+            if layout.chars is None or not layout.is_sequence:
+                raise OptionError("affix embeddings need sequence data with a character column")
+            self.affixes = AffixEmbeddings(affix_dims)
         if layout.kinds:  # registered column kinds (data/kinds.py), after the built-in parts
             self.kinds = nn.ModuleDict(
                 {name: kind_named(name).module(settings, config) for name, settings in layout.kinds}
@@ -100,6 +107,7 @@ class InputFeatures(nn.Module):
             feature_width(layout, config)
             + (self.chars.output_size if self.chars is not None else 0)
             + (self.shape.output_size if self.shape is not None else 0)
+            + (self.affixes.output_size if self.affixes is not None else 0)
         )
         if self.output_size == 0:
             raise OptionError("the data have no input features: nothing for a network to learn from")
@@ -132,6 +140,10 @@ class InputFeatures(nn.Module):
             if batch.chars is None:
                 raise ModelError("the model uses word shapes but the batch has no characters")
             parts.append(self.shape(batch.chars))
+        if self.affixes is not None:
+            if batch.chars is None:
+                raise ModelError("the model uses affixes but the batch has no characters")
+            parts.append(self.affixes(batch.chars))
         for name, module in self.kinds.items() if "kinds" in self._modules else ():
             if name not in batch.kinds:
                 raise ModelError(f"the model uses column kind {name!r} but the batch has none")

@@ -20,6 +20,7 @@ from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.errors import OptionError
+from lfengine.metrics import is_chunk_label_set
 
 
 def _require_task(name: str, layout: InputLayout, task: str) -> None:
@@ -97,7 +98,9 @@ class SequenceTagger(TaskModel):
     ) -> None:
         super().__init__(layout, config, init)
         shape = self.word_shape or config.word_shape
-        self.features = InputFeatures(layout, config, init, use_chars=config.char_encoder, use_shape=shape)
+        self.features = InputFeatures(
+            layout, config, init, use_chars=config.char_encoder, use_shape=shape, affix_dims=config.affix_dims
+        )
         self.input_dropout = Dropout(config.dropout)
         self.lstm = nn.LSTM(
             self.features.output_size,
@@ -109,7 +112,11 @@ class SequenceTagger(TaskModel):
         )
         self.output_dropout = Dropout(config.dropout)
         self.output = nn.Linear(2 * config.lstm_hidden, layout.num_labels)
-        self.crf = Crf(layout.num_labels) if config.crf else None
+        self.crf = (
+            Crf(layout.num_labels, layout.labels if config.chunk_constraints else None)
+            if config.crf
+            else None
+        )
 
     @classmethod
     def check_layout(cls, layout: InputLayout) -> None:
@@ -117,9 +124,14 @@ class SequenceTagger(TaskModel):
 
     @classmethod
     def check_config(cls, layout: InputLayout, config: ModelConfig) -> None:
-        for name in ("char_encoder", "word_shape"):
+        for name in ("char_encoder", "word_shape", "affix_dims"):
             if getattr(config, name) and layout.chars is None:
                 raise OptionError(f"{name} is on, but the data have no character column")
+        if config.chunk_constraints and not (config.crf and is_chunk_label_set(layout.labels)):
+            raise OptionError(
+                "chunk_constraints needs the CRF (crf=true) and chunk labels (O, X|B, X|I); "
+                "drop chunk_constraints=true"
+            )
 
     def forward(self, batch: Batch) -> torch.Tensor:
         features = self.features(batch)

@@ -7,21 +7,19 @@ from a dedicated seeded generator (D5).
 
 from __future__ import annotations
 
-import gzip
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lfengine.data.embedding_formats import read_vectors
 from lfengine.errors import EmbeddingsError
 
 log = logging.getLogger(__name__)
 RANDOM_BLOCK_ROWS = 8192  # see initial_matrix
 #: Standard deviation of random embedding rows (see initial_matrix).
 RANDOM_STD = 0.1
-_HEADER = re.compile(r"^\s*[0-9]+\s+[0-9]+\s*$")
 
 
 @dataclass
@@ -60,57 +58,16 @@ def resolve_embeddings_path(name: str, meta_dir: Path) -> Path:
 
 
 def read_embeddings(path: Path, wanted: set[str] | None = None) -> EmbeddingFile:
-    """Read ``.txt``, ``.vec`` or ``.txt.gz``; keep only ``wanted`` words when given."""
-    name = path.name
-    if name.endswith(".txt.gz"):
-        opener = gzip.open
-    elif name.endswith((".txt", ".vec")):
-        opener = open
-    else:
-        raise EmbeddingsError(
-            "unsupported embeddings file format", file=str(path), expected=".txt, .vec or .txt.gz"
-        )
-    words: list[str] = []
-    rows: list[np.ndarray] = []
-    dims = None
-    skipped = 0
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if lineno == 1 and _HEADER.match(line):
-                    dims = int(line.split()[1])
-                    continue
-                fields = line.split()
-                if not fields:
-                    continue
-                if dims is None:
-                    dims = len(fields) - 1
-                    if dims < 1:
-                        raise EmbeddingsError("first vector line has no numbers", file=str(path), line=lineno)
-                if len(fields) != dims + 1:
-                    skipped += 1
-                    log.debug("%s:%d: expected %d numbers, found %d", path, lineno, dims, len(fields) - 1)
-                    continue
-                if wanted is not None and fields[0] not in wanted:
-                    continue
-                try:
-                    vector = np.asarray(fields[1:], dtype=np.float32)
-                except ValueError:
-                    skipped += 1
-                    continue
-                if not np.all(np.isfinite(vector)):
-                    skipped += 1
-                    continue
-                words.append(fields[0])
-                rows.append(vector)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise EmbeddingsError("cannot read embeddings file", file=str(path), found=str(exc)) from None
-    if dims is None:
+    """Read GloVe text, fastText ``.vec`` / word2vec text or word2vec binary, plain or gzip'd
+    (told apart by content: data/embedding_formats.py); keep only ``wanted`` words when given."""
+    found = read_vectors(path, wanted)
+    if found.dims is None:
         raise EmbeddingsError("embeddings file is empty", file=str(path))
-    if skipped:
-        log.warning("%s: skipped %d malformed lines", path, skipped)
-    vectors = np.stack(rows) if rows else np.zeros((0, dims), dtype=np.float32)
-    return EmbeddingFile(path=path, words=words, vectors=vectors, skipped=skipped)
+    if found.skipped:
+        log.warning("%s: skipped %d malformed entries (first: %s)", path, found.skipped, found.first_skipped)
+    log.debug("%s: %s format, %d vectors of %d numbers kept", path, found.format, len(found.rows), found.dims)
+    vectors = np.stack(found.rows) if found.rows else np.zeros((0, found.dims), dtype=np.float32)
+    return EmbeddingFile(path=path, words=found.words, vectors=vectors, skipped=found.skipped)
 
 
 def initial_matrix(
