@@ -68,11 +68,14 @@ BEFORE = [
 CONFIGS = {"before": BEFORE, "after": []}
 
 
-def split_export(name: str, workdir: Path, share: float = 0.8) -> tuple[Path, Path, int]:
+def split_export(
+    name: str, workdir: Path, share: float = 0.8, source: Path = LFDATA
+) -> tuple[Path, Path, int]:
     """Write ``name``'s first ``share`` of lines as an LF export (meta recomputed) and the rest as
-    a test file; returns (meta path, test path, training lines)."""
-    meta = json.loads((LFDATA / f"{name}.meta.json").read_text(encoding="utf-8"))
-    lines = (LFDATA / f"{name}.data.json").read_text(encoding="utf-8").splitlines()
+    a test file; returns (meta path, test path, training lines). ``source``: the folder of
+    ``name``.meta.json and .data.json (the shared files by default)."""
+    meta = json.loads((source / f"{name}.meta.json").read_text(encoding="utf-8"))
+    lines = (source / f"{name}.data.json").read_text(encoding="utf-8").splitlines()
     cut = int(len(lines) * share)
     head, tail = lines[:cut], lines[cut:]
     records = [json.loads(line) for line in head]

@@ -53,9 +53,10 @@ def _ruff(path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def _round_trip(meta: Path, tmp_path: Path, max_epochs: int = 2) -> None:
+def _round_trip(meta: Path, tmp_path: Path, max_epochs: int = 2, model: dict | None = None) -> None:
     model_dir = tmp_path / "model"
-    service.train(str(meta), str(model_dir), TrainOptions(max_epochs=max_epochs, threads=1, device="cpu"))
+    options = TrainOptions(max_epochs=max_epochs, threads=1, device="cpu", model=model or {})
+    service.train(str(meta), str(model_dir), options)
     source = tmp_path / "my_network.py"
     assert cli.main(["eject", str(model_dir), "-o", str(source)]) == 0
     _ruff(source)

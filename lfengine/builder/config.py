@@ -30,6 +30,7 @@ INT_MAXIMA = {
     "lstm_layers": MAX_DEPTH,
     "char_kernel": MAX_DEPTH,
     "cnn_kernels": MAX_DEPTH,
+    "wide_ngrams": 2,
 }
 MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 
@@ -42,6 +43,7 @@ LEGACY_DEFAULTS = {
     "oov_untrained": False,
     "lr_decay": 1.0,
     "es_min_delta": 0.0,
+    "wide_ngrams": 0,
 }
 
 
@@ -62,6 +64,7 @@ SETTING_HELP = {
     "char_kernel": "character CNN kernel width",
     "word_shape": "casing/shape flags per token from its characters (sequence tagging)",
     "crf": "linear-chain CRF output layer (sequence tagging)",
+    "wide_ngrams": "linear model over token lists beside the network: 0 off, 1 words, 2 + hashed bigrams",
     "lstm_hidden": "tagger BiLSTM hidden size per direction",
     "lstm_layers": "tagger BiLSTM layers",
     "learning_rate": "AdamW's learning rate",
@@ -101,6 +104,7 @@ class ModelConfig:
     crf: bool
     lstm_hidden: int
     lstm_layers: int
+    wide_ngrams: int
     # --- training ---
     learning_rate: float
     batch_size: int
@@ -157,7 +161,7 @@ def coerce_value(name: str, value: Any) -> Any:
     if value is None or annotation.startswith(("bool", "str")):
         return value
     if annotation.startswith("int"):
-        minimum = 0 if name in ("hidden_layers", "es_patience") else 1
+        minimum = 0 if name in ("hidden_layers", "es_patience", "wide_ngrams") else 1
         maximum = INT_MAXIMA.get(name, MAX_COUNT)
         if not minimum <= value <= maximum:
             raise OptionError(f"model setting {name} must be between {minimum} and {maximum}, got {value}")
