@@ -144,6 +144,7 @@ def _systems(kinds: list[str]) -> dict[str, tuple]:
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MaxAbsScaler
     from sklearn.svm import LinearSVC
@@ -151,17 +152,20 @@ def _systems(kinds: list[str]) -> dict[str, tuple]:
     def identity(tokens):
         return tokens
 
+    def logistic(c: float, seed: int):  # liblinear is binary only: one-vs-rest for more labels
+        return OneVsRestClassifier(LogisticRegression(C=c, solver="liblinear", random_state=seed))
+
     if set(kinds) == {"list"}:
         return {
             "tfidf-lr": (
                 lambda: TfidfVectorizer(analyzer=identity, sublinear_tf=True),
-                lambda c, s: LogisticRegression(C=c, solver="liblinear", random_state=s),
+                logistic,
             ),
             "nb-lr": (lambda: CountVectorizer(analyzer=identity, binary=True), _nb_lr),
         }
     table = lambda: make_pipeline(DictVectorizer(), MaxAbsScaler())  # noqa: E731
     return {
-        "onehot-lr": (table, lambda c, s: LogisticRegression(C=c, solver="liblinear", random_state=s)),
+        "onehot-lr": (table, logistic),
         "linear-svm": (table, lambda c, s: LinearSVC(C=c, max_iter=5000, random_state=s)),
     }
 
@@ -213,18 +217,18 @@ def rows(seeds: list[int], quick: bool) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(JOBS) as pool:
         work = Path(tmp)
         splits = {name: _prepare(name, work) for name in names}
+        for name in names:  # first, so that a failing baseline stops the bench before lfengine runs
+            split = splits[name]
+            base = {"data": name, "task": "classification", "train_size": split.n_train, "metric": "accuracy"}
+            for seed in seeds:
+                for system, score in _classical(split, seed).items():
+                    out.append({**base, "system": system, "seed": seed, "score": score})
         futures = {
             (name, system, seed): pool.submit(_lfengine_score, splits[name], seed, extra, work, system)
             for name in names
             for system, extra in configs.items()
             for seed in seeds
         }
-        for name in names:
-            split = splits[name]
-            base = {"data": name, "task": "classification", "train_size": split.n_train, "metric": "accuracy"}
-            for seed in seeds:
-                for system, score in _classical(split, seed).items():
-                    out.append({**base, "system": system, "seed": seed, "score": score})
         for (name, system, seed), future in futures.items():
             score = future.result()
             if isinstance(score, str):
