@@ -7,8 +7,8 @@ the test set (unseen documents). lfengine trains on the 80 % with its defaults (
 validation tail inside them) and is evaluated on the tail, once per seed.
 
 The classical systems (scikit-learn) see the same columns, and choose their regularisation C
-from 0.1-10 on the last 10 % of the training part (the tail lfengine validates on) before they
-are refit on all of it:
+from 0.1-10 on the last 10 % of the training part (lfengine also holds out 10 % to validate)
+before they are refit on all of it:
 
 * token-list data: TF-IDF logistic regression over uni+bigrams, and NB-weighted logistic
   regression (Wang & Manning 2012's NBSVM with a logistic loss: binary uni+bigram features
@@ -183,7 +183,7 @@ def _classical(split: Split, seed: int) -> dict[str, float]:
     scores = {}
     for name, (vectoriser, model) in _systems(kinds).items():
         best_c, best = C_GRID[0], -1.0
-        for c in C_GRID:  # C chosen on the validation tail, as lfengine chooses its epoch
+        for c in C_GRID:  # C chosen on held-out data, as lfengine chooses its epoch
             vec = vectoriser()
             fitted = model(c, seed).fit(vec.fit_transform(x_train[:cut]), y_train[:cut])
             accuracy = float(np.mean(fitted.predict(vec.transform(x_train[cut:])) == y_train[cut:]))
