@@ -163,3 +163,23 @@ def test_startup_bench_reports_the_cpu_seconds_of_each_command(tmp_path: Path) -
     results = json.loads(out.read_text(encoding="utf-8"))
     assert set(results) == {"--help", "train --help", "describe --help"}
     assert all({"median_cpu_s", "runs", "limit_cpu_s"} <= set(r) for r in results.values())
+
+
+def test_baselines_bench_prints_lfengine_beside_the_linear_models(lfdata: Path, tmp_path: Path) -> None:
+    pytest.importorskip("sklearn", reason="the baselines bench needs the bench extra (scikit-learn)")
+    out = tmp_path / "baselines.json"
+    stdout = run_bench(
+        "bench_baselines.py", *("--quick", "--only", "class-ionosphere", "--seeds", "1", "--json", out)
+    )
+    assert header(stdout, "data")[:6] == ["data", "train", "metric", "system", "mean", "sd"]
+    for system in ("onehot-lr", "linear-svm", "lfengine"):
+        words = row(stdout, "class-ionosphere", "280", "accuracy", system)
+        assert_score(float(words[4]))
+    margin = row(stdout, "class-ionosphere", "lfengine", "-")  # lfengine's margin over the best linear model
+    results = json.loads(out.read_text())
+    by_system = {r["system"]: r["score"] for r in results}
+    best = max(by_system["onehot-lr"], by_system["linear-svm"])
+    assert float(margin[-1]) == pytest.approx(by_system["lfengine"] - best, abs=6e-4)
+    for r in results:
+        assert set(r) == {"data", "task", "train_size", "metric", "system", "seed", "score"}
+        assert (r["data"], r["train_size"], r["seed"]) == ("class-ionosphere", 280, 1)

@@ -31,6 +31,7 @@ INT_MAXIMA = {
     "char_kernel": MAX_DEPTH,
     "affix_dims": MAX_WIDTH,
     "cnn_kernels": MAX_DEPTH,
+    "wide_ngrams": 2,
 }
 MAX_COUNT = 2**31 - 1  # batch_size, max_epochs, es_patience
 
@@ -45,6 +46,7 @@ LEGACY_DEFAULTS = {
     "oov_untrained": False,
     "lr_decay": 1.0,
     "es_min_delta": 0.0,
+    "wide_ngrams": 0,
 }
 
 
@@ -67,6 +69,7 @@ SETTING_HELP = {
     "affix_dims": "size of the hashed 1-4 character prefix/suffix embeddings per token (0: none)",
     "crf": "linear-chain CRF output layer (sequence tagging)",
     "chunk_constraints": "the CRF never puts X|I after O or after another type (chunk labels)",
+    "wide_ngrams": "linear model over token lists beside the network: 0 off, 1 words, 2 + hashed bigrams",
     "lstm_hidden": "tagger BiLSTM hidden size per direction",
     "lstm_layers": "tagger BiLSTM layers",
     "learning_rate": "AdamW's learning rate",
@@ -108,6 +111,7 @@ class ModelConfig:
     chunk_constraints: bool
     lstm_hidden: int
     lstm_layers: int
+    wide_ngrams: int
     # --- training ---
     learning_rate: float
     batch_size: int
@@ -164,7 +168,7 @@ def coerce_value(name: str, value: Any) -> Any:
     if value is None or annotation.startswith(("bool", "str")):
         return value
     if annotation.startswith("int"):
-        minimum = 0 if name in ("hidden_layers", "es_patience", "affix_dims") else 1
+        minimum = 0 if name in ("hidden_layers", "es_patience", "affix_dims", "wide_ngrams") else 1
         maximum = INT_MAXIMA.get(name, MAX_COUNT)
         if not minimum <= value <= maximum:
             raise OptionError(f"model setting {name} must be between {minimum} and {maximum}, got {value}")

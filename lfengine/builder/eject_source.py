@@ -41,6 +41,7 @@ ARCHITECTURE = (
     "chunk_constraints",
     "lstm_hidden",
     "lstm_layers",
+    "wide_ngrams",
 )
 TRAINING = ("learning_rate", "batch_size", "max_epochs", "es_patience", "weight_decay", "grad_clip")
 
@@ -66,6 +67,10 @@ class _Writer(FeaturesWriter):
             size = c.hidden_size
         what = "one standardised value" if regression else f"{outputs} label scores"
         self.diagram.append(f"Linear {size} -> {outputs} ({what})")
+        wide = bool(layout.lists and c.wide_ngrams)
+        if wide:
+            grams = "words and hashed bigrams" if c.wide_ngrams > 1 else "words"
+            self.diagram.append(f"+ a linear model over the token lists' {grams} -> {outputs} (added)")
         lines = [
             f"class {name}(TaskModel):",
             f'    """{"Regressor" if regression else "Classifier"}: features -> hidden layer(s) -> '
@@ -79,10 +84,12 @@ class _Writer(FeaturesWriter):
             *[f"            {line}" for line in hidden],
             "        )",
             f"        self.output = nn.Linear({size}, {outputs})",
+            *([f"        self.wide = WideNgrams(layout, {outputs}, {c.wide_ngrams})"] if wide else []),
             *_CHECK_LAYOUT,
             "    def forward(self, batch: Batch) -> torch.Tensor:",
             f'        """{"(B,) standardised values" if regression else f"(B, {outputs}) logits"}."""',
             "        scores = self.output(self.hidden(self.features(batch)))",
+            *(["        scores = scores + self.wide(batch.lists, batch.list_lengths)"] if wide else []),
             "        return scores.squeeze(-1)" if regression else "        return scores",
         ]
         return lines
@@ -289,6 +296,8 @@ def render_source(
         if len(line) > WIDTH:  # isort's wrapped form: one name per line
             line = "from lfengine.builder.encoders import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
         lf.append(line)
+    if not is_tagger and layout.lists and config.wide_ngrams:
+        lf.append("from lfengine.builder.wide import WideNgrams")
     lf.append("from lfengine.data.batch import Batch, EmbeddingInfo, InputLayout")
     lf.append("from lfengine.errors import OptionError")
 

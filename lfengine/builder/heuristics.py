@@ -156,6 +156,13 @@ def _hidden_layers(ctx: Context) -> int:
     return 0 if text_cnn else 1
 
 
+def _wide_ngrams(ctx: Context) -> int:
+    """0 (off): a linear part over words and hashed bigrams (2) beside the text CNN did not beat
+    the CNN alone on unseen documents across data sizes (bench/bench_baselines.py); opt in with
+    wide_ngrams=2."""
+    return 0
+
+
 def _hidden_size(ctx: Context) -> int:
     """Half the concatenated input, kept within 32..200: enough to combine features, small
     enough not to overfit a few hundred items."""
@@ -260,6 +267,7 @@ RULES: dict[str, Callable[[Context], Any]] = {
     "embedding_dropout": _embedding_dropout,
     "hidden_layers": _hidden_layers,
     "hidden_size": _hidden_size,
+    "wide_ngrams": _wide_ngrams,
     "learning_rate": _learning_rate,
     "batch_size": _batch_size,
     "max_epochs": _max_epochs,

@@ -1,6 +1,7 @@
 """The auto-built networks for classification, sequence tagging and regression.
 
-Classifier: features -> [Linear -> ReLU -> Dropout] x hidden_layers -> Linear(C).
+Classifier: features -> [Linear -> ReLU -> Dropout] x hidden_layers -> Linear(C), plus, with
+token-list columns and ``wide_ngrams``, a linear model over their words and bigrams (wide.py).
 Regressor:  the same trunk -> Linear(1).
 SequenceTagger: per-token features -> Dropout -> packed BiLSTM -> Dropout -> Linear(C) ->
 optional CRF. Packing (enforce_sorted=False) makes every result independent of the padding.
@@ -18,6 +19,7 @@ from lfengine.builder.config import ModelConfig
 from lfengine.builder.crf import Crf
 from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
+from lfengine.builder.wide import WideNgrams
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.errors import OptionError
 from lfengine.metrics import is_chunk_label_set
@@ -58,6 +60,9 @@ class Classifier(TaskModel):
             self.features.output_size, config.hidden_size, config.hidden_layers, config.dropout
         )
         self.output = nn.Linear(self.hidden.output_size, self._output_size(layout))
+        self.wide: WideNgrams | None = None
+        if layout.lists and config.wide_ngrams:
+            self.wide = WideNgrams(layout, self._output_size(layout), config.wide_ngrams)
 
     @classmethod
     def check_layout(cls, layout: InputLayout) -> None:
@@ -68,7 +73,10 @@ class Classifier(TaskModel):
         return layout.num_labels
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.output(self.hidden(self.features(batch)))
+        scores = self.output(self.hidden(self.features(batch)))
+        if self.wide is not None:
+            scores = scores + self.wide(batch.lists, batch.list_lengths)
+        return scores
 
 
 class Regressor(Classifier):
