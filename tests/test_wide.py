@@ -80,7 +80,7 @@ def test_a_text_classifier_with_the_wide_part_saves_loads_applies_and_ejects(lf_
         cue = ["good"] if label == "pos" else ["not", "good"]
         records.append([[[rng.choice(["a", "the", "film"]), *cue, rng.choice(["x", "y", "."])]], label])
     meta = lf_pair([LfAttribute("N", "string", emb_id="words")], records, base="wide")
-    _round_trip(meta, tmp_path / "run", max_epochs=1, model={"wide_ngrams": 2})
+    _round_trip(meta, tmp_path / "run", max_epochs=1, wide_ngrams=2)
     source = (tmp_path / "run" / "my_network.py").read_text(encoding="utf-8")
     assert "self.wide = WideNgrams(layout, 2, 2)" in source
     assert "scores = scores + self.wide(batch.lists, batch.list_lengths)" in source
