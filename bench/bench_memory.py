@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lfengine import predictor, service, store, trainer  # noqa: E402
+from lfengine import model_writer, predictor, service, store, trainer  # noqa: E402
 from lfengine.data.synthetic import write_sequence_corpus  # noqa: E402
 from lfengine.options import TrainOptions  # noqa: E402
 
@@ -133,7 +133,7 @@ def main() -> int:
         trace.wrap(predictor.Predictor, "run", "validate-forward")
         trace.wrap(store, "save_model_dir", "model-save")
         trace.wrap(store, "save_checkpoint", "checkpoint")
-        trace.wrap(store, "append_metrics", "metrics")
+        trace.wrap(model_writer, "append_metrics", "metrics")
         trace.wrap(trainer, "release_freed_memory", "release")
 
     def record(epoch: int) -> None:

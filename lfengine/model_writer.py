@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 from lfengine import runlog, store
 from lfengine.errors import ModelError
 from lfengine.model_parts import save_part
-from lfengine.safe_io import open_append
+from lfengine.safe_io import PathLike, open_append, to_strict_json
 from lfengine.train_state import TrainState
 
 
@@ -108,7 +109,7 @@ class ModelWriter:
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         if self.main:
-            store.append_metrics(self.root, record)
+            append_metrics(self.root, record)
 
     # --- train.log --------------------------------------------------------------------------
     def log_header(self, facts: dict[str, Any], changed: dict[str, Any]) -> None:
@@ -170,3 +171,18 @@ class _TrainLogHandler(logging.FileHandler):
     def close(self) -> None:
         with contextlib.suppress(OSError):
             super().close()
+
+
+def append_metrics(model_dir: PathLike, record: dict) -> None:
+    """Append one validation record to metrics.jsonl as a single strict-JSON line, flushed."""
+    paths = store.model_paths(model_dir)
+    line = to_strict_json(record, "metrics record") + "\n"
+    with store.file_system_errors("append to", paths.metrics):
+        paths.root.mkdir(parents=True, exist_ok=True)
+        with open_append(paths.metrics, "a+b") as handle:  # never through a link
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # an earlier append was cut short: keep its debris apart
+                    line = "\n" + line
+            handle.write(line.encode("ascii"))
+            handle.flush()

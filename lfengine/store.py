@@ -50,9 +50,7 @@ from lfengine.safe_io import (
     check_json,
     check_state_dict,
     check_tensor_tree,
-    open_append,
     parse_strict_json,
-    to_strict_json,
 )
 
 log = logging.getLogger(__name__)
@@ -384,22 +382,3 @@ def load_checkpoint(model_dir: PathLike, map_location: str | torch.device = "cpu
     if not isinstance(document.get("payload"), dict):
         raise ModelError(f"{file} has no payload", file=str(file))
     return document["payload"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Metrics log
-
-
-def append_metrics(model_dir: PathLike, record: dict) -> None:
-    """Append one validation record to metrics.jsonl as a single strict-JSON line, flushed."""
-    paths = model_paths(model_dir)
-    line = to_strict_json(record, "metrics record") + "\n"
-    with file_system_errors("append to", paths.metrics):
-        paths.root.mkdir(parents=True, exist_ok=True)
-        with open_append(paths.metrics, "a+b") as handle:  # never through a link
-            if handle.seek(0, os.SEEK_END) > 0:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":  # an earlier append was cut short: keep its debris apart
-                    line = "\n" + line
-            handle.write(line.encode("ascii"))
-            handle.flush()

@@ -15,7 +15,7 @@ from lfengine.data.synthetic import write_classification_corpus
 from lfengine.errors import ModelError
 from lfengine.gate.cmdline import write_config_file
 from lfengine.gate.wrapper import WRAPPER_NAME, render_wrapper_files, write_wrapper_dir
-from lfengine.model_writer import ModelWriter
+from lfengine.model_writer import ModelWriter, append_metrics
 from lfengine.options import TrainOptions
 from lfengine.safe_io import open_append
 
@@ -74,7 +74,7 @@ def test_appends_never_go_through_a_link_planted_meanwhile(tmp_path, victim):
     with pytest.raises(ModelError, match="symbolic link"):
         runlog.append_text(paths.log, "header\n")
     with pytest.raises(ModelError, match="symbolic link"):
-        store.append_metrics(model_dir, {"epoch": 1})
+        append_metrics(model_dir, {"epoch": 1})
     writer = ModelWriter(model_dir)
     with pytest.raises(ModelError, match="symbolic link"), writer.logging_to_file():
         logging.getLogger("lfengine").info("a record")

@@ -18,11 +18,11 @@ import torch
 import lfengine
 from lfengine import store
 from lfengine.errors import ModelError
+from lfengine.model_writer import append_metrics
 from lfengine.safe_io import atomic_write, sha256_file
 from lfengine.store import (
     FORMAT_NAME,
     FORMAT_VERSION,
-    append_metrics,
     load_checkpoint,
     load_model_dir,
     model_dir_for_prefix,
