@@ -29,9 +29,10 @@ CASES = [
 NOT_IN_SESSIONS = {
     -32603: "internal error: a bug, by definition not provoked on purpose",
     -32002: "stream corrupt: needs over 1 MiB of non-msgpack input; tests/test_server.py",
-    -32003: "engine busy: needs 1024 waiting requests",
+    -32003: "engine busy: needs 1,024 waiting requests or 16 MiB of them; tests/test_resource_bounds.py",
     -32004: "shutting down: needs a signal; tests/test_server.py",
     1000: "data error: only its subclasses (1001-1003) are raised",
+    1022: "model in use: needs two trainings into one directory at once; tests/test_model_commit.py",
     1099: "engine error: only its subclasses are raised",
 }
 
