@@ -4,7 +4,7 @@
 (b) ``apply-batch`` round trip for 1, 10, 100 and 1000 instances, against the same model's bare
     forward pass in this process: ``model.predict`` on Batches collated in advance, exactly the
     passes the Predictor makes, under the same number of torch threads and the engine's
-    process settings (allocator, garbage collection: lfengine.server). Both run pinned to one
+    process settings (allocator, garbage collection: lfengine.serving.server). Both run pinned to one
     CPU (--cpu), so they share its caches and frequency. The two are timed in turn, sample after
     sample, so that machine noise hits both alike; medians are reported.
 (c) resident memory of the engine (VmRSS) after 1,000 and after 100,000 single-instance

@@ -211,7 +211,7 @@ def lfengine_variant(p: Prepared) -> LoopVariant:
     model = build_network(NetworkPlan(layout, config, p.init))
     optimizer = model.make_optimizer()
 
-    def step(batch: Batch) -> None:  # the same as lfengine.trainer.Trainer._step
+    def step(batch: Batch) -> None:  # the same as lfengine.training.trainer.Trainer._step
         optimizer.zero_grad(set_to_none=True)
         model.loss(batch).backward()
         if config.grad_clip > 0:

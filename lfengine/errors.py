@@ -87,7 +87,7 @@ class ModelError(LfEngineError):
 
 
 class ModelInUse(ModelError):
-    """Another training holds the model directory (lfengine.model_lock): one writer at a time."""
+    """Another training holds the model directory (lfengine.training.model_lock): one writer at a time."""
 
 
 class UntrustedModuleError(ModelError):

@@ -1,7 +1,7 @@
 """The settings of an lfengine process that serves or trains: allocator, garbage collector,
 torch threads, the protocol's hold on stdout (file descriptor 1) and termination signals.
 
-The resident server (lfengine.server), the legacy apply loop of the GATE drop-in
+The resident server (lfengine.serving.server), the legacy apply loop of the GATE drop-in
 (lfengine.gate.commands) and every training (lfengine.service.train) take them from here, so
 that each rule about the process lives in one place.
 """

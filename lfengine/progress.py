@@ -73,7 +73,7 @@ def render_bar(p: dict[str, Any], rate: float | None, width: int) -> str:
 
 
 class ProgressDisplay:
-    """Receives the trainer's progress dicts (see lfengine.trainer) and shows them on ``stream``."""
+    """Receives the trainer's progress dicts (see lfengine.training.trainer) and shows them on ``stream``."""
 
     def __init__(self, stream: TextIO, *, log_interval: float = 10.0) -> None:
         self.stream = stream

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lfengine import distributed, store
+from lfengine import store
 from lfengine.accelerate import requested_device
 from lfengine.builder.build import NetworkPlan, build_network
 from lfengine.builder.config import ModelConfig
@@ -23,7 +23,8 @@ from lfengine.options import TrainOptions
 from lfengine.planning import describe
 from lfengine.predictor import Predictor, RowOutputs
 from lfengine.process import training_process
-from lfengine.training_run import TrainingRun
+from lfengine.training import distributed
+from lfengine.training.training_run import TrainingRun
 
 __all__ = ["describe", "evaluate", "load_model", "LoadedModel", "train"]
 

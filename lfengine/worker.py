@@ -1,6 +1,6 @@
 """A local training worker process: ``python -m lfengine.worker META MODEL_DIR OPTIONS_JSON THREADS``.
 
-lfengine.distributed starts ``workers - 1`` of these beside the process that was asked to train;
+lfengine.training.distributed starts ``workers - 1`` of these beside the process that was asked to train;
 each joins the process group as its RANK says and runs the same lfengine.service.train. The
 entry point lives here, above service, so that distributed (which trainer and service use)
 never imports service.
@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 
-from lfengine import distributed, service
+from lfengine import service
 from lfengine.logs import log_to_stderr
 from lfengine.options import TrainOptions
+from lfengine.training import distributed
 
 
 def _watch_parent(parent: int) -> None:

@@ -17,7 +17,7 @@ from timeouts import scaled
 
 REPO = Path(__file__).resolve().parent.parent
 SERVE = (
-    "import sys; from lfengine.server import serve; "
+    "import sys; from lfengine.serving.server import serve; "
     "sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer{args}))"
 )
 TIMEOUT = scaled(20.0)

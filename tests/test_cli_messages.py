@@ -23,7 +23,12 @@ from lfengine.data.synthetic import write_classification_corpus, write_sequence_
 
 REPO = Path(__file__).resolve().parent.parent
 #: The modules that run a training; the settings they read are the training's (not the network's).
-TRAINING_MODULES = ("trainer.py", "input_noise.py", "training_run.py", "builder/base.py")
+TRAINING_MODULES = (
+    "training/trainer.py",
+    "training/input_noise.py",
+    "training/training_run.py",
+    "builder/base.py",
+)
 
 
 def _data(meta: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Data-parallel training (lfengine/distributed.py): --workers 2 and a torchrun-style launch.
+"""Data-parallel training (lfengine/training/distributed.py): --workers 2 and a torchrun-style launch.
 
 Real processes throughout: the CLI starts its worker process, gloo all-reduces the gradients.
 """
@@ -22,8 +22,8 @@ from timeouts import scaled
 
 from lfengine import service, store
 from lfengine.data.synthetic import write_sequence_corpus
-from lfengine.distributed import Coordinator
 from lfengine.options import TrainOptions
+from lfengine.training.distributed import Coordinator
 
 REPO = Path(__file__).resolve().parent.parent
 LFDATA = REPO.parent / "shared" / "lfdata"
@@ -274,8 +274,8 @@ def test_local_workers_listen_on_the_loopback_address_only(seq_meta: Path, tmp_p
 
 
 def test_more_workers_than_cores_is_refused(seq_meta: Path, tmp_path: Path) -> None:
-    from lfengine.distributed import usable_cores
     from lfengine.errors import OptionError
+    from lfengine.training.distributed import usable_cores
 
     options = TrainOptions(max_epochs=1, device="cpu", workers=usable_cores() + 1)
     with pytest.raises(OptionError, match=f"CPU cores.*--workers {usable_cores()} at most"):

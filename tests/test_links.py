@@ -15,9 +15,9 @@ from lfengine.data.synthetic import write_classification_corpus
 from lfengine.errors import ModelError
 from lfengine.gate.cmdline import write_config_file
 from lfengine.gate.wrapper import WRAPPER_NAME, render_wrapper_files, write_wrapper_dir
-from lfengine.model_writer import ModelWriter, append_metrics
 from lfengine.options import TrainOptions
 from lfengine.safe_io import open_append
+from lfengine.training.model_writer import ModelWriter, append_metrics
 
 VICTIM_TEXT = "the user's own file\n"
 

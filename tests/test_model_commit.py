@@ -20,10 +20,10 @@ from timeouts import scaled
 from lfengine import service, store
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
 from lfengine.errors import ModelError, ModelInUse
-from lfengine.model_lock import training_lock
 from lfengine.options import TrainOptions
 from lfengine.protocol.envelope import error_code
 from lfengine.safe_io import remove_stale_temp_files
+from lfengine.training.model_lock import training_lock
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -158,7 +158,7 @@ def test_other_commands_still_die_of_an_early_sigterm(tmp_path):
 # --- item 12: what one message, and the requests waiting, may cost in memory ---------------------
 SMALL_CONTAINER_LIMIT = (
     "import lfengine.protocol.stream as stream; stream.MAX_DECODED_CONTAINERS = 1000; "
-    "import lfengine.server as server; server.MAX_QUEUED_BYTES = 8192; "
+    "import lfengine.serving.server as server; server.MAX_QUEUED_BYTES = 8192; "
 )
 
 

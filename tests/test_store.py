@@ -18,7 +18,6 @@ import torch
 import lfengine
 from lfengine import store
 from lfengine.errors import ModelError
-from lfengine.model_writer import append_metrics
 from lfengine.safe_io import atomic_write, sha256_file
 from lfengine.store import (
     FORMAT_NAME,
@@ -32,6 +31,7 @@ from lfengine.store import (
     save_model_dir,
 )
 from lfengine.train_state import capture_rng_state, restore_rng_state
+from lfengine.training.model_writer import append_metrics
 
 METADATA = {
     "task": "sequence",

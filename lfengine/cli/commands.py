@@ -166,7 +166,7 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from lfengine.server import serve
+    from lfengine.serving.server import serve
 
     return serve(
         sys.stdin.buffer, sys.stdout.buffer, fmt=args.format, max_message_bytes=args.max_message_mb * 2**20

@@ -1,7 +1,7 @@
 """One training run, in the steps lfengine.service.train takes: options and resume, data and
 plan, the run itself, the result.
 
-The model directory is written by one ModelWriter (lfengine.model_writer), which the trainer is
+The model directory is written by one ModelWriter (lfengine.training.model_writer), which the trainer is
 handed; with several ranks (``--workers``, torchrun) rank 0 alone writes.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lfengine import __version__, distributed, runlog, store
+from lfengine import __version__, runlog, store
 from lfengine.accelerate import Precision, auto_device, choose_precision, dense_parameters, requested_device
 from lfengine.builder.registry import check_module_allowed
 from lfengine.data.batching import split_indices
@@ -30,18 +30,21 @@ from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
 from lfengine.data.rows import remap_untrained, restrict_to_trained
 from lfengine.errors import DataLineError, OptionError
-from lfengine.model_lock import training_lock
-from lfengine.model_writer import ModelWriter
 from lfengine.options import TrainOptions
 from lfengine.paths import open_regular, path_problem
 from lfengine.planning import Plan, describe_plan, plan_model, split_sizes
 from lfengine.progress import kept_model, plural
 from lfengine.safe_io import refuse_symlinks, remove_stale_temp_files
-from lfengine.schedule import Schedule, StopSignals
 from lfengine.train_state import TrainState
-from lfengine.trainer import Trainer
+from lfengine.training import distributed
+from lfengine.training.model_lock import training_lock
+from lfengine.training.model_writer import ModelWriter
+from lfengine.training.schedule import Schedule, StopSignals
+from lfengine.training.trainer import Trainer
 
-log = logging.getLogger(__name__)
+# The logger keeps its name from before the move into lfengine/training/: clients see it in log
+# notifications (protocol.md) and may filter on it.
+log = logging.getLogger("lfengine.training_run")
 
 
 @dataclass

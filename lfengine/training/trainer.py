@@ -27,14 +27,10 @@ from lfengine.builder.config import ModelConfig
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
-from lfengine.distributed import Coordinator
 from lfengine.errors import OptionError
-from lfengine.input_noise import InputNoise
 from lfengine.metrics import single_predicted_label
-from lfengine.model_writer import ModelWriter
 from lfengine.predictor import Predictor, headline
 from lfengine.progress import plural
-from lfengine.schedule import Schedule, StopSignals
 from lfengine.train_state import (
     EpochPosition,
     TrainState,
@@ -43,8 +39,14 @@ from lfengine.train_state import (
     restore_bitgen,
     restore_rng_state,
 )
+from lfengine.training.distributed import Coordinator
+from lfengine.training.input_noise import InputNoise
+from lfengine.training.model_writer import ModelWriter
+from lfengine.training.schedule import Schedule, StopSignals
 
-log = logging.getLogger(__name__)
+# The logger keeps its name from before the move into lfengine/training/: clients see it in log
+# notifications (protocol.md) and may filter on it.
+log = logging.getLogger("lfengine.trainer")
 Progress = Callable[[dict[str, Any]], None]
 
 

@@ -3,7 +3,7 @@
 A protocol method is one handler here, entered in ``Dispatcher._handlers`` (and in
 IMMEDIATE_METHODS if it must not wait behind a training), over an operation of lfengine.service;
 ``init`` lists the table as the engine's capabilities. The loaded models live in
-lfengine.model_registry, the train requests in lfengine.trainings.
+lfengine.serving.model_registry, the train requests in lfengine.serving.trainings.
 
 The dispatcher knows nothing of bytes or threads of the transport: the server admits each
 request here as it is read (``admit``) and runs it later (``execute``), in order, except for
@@ -23,14 +23,16 @@ from typing import Any
 
 from lfengine import __version__
 from lfengine.errors import TrainingCancelled
-from lfengine.log_notifications import LogNotifications
-from lfengine.model_registry import ModelRegistry
 from lfengine.options import MAX_THREADS, TrainOptions
 from lfengine.protocol.envelope import PROTOCOL_VERSION, InvalidParams, MethodNotFound, Params, Request
 from lfengine.protocol.stream import FORMATS
-from lfengine.trainings import ProgressThrottle, Training, Trainings
+from lfengine.serving.log_notifications import LogNotifications
+from lfengine.serving.model_registry import ModelRegistry
+from lfengine.serving.trainings import ProgressThrottle, Training, Trainings
 
-log = logging.getLogger(__name__)
+# The logger keeps its name from before the move into lfengine/serving/: clients see it in log
+# notifications (protocol.md) and may filter on it.
+log = logging.getLogger("lfengine.dispatcher")
 
 NOTIFICATION_KINDS = ("progress", "log")
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -125,7 +125,7 @@ class ModelWriter:
         try:
             runlog.append_text(self.paths.log, runlog.run_footer(result))
         except (OSError, ModelError) as exc:  # ModelError: a link planted as train.log meanwhile
-            logging.getLogger(__name__).warning("cannot write %s: %s", self.paths.log, exc)
+            logging.getLogger("lfengine.model_writer").warning("cannot write %s: %s", self.paths.log, exc)
 
     @contextlib.contextmanager
     def logging_to_file(self) -> Iterator[None]:

@@ -18,14 +18,16 @@ import threading
 from typing import Any, BinaryIO
 
 from lfengine.allocator import release_freed_memory
-from lfengine.dispatcher import Call, Dispatcher
 from lfengine.errors import LfEngineError
 from lfengine.process import protocol_output, serving_process, termination_signals
 from lfengine.protocol import envelope
 from lfengine.protocol.framing import DEFAULT_MAX_MESSAGE_BYTES, MessageWriter, open_reader
 from lfengine.protocol.stream import FramingError
+from lfengine.serving.dispatcher import Call, Dispatcher
 
-log = logging.getLogger(__name__)
+# The logger keeps its name from before the move into lfengine/serving/: clients see it in log
+# notifications (protocol.md) and may filter on it.
+log = logging.getLogger("lfengine.server")
 
 EXIT_OK = 0  # end of input, shutdown request, SIGTERM/SIGINT/SIGHUP
 EXIT_INTERNAL_ERROR = 1  # a bug in the engine's own loop (see stderr)

@@ -39,7 +39,7 @@ class LogNotifications:
 class _LogNotifier(logging.Handler):
     """Forwards lfengine log records to the client as ``log`` notifications (opt-in)."""
 
-    _quiet_prefixes = ("lfengine.server", "lfengine.protocol")
+    _quiet_prefixes = ("lfengine.server", "lfengine.protocol")  # logger names, not module paths
 
     def __init__(self, notify: Notify) -> None:
         super().__init__()

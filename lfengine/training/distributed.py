@@ -40,7 +40,9 @@ import torch.distributed as dist
 
 from lfengine.errors import OptionError
 
-log = logging.getLogger(__name__)
+# The logger keeps its name from before the move into lfengine/training/: clients see it in log
+# notifications (protocol.md) and may filter on it.
+log = logging.getLogger("lfengine.distributed")
 
 ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 LOOPBACK = "127.0.0.1"  # local workers meet rank 0 here; other machines join through torchrun
