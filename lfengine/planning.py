@@ -69,8 +69,8 @@ def plan_model(
 
 
 def unused_training_settings(codec: Codec) -> frozenset[str]:
-    """Training settings with nothing to act on in this data (the reads in input_noise.py and
-    training_run.py are conditional on these inputs)."""
+    """Training settings with nothing to act on in this data (the reads in training/input_noise.py and
+    training/training_run.py are conditional on these inputs)."""
     unused = set()
     if not codec.previous_label_columns:
         unused.add("previous_label_dropout")

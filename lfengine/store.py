@@ -15,7 +15,7 @@ Layout of a model directory::
                     containers/scalars.
     metrics.jsonl   one JSON object per validation, appended as training goes.
     train.log       the training log.
-    .lock           held (flock) by the one training that writes the directory (model_lock.py).
+    .lock           held (flock) by the one training that writes the directory (training/model_lock.py).
 
 Nothing here is a pickle of Python objects: tensor files are read with
 ``torch.load(..., weights_only=True)``, so loading an untrusted model cannot run code (the old
