@@ -215,7 +215,8 @@ def test_sequence_eject_quotes_the_character_column_and_labels(lf_pair, tmp_path
         records.append([[[w] for w in words], [bad[0] if w[0].isupper() else bad[1] for w in words]])
     meta = lf_pair([LfAttribute("A", "string", name=bad[2], emb_id=bad[3])], records, is_sequence=True)
     target = tmp_path / "seq_net.py"
-    assert cli.main(["eject", str(meta), "-o", str(target), "--set", "word_shape=true"]) == 0
+    settings = ["--set", "word_shape=true", "--set", "affix_dims=4"]  # every part that names the column
+    assert cli.main(["eject", str(meta), "-o", str(target), *settings]) == 0
     assert set(_import_class(target, "LABELS")) == {bad[0], bad[1]} and not marker.exists()
 
 

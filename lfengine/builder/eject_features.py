@@ -225,7 +225,7 @@ class FeaturesWriter:
             self.diagram.append(part)
             self.size += len(SHAPE_FLAGS)
         if self.affixes:
-            part = f"characters of {layout.chars.column} -> prefix, suffix sums -> {2 * self.affixes}"
+            part = f"characters of {py(layout.chars.column)} -> prefix, suffix sums -> {2 * self.affixes}"
             lines += comment(part, 12)
             lines.append("            self.affixes(batch.chars),")
             self.diagram.append(part)

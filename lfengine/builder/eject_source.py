@@ -14,9 +14,9 @@ import ast
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.eject_features import WIDTH, FeaturesWriter, py, whole, wrap
 from lfengine.data.batch import InputLayout
+from lfengine.data.codec import TASKS
 from lfengine.errors import ModelError
 
-TASKS = ("classification", "sequence", "regression")
 #: What the generated file imports (and lfengine.*); anything else means a string escaped.
 IMPORTS = frozenset({"__future__", "typing", "numpy", "torch", "torch.nn.utils.rnn"})
 
