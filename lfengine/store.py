@@ -214,18 +214,17 @@ def save_model_dir(
     as it was. Tensors are stored on the CPU.
     """
     _check_metadata(model_dir, metadata)
-    check_state_dict(state_dict, "state_dict")
-    commit_model(model_dir, metadata, save_weights(model_dir, state_dict), checkpoint)
+    _write_model_json(model_dir, metadata, save_weights(model_dir, state_dict), checkpoint)  # checks it first
     log.debug("saved model to %s (%d tensors)", model_dir, len(state_dict))
     return Path(model_dir)
 
 
-def _check_metadata(model_dir: PathLike, metadata: dict) -> None:
+def _check_metadata(model_dir: PathLike, metadata: dict, *, foreign: bool = True) -> None:
     if not isinstance(metadata, dict):
         raise ModelError(f"metadata must be a dict, got {type(metadata).__name__}")
     check_json(metadata, "metadata")
     paths = model_paths(model_dir)
-    if paths.model_json.exists():
+    if foreign and paths.model_json.exists():
         refuse_foreign_model_json(paths.model_json)
 
 
@@ -243,8 +242,18 @@ def commit_model(
     model_dir: PathLike, metadata: dict, weights: dict[str, Any], checkpoint: dict[str, Any] | None
 ) -> None:
     """The commit point of a save: model.json naming files already written, replaced by one
-    rename; then the files of earlier commits that it does not name are deleted."""
-    _check_metadata(model_dir, metadata)
+    rename; then the files of earlier commits that it does not name are deleted.
+
+    For the training's commits (several per epoch): the run refused a model.json it did not
+    write before it started (training_run) and holds the directory's lock, so the file is not
+    read again here."""
+    _check_metadata(model_dir, metadata, foreign=False)
+    _write_model_json(model_dir, metadata, weights, checkpoint)
+
+
+def _write_model_json(
+    model_dir: PathLike, metadata: dict, weights: dict[str, Any], checkpoint: dict[str, Any] | None
+) -> None:
     paths = model_paths(model_dir)
     header = {
         "format": FORMAT_NAME,

@@ -107,7 +107,7 @@ def decode_json_line(line: bytes | bytearray) -> Any:
     a DecodedTooLarge one when it could decode to more than MAX_DECODED_CONTAINERS arrays and
     objects (every '[' and '{' counted, those inside strings too: an upper bound, at C speed)."""
     limit = stream.MAX_DECODED_CONTAINERS
-    if line.count(b"[") + line.count(b"{") > limit:
+    if len(line) > limit and line.count(b"[") + line.count(b"{") > limit:  # shorter: cannot hold more
         return decoded_too_large(limit)
     try:
         text = bytes(line).decode("utf-8")

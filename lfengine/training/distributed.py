@@ -228,7 +228,7 @@ def threads_per_worker(workers: int) -> int | None:
     process keeps torch's own choice)."""
     if workers <= 1:
         return None
-    return max(1, (os.cpu_count() or 1) // workers)
+    return max(1, usable_cores() // workers)  # the cores this process may use, as --workers counts them
 
 
 def local_device(device: torch.device) -> torch.device:
