@@ -9,9 +9,13 @@ callers' existing "cannot read <file>" handling turns it into their own typed er
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from typing import BinaryIO
+
+from lfengine.errors import OptionError
 
 #: Files read whole into memory. LF meta files of large corpora are tens of MB (their
 #: vocabulary counts); model.json holds the vocabularies too.
@@ -123,3 +127,19 @@ def output_problem(path: str | os.PathLike) -> str | None:
 def write_failure(path: str | os.PathLike, exc: OSError) -> str:
     """A one-line reason for a failed write of ``path``: output_problem's, else the OS's own."""
     return output_problem(path) or exc.strerror or str(exc)
+
+
+def check_output(path: str | os.PathLike, what: str) -> None:
+    """Refuse, before the work, an output file that could not be written: ``what: reason``."""
+    problem = output_problem(path)
+    if problem is not None:
+        raise OptionError(f"{what}: {problem}")
+
+
+@contextlib.contextmanager
+def writing_output(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """The write of an output file checked by check_output: a failure is one line, no traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise OptionError(f"{what}: {write_failure(path, exc)}") from None

@@ -21,7 +21,7 @@ def eject_arguments(p: argparse.ArgumentParser) -> None:
 def run_eject(args: argparse.Namespace) -> int:
     from lfengine.eject import eject, source_from_meta, source_from_model
     from lfengine.errors import OptionError
-    from lfengine.paths import output_problem, write_failure
+    from lfengine.paths import check_output, writing_output
     from lfengine.printable import printable
 
     output = Path(args.output)
@@ -29,16 +29,12 @@ def run_eject(args: argparse.Namespace) -> int:
         raise OptionError(f"--output {output}: name a .py file (it is imported as --module FILE.py:Class)")
     if output.exists() and not args.force:
         raise OptionError(f"{output} exists; pass --force to overwrite it")
-    problem = output_problem(output)
-    if problem is not None:
-        raise OptionError(f"cannot write {output}: {problem}")
+    check_output(output, f"cannot write {output}")
     if Path(args.source).is_dir():
         source = source_from_model(args.source)
     else:
         source = source_from_meta(args.source, options_from(args))
-    try:
+    with writing_output(output, f"cannot write {output}"):
         name = eject(source, str(output), args.class_name)
-    except OSError as exc:
-        raise OptionError(f"cannot write {output}: {write_failure(output, exc)}") from None
     print(printable(f"wrote {output} (class {name}); train it with --module {output}:{name}"))
     return 0

@@ -53,13 +53,11 @@ def _as_file(path: str) -> Iterator[str]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from lfengine import service
-    from lfengine.errors import OptionError
-    from lfengine.paths import output_problem, write_failure
+    from lfengine.paths import check_output, writing_output
 
     hints.check_model_argument(args.model_dir, args.data)
-    problem = output_problem(args.predictions) if args.predictions else None
-    if problem is not None:  # before the evaluation, which may take a while
-        raise OptionError(f"--predictions {args.predictions}: cannot write it: {problem}")
+    if args.predictions:  # before the evaluation, which may take a while
+        check_output(args.predictions, f"--predictions {args.predictions}: cannot write it")
     model = service.load_model(args.model_dir, trust_module=args.trust_module)
     with _as_file(args.data) as path:
         with hints.explaining_file(model, path):
@@ -68,11 +66,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["warnings"] = evaluation_warnings(report, model.metadata.get("training", {}), path)
         if args.predictions:
             labels = [*model.labels, *report.get("unseen_labels", {}).get("labels", {})]
-            try:
+            with writing_output(args.predictions, f"--predictions {args.predictions}: cannot write it"):
                 write_predictions(Path(args.predictions), model, path, data, outputs, labels)
-            except OSError as exc:
-                reason = write_failure(args.predictions, exc)
-                raise OptionError(f"--predictions {args.predictions}: cannot write it: {reason}") from None
     print(json.dumps(report, indent=2) if args.json else printable(render_evaluation(report)))
     return 0
 

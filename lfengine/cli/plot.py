@@ -172,15 +172,11 @@ def write_svg(training: dict, output: Path, title: str) -> int:
         raise OptionError(
             f"{output}: lfengine plot writes SVG only; name the file .svg (browsers and editors open it)"
         )
-    from lfengine.paths import output_problem, write_failure
+    from lfengine.paths import check_output, writing_output
     from lfengine.safe_io import atomic_write  # torch: loaded by the command, not by --help
 
-    problem = output_problem(output)
-    if problem is not None:
-        raise OptionError(f"cannot write {output}: {problem}")
+    check_output(output, f"cannot write {output}")
     document, validations = render_svg(training, title)
-    try:
+    with writing_output(output, f"cannot write {output}"):
         atomic_write(output, lambda handle: handle.write(document.encode("utf-8")))
-    except OSError as exc:
-        raise OptionError(f"cannot write {output}: {write_failure(output, exc)}") from None
     return validations
