@@ -23,6 +23,7 @@ import msgpack
 
 from bench.reliability.engine import Engine, is_response
 from bench.reliability.tally import Tally
+from lfengine.data.synthetic import write_classification_corpus
 
 MIB = 2**20
 
@@ -60,12 +61,14 @@ def _reply_kind(reply: object) -> str:
     return "result"
 
 
-def _ready(engine: Engine, model: str | None) -> float:
-    """Load the model (if any) and warm up, then the engine's peak RSS."""
+def _ready(engine: Engine, model: str | None, cwd: Path) -> float:
+    """Load the model (or, without one, describe a tiny meta file: the engine imports torch only
+    when a request needs it, and that import is not the request's cost), then the peak RSS."""
     if model is not None:
-        engine.request(
-            {"jsonrpc": "2.0", "id": "load", "method": "describe", "params": {"model": model}}, 120
-        )
+        params: dict = {"model": model}
+    else:
+        params = {"meta": str(write_classification_corpus(cwd / "warm-up", 20, seed=1))}
+    engine.request({"jsonrpc": "2.0", "id": "load", "method": "describe", "params": params}, 120)
     engine.request({"jsonrpc": "2.0", "id": "ready", "method": "status"}, 60)
     return peak_rss_mb(engine.proc.pid)
 
@@ -82,7 +85,7 @@ def measure(
     """Send ``frames`` (encoded requests, the last one's reply awaited) to a fresh engine."""
     engine = Engine(fmt, cwd)
     try:
-        baseline = _ready(engine, model)
+        baseline = _ready(engine, model, cwd)
         if warm is not None:  # the same request once, small: kernels and caches, not the case
             engine.send(warm)
             engine.next_message(300)
