@@ -118,6 +118,33 @@ def test_replayer_reports_a_changed_value_an_extra_response_and_a_missing_one(tm
     assert differences[-1].startswith("message 18 (response to id 13, status): missing; expected {")
 
 
+def test_replayer_stays_in_lockstep_after_a_refused_shutdown(tmp_path):
+    """A shutdown refused for its params leaves the engine reading: the replayer must go on
+    waiting for each response, so that a status after a training sees the engine idle (it once
+    stopped waiting after any shutdown, and the errors session's status raced a training)."""
+    lfdata = REPO.parent / "shared" / "lfdata"
+    if not (lfdata / "class-ionosphere.meta.json").is_file():
+        pytest.skip(f"the shared LF data is absent ({lfdata})")
+    requests = tmp_path / "refused.requests.jsonl"
+    requests.write_text(
+        "#formats json\n#needs lfdata\n"
+        '{"jsonrpc":"2.0","id":1,"method":"shutdown","params":[1]}\n'
+        '{"jsonrpc":"2.0","id":5,"method":"init","params":{"notifications":["progress"]}}\n'
+        '{"jsonrpc":"2.0","id":2,"method":"train","params":{"meta":"${LFDATA}/class-ionosphere.meta.json",'
+        '"model":"${TMP}/m","options":{"max_epochs":3}}}\n'
+        "#wait progress\n"  # without lockstep: the training has begun and is still running
+        '{"jsonrpc":"2.0","id":3,"method":"status"}\n'
+        '{"jsonrpc":"2.0","id":4,"method":"shutdown"}\n',
+        encoding="utf-8",
+    )
+    outcome = run_session(load_session(requests), "json")
+    replies = {m["id"]: m for m in outcome.messages if "id" in m}
+    assert replies[1]["error"]["code"] == -32602
+    assert "result" in replies[2], replies[2]
+    assert replies[3]["result"]["state"] == "idle", replies[3]
+    assert outcome.exit_code == 0
+
+
 def test_replayer_compares_floats_with_a_tolerance_and_types_strictly():
     from lfengine.replay.compare import compare
 

@@ -41,6 +41,11 @@ class EngineProcess:
     def responses(self) -> int:
         return sum(1 for m in self.messages if isinstance(m, dict) and "id" in m)
 
+    def refused(self, request_id: Any) -> bool:
+        """Whether the latest response to ``request_id`` is an error."""
+        replies = [m for m in self.messages if isinstance(m, dict) and m.get("id") == request_id]
+        return bool(replies) and "error" in replies[-1]
+
     def notifications(self, method: str) -> int:
         return sum(
             1 for m in self.messages if isinstance(m, dict) and "id" not in m and m.get("method") == method

@@ -119,9 +119,11 @@ def _drive(session: Session, fmt: str, engine: EngineProcess, places: Placeholde
         if not engine.write(data, deadline) or shut_down:
             continue  # the engine reads nothing after shutdown (protocol.md §4)
         owed += earned
-        shut_down = isinstance(value, dict) and value.get("method") == "shutdown" and "id" in value
         if step.wait_reply and not engine.wait_for(lambda n=owed: engine.responses >= n, deadline):
             return
+        if isinstance(value, dict) and value.get("method") == "shutdown" and "id" in value:
+            # A refused shutdown (positional params, say) leaves the engine reading: go on in lockstep.
+            shut_down = not (step.wait_reply and engine.refused(value["id"]))
 
 
 def responses_earned(value: Any) -> int:
