@@ -19,7 +19,7 @@ Systems:
   CoNLL feature set). L-BFGS, c1 = c2 = 0.1, 100 iterations: deterministic, so one fit serves
   every seed.
 
-Metric: span F1 (LF chunk decoding, lfengine.metrics) for chunk labels, token accuracy otherwise.
+Metric: span F1 (LF chunk decoding, lfengine.evaluation.metrics) for chunk labels, token accuracy otherwise.
 sklearn-crfsuite is a bench-only dependency (``pip install sklearn-crfsuite``, or the ``bench``
 extra). ``rows`` is what bench/bench_baselines.py prints; run this file to see them alone.
 """
@@ -45,7 +45,7 @@ from bench.shared_files import train_arguments  # noqa: E402
 from lfengine.data.codec import find_char_source  # noqa: E402
 from lfengine.data.meta import read_meta  # noqa: E402
 from lfengine.data.synthetic import word_shape  # noqa: E402
-from lfengine.metrics import decode_spans, is_chunk_label_set  # noqa: E402
+from lfengine.evaluation.metrics import decode_spans, is_chunk_label_set  # noqa: E402
 
 SHARED = ("seq-pos1", "seq-pos2")
 SYSTEMS = ("lfengine defaults", "CRF (file columns)", "CRF (+prefix/suffix/casing)")

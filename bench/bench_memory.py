@@ -27,9 +27,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lfengine import predictor, service, store  # noqa: E402
+from lfengine import predictor, service  # noqa: E402
 from lfengine.data.synthetic import write_sequence_corpus  # noqa: E402
 from lfengine.options import TrainOptions  # noqa: E402
+from lfengine.storage import store  # noqa: E402
 from lfengine.training import model_writer, trainer  # noqa: E402
 
 OUT = REPO / "bench" / "out"

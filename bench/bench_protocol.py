@@ -340,8 +340,8 @@ def main() -> int:
         return 2
     import torch
 
-    from lfengine.allocator import reuse_freed_memory
-    from lfengine.process import relax_garbage_collection
+    from lfengine.runtime.allocator import reuse_freed_memory
+    from lfengine.runtime.process import relax_garbage_collection
 
     torch.set_num_threads(args.threads)
     reuse_freed_memory()  # the engine's process settings

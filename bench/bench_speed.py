@@ -22,7 +22,7 @@ CPU seconds per epoch (user + system of the whole process while that variant's e
 variants never run at the same time), the system seconds and minor page faults per epoch are
 shown too: wall time on a shared machine mostly measures the other processes. Target: the
 lfengine loop <= 1.0x the old shapes' CPU per epoch. The whole process runs with the allocator
-settings of every lfengine process that trains (lfengine.allocator.reuse_freed_memory).
+settings of every lfengine process that trains (lfengine.runtime.allocator.reuse_freed_memory).
 Results also go to bench/out/speed.json.
 
     nice .venv/bin/python bench/bench_speed.py [--epochs 4] [--threads 2] [--data class-ngram-sp1 ...]
@@ -52,7 +52,6 @@ sys.path.insert(0, str(REPO / "bench"))
 from old_networks import old_loss, old_network, old_optimizer  # noqa: E402
 
 from lfengine import service  # noqa: E402
-from lfengine.allocator import reuse_freed_memory  # noqa: E402
 from lfengine.builder.build import NetworkPlan, build_network  # noqa: E402
 from lfengine.builder.heuristics import choose_config  # noqa: E402
 from lfengine.data.batch import IGNORE_INDEX, Batch  # noqa: E402
@@ -63,6 +62,7 @@ from lfengine.data.meta import read_meta  # noqa: E402
 from lfengine.data.reader import read_data  # noqa: E402
 from lfengine.options import TrainOptions  # noqa: E402
 from lfengine.predictor import Predictor  # noqa: E402
+from lfengine.runtime.allocator import reuse_freed_memory  # noqa: E402
 
 LFDATA = REPO.parent / "shared" / "lfdata"
 OUT = REPO / "bench" / "out"

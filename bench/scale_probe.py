@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # lfengine before torch: its OpenMP default (lfengine/__init__.py) must precede torch's loading.
-from lfengine import store  # noqa: E402
 from lfengine.cli import main as lfengine_main  # noqa: E402
+from lfengine.storage import store  # noqa: E402
 from lfengine.training import distributed, trainer  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")

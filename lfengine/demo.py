@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 from lfengine.client import EngineClient
+from lfengine.console.progress import ProgressDisplay
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
-from lfengine.progress import ProgressDisplay
 
 DEMO_EPOCHS = 6  # enough for the generated data; early stopping often ends sooner
 DEMO_OPTIONS = {"max_epochs": DEMO_EPOCHS, "es_patience": 2}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from lfengine import __version__, store
+from lfengine import __version__
 from lfengine.builder.base import TaskModel
 from lfengine.builder.build import NetworkPlan, build_network
 from lfengine.builder.config import ModelConfig
@@ -26,9 +26,10 @@ from lfengine.builder.registry import AUTO
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import read_meta
 from lfengine.errors import ModelError, OptionError
+from lfengine.files.safe_io import atomic_write
 from lfengine.options import TrainOptions
 from lfengine.planning import planned_training_size
-from lfengine.safe_io import atomic_write
+from lfengine.storage import store
 
 #: Module names whose network ``eject`` can write (the auto-built networks and their variants).
 EJECTABLE = (None, AUTO, "Classifier", "SequenceTagger", "Regressor", "BiLstmCrfTagger", "MlpClassifier")

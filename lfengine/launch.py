@@ -4,7 +4,7 @@ SIGTERM sent to a just-started engine ends it cleanly instead of killing it mid-
 
 from __future__ import annotations
 
-from lfengine.process import hold_termination_signals
+from lfengine.runtime.process import hold_termination_signals
 
 
 def main() -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lfengine.errors import OptionError
-from lfengine.paths import path_problem
+from lfengine.files.paths import path_problem
 
 ES_METRICS = ("auto", "loss", "accuracy", "f1")
 #: torch.set_num_threads with far more threads than any machine has crashes the process.

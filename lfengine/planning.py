@@ -23,7 +23,7 @@ from lfengine.data.batching import DEFAULT_VALSPLIT, validation_size
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.errors import LfEngineError, OptionError
-from lfengine.metrics import is_chunk_label_set
+from lfengine.evaluation.metrics import is_chunk_label_set
 from lfengine.options import DEFAULT_VALSIZE, TrainOptions
 
 log = logging.getLogger(__name__)

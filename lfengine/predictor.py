@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lfengine import metrics
 from lfengine.builder.base import TaskModel
 from lfengine.data.batching import collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
 from lfengine.data.reader import encode_instances, read_data, unseen_gold_labels
+from lfengine.evaluation import metrics
 
 #: Instances per forward pass when a request or data set is large.
 MAX_ROWS_PER_PASS = 8192
@@ -151,7 +151,7 @@ class Predictor:
         return results
 
     def evaluate(self, data: Encoded) -> dict:
-        """Metrics of lfengine.metrics for labeled data, plus the mean loss."""
+        """Metrics of lfengine.evaluation.metrics for labeled data, plus the mean loss."""
         return self.evaluate_rows(data)[0]
 
     def evaluate_rows(self, data: Encoded, labels: list[str] | None = None) -> tuple[dict, RowOutputs]:

@@ -11,8 +11,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lfengine import store
-from lfengine.accelerate import requested_device
 from lfengine.builder.build import NetworkPlan, build_network
 from lfengine.builder.config import ModelConfig
 from lfengine.builder.registry import ModulePermission, allow_modules, check_module_allowed
@@ -22,7 +20,9 @@ from lfengine.errors import ModelError
 from lfengine.options import TrainOptions
 from lfengine.planning import describe
 from lfengine.predictor import Predictor, RowOutputs
-from lfengine.process import training_process
+from lfengine.runtime.accelerate import requested_device
+from lfengine.runtime.process import training_process
+from lfengine.storage import store
 from lfengine.training import distributed
 from lfengine.training.training_run import TrainingRun
 

@@ -17,7 +17,7 @@ import threading
 import time
 
 from lfengine import service
-from lfengine.logs import log_to_stderr
+from lfengine.console.logs import log_to_stderr
 from lfengine.options import TrainOptions
 from lfengine.training import distributed
 

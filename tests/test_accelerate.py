@@ -1,4 +1,4 @@
-"""Device and precision choice (lfengine/accelerate.py): the selection rules, and the CPU path."""
+"""Device and precision choice (lfengine/runtime/accelerate.py): the selection rules, and the CPU path."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from lfengine import service
-from lfengine.accelerate import (
+from lfengine.data.synthetic import write_classification_corpus
+from lfengine.errors import OptionError
+from lfengine.options import TrainOptions
+from lfengine.runtime.accelerate import (
     AUTO_CUDA_MIN_DENSE_PARAMETERS,
     auto_device,
     choose_precision,
     dense_parameters,
 )
-from lfengine.data.synthetic import write_classification_corpus
-from lfengine.errors import OptionError
-from lfengine.options import TrainOptions
 
 
 def test_cpu_trains_in_fp32_and_refuses_mixed_precision() -> None:

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPT = """
 import json, os, sys
 from pathlib import Path
-from lfengine import allocator, service
+from lfengine import service
+from lfengine.runtime import allocator
 from lfengine.data.synthetic import write_sequence_corpus
 from lfengine.options import TrainOptions
 meta = write_sequence_corpus(Path(sys.argv[1]) / "data", 120, seed=3)

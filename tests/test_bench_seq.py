@@ -13,7 +13,7 @@ import pytest
 from timeouts import scaled
 
 from lfengine.data.meta import read_meta
-from lfengine.metrics import is_chunk_label_set
+from lfengine.evaluation.metrics import is_chunk_label_set
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

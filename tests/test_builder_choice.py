@@ -18,7 +18,7 @@ from lfengine.builder.networks import AutoNetwork, Classifier, SequenceTagger
 from lfengine.builder.registry import ModulePermission, allow_modules
 from lfengine.data.batch import Batch, CharInfo, EmbeddingInfo, InputLayout
 from lfengine.errors import ModelError, OptionError, UntrustedModuleError
-from lfengine.metrics import is_chunk_label_set
+from lfengine.evaluation.metrics import is_chunk_label_set
 from lfengine.options import TrainOptions
 
 POS = ("NOUN", "VERB", "ADJ")

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from timeouts import scaled
 
-from lfengine import cli, service, store
+from lfengine import cli, service
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
+from lfengine.storage import store
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -117,6 +117,18 @@ def test_outputs_that_cannot_be_written_are_one_line_errors(
     assert "name a .py file" in message
 
 
+def test_a_name_too_long_for_the_file_system_is_a_one_line_error(
+    classifier: tuple[Path, Path], tmp_path: Path, capsys, caplog
+) -> None:
+    """Once an OSError traceback ("File name too long") from the model-directory checks."""
+    meta, model = classifier
+    too_long = tmp_path / ("m" * 300)
+    message = _one_line_error(["train", str(meta), str(too_long), "--max-epochs", "1"], capsys, caplog)
+    assert "a name of 300 bytes in the path (the file system allows 255)" in message
+    message = _one_line_error(["evaluate", str(too_long), str(_data(meta))], capsys, caplog)
+    assert message.endswith("File name too long (check the path, its permissions and the free space)")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
 def test_a_read_only_folder_is_a_one_line_error(
     classifier: tuple[Path, Path], tmp_path: Path, capsys, caplog

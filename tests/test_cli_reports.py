@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from lfengine import cli, store
+from lfengine import cli
 from lfengine.cli.evaluate import evaluation_warnings
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
-from lfengine.metrics import classification_report
+from lfengine.evaluation.metrics import classification_report
+from lfengine.storage import store
 
 REPO = Path(__file__).resolve().parent.parent
 SVG = "{http://www.w3.org/2000/svg}"

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from lfengine import eject, service, store
+from lfengine import eject, service
 from lfengine.data import kinds, reader
 from lfengine.data.batching import collate
 from lfengine.data.codec import Codec, build_codec
@@ -28,6 +28,7 @@ from lfengine.data.reader import read_data
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
 from lfengine.errors import DataLineError, ModelError, OptionError
 from lfengine.options import TrainOptions
+from lfengine.storage import store
 
 
 class ShapeChars(kinds.ColumnKind):

@@ -20,9 +20,10 @@ import pytest
 import torch
 from timeouts import scaled
 
-from lfengine import service, store
+from lfengine import service
 from lfengine.data.synthetic import write_sequence_corpus
 from lfengine.options import TrainOptions
+from lfengine.storage import store
 from lfengine.training.distributed import Coordinator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from lfengine import cli, service, store
+from lfengine import cli, service
 from lfengine.data.reader import read_records
 from lfengine.data.synthetic import LfAttribute
 from lfengine.eject import load_weights
 from lfengine.errors import OptionError
 from lfengine.options import TrainOptions
 from lfengine.predictor import Predictor
+from lfengine.storage import store
 
 REPO = Path(__file__).resolve().parent.parent
 

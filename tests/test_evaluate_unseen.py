@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from test_cli import lfengine
 
-from lfengine import metrics, service
-from lfengine.metrics_text import format_report
+from lfengine import service
+from lfengine.evaluation import metrics
+from lfengine.evaluation.metrics_text import format_report
 from lfengine.options import TrainOptions
 
 

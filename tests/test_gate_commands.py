@@ -147,7 +147,7 @@ def test_apply_recognises_a_model_of_the_old_wrapper(tmp_path):
 def test_claimed_stdout_carries_replies_only():
     """Once the reply channel is claimed, a stray print (ours or a library's) lands on stderr."""
     code = (
-        "import os, sys; from lfengine.process import claim_stdout\n"
+        "import os, sys; from lfengine.runtime.process import claim_stdout\n"
         "replies = claim_stdout()\n"
         "print('library banner'); sys.stdout.flush(); os.write(1, b'C-level noise\\n')\n"
         'replies.write(b\'{"status":"ok"}\\n\'); replies.flush()\n'

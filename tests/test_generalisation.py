@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lfengine import metrics, service, store
+from lfengine import service
 from lfengine.data.batching import split_indices
 from lfengine.data.synthetic import LfAttribute, write_lf
 from lfengine.data.vocab import OOV_INDEX
-from lfengine.metrics_text import format_report
+from lfengine.evaluation import metrics
+from lfengine.evaluation.metrics_text import format_report
 from lfengine.options import TrainOptions
+from lfengine.storage import store
 
 COMMON = [f"w{i}" for i in range(12)]
 

@@ -1,5 +1,6 @@
-"""The house rules of issue 10, checked on the source: no import circles inside lfengine/, no
-module over 400 lines, no long functions in the runtime's four central modules.
+"""The house rules of issues 10 and 21, checked on the source: no import circles inside lfengine/,
+neither between modules nor between packages, at most 15 modules at its top, no module over 400
+lines, no long functions in the runtime's four central modules.
 
 The check reads the code with ``ast`` (nothing is imported), so it sees every import, also those
 inside functions: a lazy import hides a circle from start-up, not from the reader.
@@ -15,6 +16,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "lfengine"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
+#: Modules directly in lfengine/ (``__init__`` and ``__main__`` count): the rest live in packages
+#: named for what they hold, so the top reads as a table of contents.
+MAX_TOP_LEVEL_MODULES = 15
 CENTRAL_MODULES = ("service.py", "training/trainer.py", "serving/dispatcher.py", "serving/server.py")
 
 
@@ -115,6 +119,25 @@ def test_the_import_graph_resolves_packages_and_submodules():
 def test_no_import_circles_in_lfengine():
     circles = find_circles(import_graph())
     assert circles == [], "modules that import each other: " + "; ".join(" <-> ".join(c) for c in circles)
+
+
+def test_no_import_circles_between_packages():
+    """Read as rooms (a package is one room, as farm-studio draws it), the house has no circle
+    either: lfengine.storage may import lfengine.files, never the other way round."""
+
+    def room(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    rooms: dict[str, set[str]] = {}
+    for name, imports in import_graph().items():
+        rooms.setdefault(room(name), set()).update(room(i) for i in imports if room(i) != room(name))
+    circles = find_circles(rooms)
+    assert circles == [], "packages that import each other: " + "; ".join(" <-> ".join(c) for c in circles)
+
+
+def test_at_most_15_modules_at_the_top_of_lfengine():
+    top = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, f"{len(top)} modules at the top of lfengine/: {top}"
 
 
 def test_no_module_over_the_line_limit():

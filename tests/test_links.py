@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from lfengine import runlog, service, store
+from lfengine import service
 from lfengine.data.synthetic import write_classification_corpus
 from lfengine.errors import ModelError
+from lfengine.files import runlog
+from lfengine.files.safe_io import open_append
 from lfengine.gate.cmdline import write_config_file
 from lfengine.gate.wrapper import WRAPPER_NAME, render_wrapper_files, write_wrapper_dir
 from lfengine.options import TrainOptions
-from lfengine.safe_io import open_append
+from lfengine.storage import store
 from lfengine.training.model_writer import ModelWriter, append_metrics
 
 VICTIM_TEXT = "the user's own file\n"

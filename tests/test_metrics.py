@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lfengine.metrics import (
+from lfengine.evaluation.metrics import (
     Span,
     classification_report,
     decode_spans,
@@ -18,7 +18,7 @@ from lfengine.metrics import (
     sequence_report,
     span_report,
 )
-from lfengine.metrics_text import format_report
+from lfengine.evaluation.metrics_text import format_report
 
 LFDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "lfdata"
 

@@ -17,12 +17,13 @@ import pytest
 import torch
 from timeouts import scaled
 
-from lfengine import service, store
+from lfengine import service
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus
 from lfengine.errors import ModelError, ModelInUse
+from lfengine.files.safe_io import remove_stale_temp_files
 from lfengine.options import TrainOptions
 from lfengine.protocol.envelope import error_code
-from lfengine.safe_io import remove_stale_temp_files
+from lfengine.storage import store
 from lfengine.training.model_lock import training_lock
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The codec written once per training run beside model.json (lfengine/model_parts.py)."""
+"""The codec written once per training run beside model.json (lfengine/storage/model_parts.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from lfengine import service, store
+from lfengine import service
 from lfengine.data.synthetic import write_sequence_corpus
 from lfengine.errors import ModelError
 from lfengine.options import TrainOptions
+from lfengine.storage import store
 
 
 @pytest.fixture(scope="module")

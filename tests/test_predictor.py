@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from lfengine import service, store
+from lfengine import service
 from lfengine.data.reader import encode_instances
 from lfengine.data.synthetic import write_classification_corpus, write_sequence_corpus, write_window_corpus
 from lfengine.data.vocab import OOV_INDEX
 from lfengine.errors import DataLineError, ModelError
 from lfengine.options import TrainOptions
 from lfengine.predictor import headline
+from lfengine.storage import store
 
 
 def _data_path(meta: Path) -> Path:

@@ -76,7 +76,7 @@ def test_cli_evaluate_on_a_fifo_is_refused_without_waiting_for_a_writer(trained,
 
 # --- item 14: --config is read with a size limit ------------------------------------------------
 def test_a_huge_config_file_is_an_option_error_not_a_memory_error(trained, tmp_path):
-    from lfengine.paths import MAX_CONFIG_BYTES
+    from lfengine.files.paths import MAX_CONFIG_BYTES
 
     big = tmp_path / "options.json"
     with open(big, "wb") as handle:  # sparse: costs no disk

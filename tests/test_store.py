@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import lfengine
-from lfengine import store
 from lfengine.errors import ModelError
-from lfengine.safe_io import atomic_write, sha256_file
-from lfengine.store import (
+from lfengine.files.safe_io import atomic_write, sha256_file
+from lfengine.storage import store
+from lfengine.storage.store import (
     FORMAT_NAME,
     FORMAT_VERSION,
     load_checkpoint,
@@ -30,7 +30,7 @@ from lfengine.store import (
     save_checkpoint,
     save_model_dir,
 )
-from lfengine.train_state import capture_rng_state, restore_rng_state
+from lfengine.storage.train_state import capture_rng_state, restore_rng_state
 from lfengine.training.model_writer import append_metrics
 
 METADATA = {
@@ -512,7 +512,7 @@ def test_a_model_dir_that_cannot_be_created_is_refused_before_any_work(tmp_path)
 
 _SAVE_ON_A_FULL_DISK = """
 import resource, signal, sys, torch
-from lfengine import store
+from lfengine.storage import store
 from lfengine.errors import ModelError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))

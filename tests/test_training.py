@@ -19,7 +19,7 @@ import pytest
 import torch
 from timeouts import scaled
 
-from lfengine import service, store
+from lfengine import service
 from lfengine.data.synthetic import (
     LfAttribute,
     write_classification_corpus,
@@ -28,6 +28,7 @@ from lfengine.data.synthetic import (
 )
 from lfengine.errors import DataLineError
 from lfengine.options import TrainOptions
+from lfengine.storage import store
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,10 +15,11 @@ import pytest
 import torch
 from timeouts import scaled
 
-from lfengine import service, store
+from lfengine import service
 from lfengine.data.synthetic import write_classification_corpus
 from lfengine.errors import DataLineError, MetaFileError, ModelError, OptionError
 from lfengine.options import MAX_THREADS, TrainOptions
+from lfengine.storage import store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -404,9 +405,9 @@ def test_a_batch_array_is_refused_and_nothing_in_it_runs(engines, fmt):
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
 def test_the_gate_paths_and_a_foreign_model_json_are_refused_at_once(trained, tmp_path):
-    from lfengine import store
     from lfengine.gate.cmdline import read_config_file
     from lfengine.gate.commands import _check_meta
+    from lfengine.storage import store
 
     assert isinstance(_returns_promptly(lambda: read_config_file("/dev/zero", {})), OptionError)
     model = service.load_model(str(trained[1]))

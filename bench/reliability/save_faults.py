@@ -150,8 +150,8 @@ def run_concurrent_trainers(meta: Path, workdir: Path, count: int, *, seed: int)
 # --- loads during training --------------------------------------------------------------------
 def run_loads_during_training(meta: Path, workdir: Path, *, epochs: int = 30) -> Tally:
     """Load the model in a loop while a training saves it after every epoch."""
-    from lfengine import store
     from lfengine.errors import LfEngineError
+    from lfengine.storage import store
 
     tally = Tally("loads while a training saves")
     started = time.monotonic()

@@ -107,7 +107,7 @@ def _affix_dims(ctx: Context) -> int:
 
 def _crf(ctx: Context) -> bool:
     """On for chunk labels (X|B / X|I / O): a CRF learns that X|I follows X|B or X|I."""
-    from lfengine.metrics import is_chunk_label_set
+    from lfengine.evaluation.metrics import is_chunk_label_set
 
     return ctx.layout.is_sequence and is_chunk_label_set(ctx.layout.labels)
 
@@ -116,7 +116,7 @@ def _chunk_constraints(ctx: Context) -> bool:
     """On with the CRF over chunk labels: a path that continues a chunk never opened (``X|I``
     after ``O`` or after ``Y``) is forbidden in training and decoding; GATE would drop such a
     token from its span (Lample et al. 2016 constrain IOB transitions the same way)."""
-    from lfengine.metrics import is_chunk_label_set
+    from lfengine.evaluation.metrics import is_chunk_label_set
 
     return bool(ctx.values["crf"]) and is_chunk_label_set(ctx.layout.labels)
 

@@ -22,7 +22,7 @@ from lfengine.builder.features import InputFeatures
 from lfengine.builder.wide import WideNgrams
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.errors import OptionError
-from lfengine.metrics import is_chunk_label_set
+from lfengine.evaluation.metrics import is_chunk_label_set
 
 
 def _require_task(name: str, layout: InputLayout, task: str) -> None:

@@ -16,11 +16,11 @@ import sys
 
 from lfengine.cli.arguments import Parser, global_flags
 from lfengine.cli.commands import COMMANDS
+from lfengine.console.logs import log_to_stderr
 from lfengine.description import render_description
 from lfengine.errors import LfEngineError
-from lfengine.logs import log_to_stderr
-from lfengine.process import release_held_signals
-from lfengine.runlog import version_line
+from lfengine.files.runlog import version_line
+from lfengine.runtime.process import release_held_signals
 
 log = logging.getLogger("lfengine")
 
@@ -98,3 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         # flush at exit from failing on the closed pipe again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the system refused a file operation: a one-line error, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error("%s%s (check the path, its permissions and the free space)", where, exc.strerror or exc)
+        log.debug("where it failed", exc_info=True)
+        return 1

@@ -14,12 +14,12 @@ import json
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lfengine import jsontext
 from lfengine.builder.config import SETTING_HELP, ModelConfig
 from lfengine.builder.heuristics import RULES
 from lfengine.errors import OptionError
+from lfengine.files import jsontext
+from lfengine.files.paths import MAX_CONFIG_BYTES, MAX_MODEL_JSON_BYTES, read_regular_bytes
 from lfengine.options import DEVICES, ES_METRICS, NGRAM_LAYERS, TrainOptions
-from lfengine.paths import MAX_CONFIG_BYTES, MAX_MODEL_JSON_BYTES, read_regular_bytes
 
 #: TrainOptions fields that the command line spells differently (or handles itself).
 FLAG_NAMES = {"shuffle": "no-shuffle", "model": "set"}

@@ -32,9 +32,9 @@ from lfengine.cli.eject import eject_arguments, run_eject
 from lfengine.cli.evaluate import evaluate_arguments, run_evaluate
 from lfengine.cli.reports import render_model_training
 from lfengine.cli.train import run_train, train_arguments
+from lfengine.console.logs import log_to_stderr
+from lfengine.console.printable import printable
 from lfengine.description import render_description
-from lfengine.logs import log_to_stderr
-from lfengine.printable import printable
 
 log = logging.getLogger("lfengine")
 
@@ -124,8 +124,8 @@ def _plot_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_plot(args: argparse.Namespace) -> int:
-    from lfengine import store
     from lfengine.cli.plot import write_svg
+    from lfengine.storage import store
 
     hints.check_model_argument(args.model_dir, None)
     training = store.read_model_json(args.model_dir)["metadata"].get("training", {})

@@ -19,10 +19,10 @@ def eject_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_eject(args: argparse.Namespace) -> int:
+    from lfengine.console.printable import printable
     from lfengine.eject import eject, source_from_meta, source_from_model
     from lfengine.errors import OptionError
-    from lfengine.paths import check_output, writing_output
-    from lfengine.printable import printable
+    from lfengine.files.paths import check_output, writing_output
 
     output = Path(args.output)
     if output.suffix != ".py":

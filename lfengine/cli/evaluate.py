@@ -17,7 +17,7 @@ from lfengine.cli import hints
 from lfengine.cli.arguments import TRUST_MODULE, add_flags, add_model_and_data
 from lfengine.cli.readable import token_column, token_text
 from lfengine.cli.reports import render_evaluation
-from lfengine.printable import printable
+from lfengine.console.printable import printable
 
 
 def evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def _as_file(path: str) -> Iterator[str]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from lfengine import service
-    from lfengine.paths import check_output, writing_output
+    from lfengine.files.paths import check_output, writing_output
 
     hints.check_model_argument(args.model_dir, args.data)
     if args.predictions:  # before the evaluation, which may take a while
@@ -74,7 +74,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def evaluation_warnings(report: dict, training: dict[str, Any], path: str) -> list[str]:
     """Reasons not to trust the scores."""
-    from lfengine.metrics import single_predicted_label  # numpy: loaded by the command, not by --help
+    from lfengine.evaluation.metrics import (
+        single_predicted_label,  # numpy: loaded by the command, not by --help
+    )
 
     warnings = []
     only = single_predicted_label(report)
@@ -92,7 +94,7 @@ def evaluation_warnings(report: dict, training: dict[str, Any], path: str) -> li
 
 
 def _is_training_file(path: str, training: dict[str, Any]) -> bool:
-    from lfengine.safe_io import sha256_file  # torch: loaded by the command, not by --help
+    from lfengine.files.safe_io import sha256_file  # torch: loaded by the command, not by --help
 
     if training.get("data_sha256"):
         return sha256_file(Path(path)) == training["data_sha256"]

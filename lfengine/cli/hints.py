@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lfengine.errors import DataError, DataLineError, LfEngineError, OptionError
-from lfengine.paths import open_regular
+from lfengine.files.paths import open_regular
 
 
 def with_hint(error: LfEngineError, hint: str | None) -> LfEngineError:

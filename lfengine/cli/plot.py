@@ -172,8 +172,8 @@ def write_svg(training: dict, output: Path, title: str) -> int:
         raise OptionError(
             f"{output}: lfengine plot writes SVG only; name the file .svg (browsers and editors open it)"
         )
-    from lfengine.paths import check_output, writing_output
-    from lfengine.safe_io import atomic_write  # torch: loaded by the command, not by --help
+    from lfengine.files.paths import check_output, writing_output
+    from lfengine.files.safe_io import atomic_write  # torch: loaded by the command, not by --help
 
     check_output(output, f"cannot write {output}")
     document, validations = render_svg(training, title)

@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from lfengine.metrics_text import format_report
-from lfengine.progress import clock, kept_model, plural
+from lfengine.console.progress import clock, kept_model, plural
+from lfengine.evaluation.metrics_text import format_report
 
 STOP_REASONS = {
     "early-stopping": "early stopping (no improvement for es_patience validations)",
@@ -101,7 +101,7 @@ def end_block(result: dict[str, Any], spark: str | None = None) -> str:
 def engine_info() -> dict[str, Any]:
     import torch
 
-    from lfengine.runlog import versions
+    from lfengine.files.runlog import versions
 
     devices = ["cpu"] + [
         f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())

@@ -15,9 +15,9 @@ from typing import Any
 from lfengine.cli import hints
 from lfengine.cli.arguments import add_train_options, add_trust_module, flag_modules, options_from
 from lfengine.cli.reports import end_block, start_block
+from lfengine.console.printable import printable
+from lfengine.console.progress import ProgressDisplay, fit_lines, terminal_columns
 from lfengine.description import render_description
-from lfengine.printable import printable
-from lfengine.progress import ProgressDisplay, fit_lines, terminal_columns
 
 log = logging.getLogger("lfengine")
 
@@ -54,8 +54,9 @@ def resume_command(args: argparse.Namespace) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from lfengine import service, store
+    from lfengine import service
     from lfengine.cli.plot import sparkline  # its SVG escaping loads urllib: not for --help
+    from lfengine.storage import store
 
     hints.check_meta_argument(args.meta, args.model_dir)
     options = options_from(args)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lfengine import jsontext
 from lfengine.errors import MetaFileError
-from lfengine.paths import MAX_META_BYTES, read_regular_bytes
+from lfengine.files import jsontext
+from lfengine.files.paths import MAX_META_BYTES, read_regular_bytes
 
 META_SUFFIX = ".meta.json"
 DATA_SUFFIX = ".data.json"

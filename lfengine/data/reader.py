@@ -15,11 +15,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from lfengine import jsontext
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded, RecordError, encode_records
 from lfengine.errors import DataLineError
-from lfengine.paths import open_regular
+from lfengine.files import jsontext
+from lfengine.files.paths import open_regular
 
 log = logging.getLogger(__name__)
 CHUNK_LINES = 20_000

@@ -12,8 +12,8 @@ import difflib
 from dataclasses import dataclass, field
 
 from lfengine.errors import OptionError
-from lfengine.paths import MAX_CONFIG_BYTES, read_regular_bytes
-from lfengine.safe_io import atomic_write_text
+from lfengine.files.paths import MAX_CONFIG_BYTES, read_regular_bytes
+from lfengine.files.safe_io import atomic_write_text
 
 #: Options every command has (configsimple added them to each parser).
 CONFIG_FILE = "config_file"

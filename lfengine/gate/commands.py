@@ -14,8 +14,11 @@ import os
 import sys
 from typing import BinaryIO
 
+from lfengine.console.logs import NAMED_FORMAT, log_to_stderr
+from lfengine.console.printable import printable
 from lfengine.description import render_description
 from lfengine.errors import LfEngineError, ModelError, OptionError
+from lfengine.files.paths import MAX_META_BYTES, read_regular_bytes
 from lfengine.gate.cmdline import format_usage
 from lfengine.gate.options import (
     APPLY_SPECS,
@@ -26,10 +29,7 @@ from lfengine.gate.options import (
     save_settings,
     train_settings_from,
 )
-from lfengine.logs import NAMED_FORMAT, log_to_stderr
-from lfengine.paths import MAX_META_BYTES, read_regular_bytes
-from lfengine.printable import printable
-from lfengine.process import claim_stdout
+from lfengine.runtime.process import claim_stdout
 
 log = logging.getLogger("lfengine.gate")
 
@@ -109,8 +109,8 @@ def _train(settings: GateTrainSettings) -> int:
     if settings.cuda:
         require_usable_gpu()
     from lfengine import service
-    from lfengine.progress import ProgressDisplay
-    from lfengine.store import model_dir_for_prefix
+    from lfengine.console.progress import ProgressDisplay
+    from lfengine.storage.store import model_dir_for_prefix
 
     if settings.no_train:
         description = service.describe(settings.meta_path, settings.options)
@@ -202,7 +202,7 @@ def _fail_requests(message: str, stdin: BinaryIO, replies: BinaryIO) -> int:
 
 
 def _load(settings: GateApplySettings):
-    from lfengine.store import model_dir_for_prefix
+    from lfengine.storage.store import model_dir_for_prefix
 
     model_dir = str(model_dir_for_prefix(settings.model_prefix))
     if not os.path.isdir(model_dir):

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import lfengine
-from lfengine.safe_io import atomic_write_text
+from lfengine.files.safe_io import atomic_write_text
 
 WRAPPER_NAME = "FileJsonPyTorch"
 YAML_NAMES = ("FileJsonPyTorch.yaml", "FileJsonPyTorch.yaml.txt")  # what GATE reads, in its order

@@ -203,7 +203,7 @@ class Params:
     def file_path(self, name: str, default: Any = _MISSING) -> Any:
         """A path of a file to read. Never "-": the engine's stdin carries the protocol, and
         reading it would swallow the client's next requests. (Devices, FIFOs and directories
-        are refused, without blocking, by whoever opens the path: lfengine.paths.)"""
+        are refused, without blocking, by whoever opens the path: lfengine.files.paths.)"""
         value = self.text(name, default)
         if value == "-":
             raise InvalidParams(

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from lfengine import jsontext
+from lfengine.files import jsontext
 from lfengine.protocol import stream
 from lfengine.protocol.stream import (
     FORMATS,

@@ -19,8 +19,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
-from lfengine import jsontext
 from lfengine.errors import LfEngineError
+from lfengine.files import jsontext
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lfengine.errors import UnknownModelError
-from lfengine.paths import path_problem
+from lfengine.files.paths import path_problem
 
 
 @dataclass

@@ -17,12 +17,12 @@ import queue
 import threading
 from typing import Any, BinaryIO
 
-from lfengine.allocator import release_freed_memory
 from lfengine.errors import LfEngineError
-from lfengine.process import protocol_output, serving_process, termination_signals
 from lfengine.protocol import envelope
 from lfengine.protocol.framing import DEFAULT_MAX_MESSAGE_BYTES, MessageWriter, open_reader
 from lfengine.protocol.stream import FramingError
+from lfengine.runtime.allocator import release_freed_memory
+from lfengine.runtime.process import protocol_output, serving_process, termination_signals
 from lfengine.serving.dispatcher import Call, Dispatcher
 
 # The logger keeps its name from before the move into lfengine/serving/: clients see it in log

@@ -6,7 +6,7 @@ save deleted the files of the other's commits. A training now holds an exclusive
 refused at once with ModelInUse (protocol code 1022) instead of waiting. The kernel drops the
 lock when its holder exits, however it exits, so a killed training never leaves the directory
 locked. Readers (apply, describe, evaluate) take no lock: every save commits whole
-(lfengine.store), so they always see one complete model.
+(lfengine.storage.store), so they always see one complete model.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lfengine.errors import ModelInUse
-from lfengine.store import file_system_errors
+from lfengine.storage.store import file_system_errors
 
 LOCK_FILE = ".lock"
 

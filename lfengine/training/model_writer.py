@@ -3,10 +3,10 @@
 A training run writes the vocabularies once, model.json with the best weights whenever the
 trainer finds better ones, a checkpoint after every epoch (and at a stop), a metrics.jsonl
 line per validation and train.log. Each save of the weights or of a checkpoint writes its own
-content-named file and then commits model.json naming both (lfengine.store.commit_model), so
+content-named file and then commits model.json naming both (lfengine.storage.store.commit_model), so
 the directory always holds one whole model and the checkpoint that goes with it. All of it goes
 through one ModelWriter, which lfengine.service creates and the trainer is handed;
-lfengine.store holds the file formats and their safe writing. With several ranks only rank 0
+lfengine.storage.store holds the file formats and their safe writing. With several ranks only rank 0
 writes: on the others every method is a no-op.
 """
 
@@ -22,11 +22,12 @@ from typing import Any
 
 import torch
 
-from lfengine import runlog, store
 from lfengine.errors import ModelError
-from lfengine.model_parts import save_part
-from lfengine.safe_io import PathLike, open_append, to_strict_json
-from lfengine.train_state import TrainState
+from lfengine.files import runlog
+from lfengine.files.safe_io import PathLike, open_append, to_strict_json
+from lfengine.storage import store
+from lfengine.storage.model_parts import save_part
+from lfengine.storage.train_state import TrainState
 
 
 class ModelWriter:

@@ -20,18 +20,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from lfengine.accelerate import Precision
-from lfengine.allocator import release_freed_memory
 from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
+from lfengine.console.progress import plural
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
 from lfengine.errors import OptionError
-from lfengine.metrics import single_predicted_label
+from lfengine.evaluation.metrics import single_predicted_label
 from lfengine.predictor import Predictor, headline
-from lfengine.progress import plural
-from lfengine.train_state import (
+from lfengine.runtime.accelerate import Precision
+from lfengine.runtime.allocator import release_freed_memory
+from lfengine.storage.train_state import (
     EpochPosition,
     TrainState,
     bitgen_state,

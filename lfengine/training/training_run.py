@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from lfengine import __version__, runlog, store
-from lfengine.accelerate import Precision, auto_device, choose_precision, dense_parameters, requested_device
+from lfengine import __version__
 from lfengine.builder.registry import check_module_allowed
+from lfengine.console.progress import kept_model, plural
 from lfengine.data.batching import split_indices
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.encoding import Encoded
@@ -30,12 +30,20 @@ from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.data.reader import read_data
 from lfengine.data.rows import remap_untrained, restrict_to_trained
 from lfengine.errors import DataLineError, OptionError
+from lfengine.files import runlog
+from lfengine.files.paths import open_regular, path_problem
+from lfengine.files.safe_io import refuse_symlinks, remove_stale_temp_files
 from lfengine.options import TrainOptions
-from lfengine.paths import open_regular, path_problem
 from lfengine.planning import Plan, describe_plan, plan_model, split_sizes
-from lfengine.progress import kept_model, plural
-from lfengine.safe_io import refuse_symlinks, remove_stale_temp_files
-from lfengine.train_state import TrainState
+from lfengine.runtime.accelerate import (
+    Precision,
+    auto_device,
+    choose_precision,
+    dense_parameters,
+    requested_device,
+)
+from lfengine.storage import store
+from lfengine.storage.train_state import TrainState
 from lfengine.training import distributed
 from lfengine.training.model_lock import training_lock
 from lfengine.training.model_writer import ModelWriter

@@ -5,7 +5,7 @@ A save used to replace ``weights.pt`` and then ``model.json``: a crash between t
 left weights that did not belong to their model.json, and a reader between them saw the same
 mismatch. Now every file a model.json names is immutable and named by the SHA-256 of its bytes
 (``weights-<digest>.pt``, ``checkpoint-<digest>.pt``, like the codec's ``codec-<digest>.json``
-of lfengine.model_parts); it is written and fsynced before the model.json that names it, and the
+of lfengine.storage.model_parts); it is written and fsynced before the model.json that names it, and the
 rename of model.json is the one commit point of a save. Files of earlier commits are deleted
 after it. Directories written by lfengine before format 3 (fixed names ``weights.pt`` and
 ``checkpoint.pt``) still load and resume: their names are accepted as references too.
@@ -25,9 +25,9 @@ from typing import Any, BinaryIO
 import torch
 
 from lfengine.errors import ModelError
-from lfengine.model_parts import PART_KEYS, is_reference
-from lfengine.paths import open_regular
-from lfengine.safe_io import _fsync_directory, atomic_write, load_tensor_file
+from lfengine.files.paths import open_regular
+from lfengine.files.safe_io import _fsync_directory, atomic_write, load_tensor_file
+from lfengine.storage.model_parts import PART_KEYS, is_reference
 
 #: Names a model.json may give its tensor files: content-named, or the fixed names of format 1-2.
 _NAMES = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from lfengine.printable import printable
+from lfengine.console.printable import printable
 
 #: The command line's format: time of day, level, message.
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -38,7 +38,7 @@ def log_to_stderr(
 
 class PrintableFormatter(logging.Formatter):
     """Console records with terminal control characters escaped (messages quote labels, names
-    and paths from files; lfengine.printable)."""
+    and paths from files; lfengine.console.printable)."""
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record))

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lfengine.errors import ModelError
-from lfengine.paths import MAX_MODEL_JSON_BYTES, read_regular_bytes
-from lfengine.safe_io import atomic_write, parse_strict_json, to_strict_json
+from lfengine.files.paths import MAX_MODEL_JSON_BYTES, read_regular_bytes
+from lfengine.files.safe_io import atomic_write, parse_strict_json, to_strict_json
 
 #: Metadata keys that may be stored as a part file.
 PART_KEYS = ("codec",)

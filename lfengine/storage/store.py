@@ -7,7 +7,7 @@ Layout of a model directory::
                     spec, labels, architecture, hyperparameters, training history). Strict JSON,
                     ASCII only.
     codec-*.json    (format 2) the vocabularies, written once per training run; model.json
-                    refers to it by name and SHA-256 (lfengine/model_parts.py).
+                    refers to it by name and SHA-256 (lfengine/storage/model_parts.py).
     weights-*.pt    (format 3; weights.pt before) the network's state dict: a flat dict of
                     name -> tensor, nothing else.
     checkpoint-*.pt (format 3; checkpoint.pt before; optional) what resuming needs: weights,
@@ -22,7 +22,7 @@ Nothing here is a pickle of Python objects: tensor files are read with
 wrapper's models could: reference-wrapper.md §12.3 S1). Every file is written to a temporary
 name in the same directory, fsynced and renamed over the target, so a crash leaves either the old
 file or the new one, never a half-written one. The files model.json names are named by their
-content and never rewritten (lfengine/model_files.py); they are written first and model.json
+content and never rewritten (lfengine/storage/model_files.py); they are written first and model.json
 last, so its rename is the one commit point of a save: a crash anywhere leaves the previous
 model or the new one, whole. A file that does not match its digest in model.json is refused.
 """
@@ -40,11 +40,10 @@ from typing import Any
 
 import torch
 
-from lfengine import __version__, model_files
+from lfengine import __version__
 from lfengine.errors import ModelError
-from lfengine.model_parts import resolve_parts
-from lfengine.paths import MAX_MODEL_JSON_BYTES, read_regular_bytes
-from lfengine.safe_io import (
+from lfengine.files.paths import MAX_MODEL_JSON_BYTES, read_regular_bytes
+from lfengine.files.safe_io import (
     PathLike,
     atomic_write,
     check_json,
@@ -52,8 +51,10 @@ from lfengine.safe_io import (
     check_tensor_tree,
     parse_strict_json,
 )
+from lfengine.storage import model_files
+from lfengine.storage.model_parts import resolve_parts
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("lfengine.store")
 
 FORMAT_NAME = "lfengine-model"
 # 2: large metadata parts (the codec) may live in files of their own; 3: the weights and the
@@ -340,7 +341,7 @@ def save_checkpoint(model_dir: PathLike, payload: dict) -> dict[str, Any]:
     could not read back. It counts once a model.json names it (commit_model).
 
     ``payload`` is the trainer's: typically model and optimizer/scheduler state dicts,
-    random generator states (lfengine.train_state) and epoch/batch counters. Returns the
+    random generator states (lfengine.storage.train_state) and epoch/batch counters. Returns the
     checkpoint's reference.
     """
     paths = model_paths(model_dir)

@@ -1,4 +1,4 @@
-"""The reports of lfengine.metrics as text tables, for ``lfengine evaluate``: computing scores and
+"""The reports of lfengine.evaluation.metrics as text tables, for ``lfengine evaluate``: computing scores and
 showing them change for different reasons."""
 
 from __future__ import annotations
@@ -83,4 +83,4 @@ def format_report(report: dict) -> str:
         return "\n".join(lines)
     if "per_type" in report:
         return "\n".join(_format_spans(report))
-    raise ValueError("not a report of lfengine.metrics")
+    raise ValueError("not a report of lfengine.evaluation.metrics")

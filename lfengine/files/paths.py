@@ -37,15 +37,25 @@ class UnusablePath(OSError):
         self.filename = path
 
 
+#: The longest file name and path POSIX systems take; longer ones fail with "File name too long".
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
 def path_problem(path: str | os.PathLike) -> str | None:
     """Why ``path`` cannot name a file at all (NUL byte, not encodable), or None."""
     raw = os.fspath(path)
     if ("\x00" if isinstance(raw, str) else b"\x00") in raw:
         return "a NUL byte in the path"
     try:
-        os.fsencode(raw)
+        encoded = os.fsencode(raw)
     except UnicodeEncodeError as exc:
         return f"a character the file system cannot encode ({exc.object[exc.start]!r}) in the path"
+    longest = max(encoded.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return f"a name of {len(longest)} bytes in the path (the file system allows {NAME_MAX})"
+    if len(encoded) > PATH_MAX:
+        return f"a path of {len(encoded)} bytes (the system allows {PATH_MAX})"
     return None
 
 

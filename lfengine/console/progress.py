@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("lfengine.progress")
 
 ERASE_LINE = "\r\x1b[K"
 REDRAW_INTERVAL = 0.1  # seconds between two redraws of the bar (more is flicker, and CPU)

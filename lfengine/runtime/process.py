@@ -18,9 +18,14 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from lfengine.allocator import SERVING_KERNEL_CACHE, bound_kernel_cache, reuse_freed_memory, training_memory
+from lfengine.runtime.allocator import (
+    SERVING_KERNEL_CACHE,
+    bound_kernel_cache,
+    reuse_freed_memory,
+    training_memory,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("lfengine.process")
 
 GC_THRESHOLDS = (50_000, 20, 20)  # Python's default is (700, 10, 10)
 

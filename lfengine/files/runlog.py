@@ -81,7 +81,7 @@ def run_facts(
     """What a person (and train.log) should know about a run before it starts."""
     import torch
 
-    from lfengine.safe_io import sha256_file
+    from lfengine.files.safe_io import sha256_file
 
     data_file = Path(data_path).resolve()
     return {
@@ -131,7 +131,7 @@ def run_footer(result: dict[str, Any]) -> str:
 
 def append_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    from lfengine.safe_io import open_append  # safe_io loads torch: not for every --help
+    from lfengine.files.safe_io import open_append  # safe_io loads torch: not for every --help
 
     with open_append(path) as handle:  # never through a link planted as train.log
         handle.write(text)

@@ -202,7 +202,7 @@ def remove_stale_temp_files(directory: PathLike) -> list[Path]:
         except OSError:
             continue
     if removed:
-        logging.getLogger(__name__).info(
+        logging.getLogger("lfengine.safe_io").info(
             "removed %d temporary file(s) left by an interrupted write in %s", len(removed), directory
         )
     return removed
