@@ -18,7 +18,8 @@ from timeouts import scaled
 from lfengine import service, store
 from lfengine.data.synthetic import write_classification_corpus
 from lfengine.errors import DataLineError, MetaFileError, ModelError, OptionError
-from lfengine.options import MAX_THREADS, TrainOptions
+from lfengine.options import TrainOptions
+from lfengine.settings import MAX_THREADS
 
 REPO = Path(__file__).resolve().parent.parent
 
