@@ -105,22 +105,29 @@ def _int(name: str, help: str, low: int, high: int, scope: str = NETWORK, **more
     return Setting(name, "int", help, scope, low=low, high=high, **more)
 
 
-def _share(name: str, help: str, scope: str = TRAINING, **more: Any) -> Setting:
-    """A float in [0, 1] (a probability or share)."""
-    return Setting(name, "float", help, scope, low=0, high=1, **more)
+def _float(name: str, help: str, scope: str = TRAINING, **more: Any) -> Setting:
+    """A number setting: every one is >= 0."""
+    return Setting(name, "float", help, scope, low=0, **more)
 
 
-def _every(name: str, help: str, default: int | None = None, old: str = "") -> Setting:
+def _bool(name: str, help: str, scope: str = NETWORK, **more: Any) -> Setting:
+    return Setting(name, "bool", help, scope, **more)
+
+
+def _str(name: str, help: str, scope: str, **more: Any) -> Setting:
+    return Setting(name, "str", help, scope, **more)
+
+
+def _every(name: str, help: str, old: str, default: int | None = None) -> Setting:
     return _int(name, help, 1, MAX_COUNT, RUN, default=default, old=old)
 
 
 SETTINGS: tuple[Setting, ...] = (
     # --- the network (ModelConfig's first block) ---
-    Setting(
+    _str(
         "module",
-        "str",
-        "the network: a predefined module (TextCnn, BiLstmCrfTagger, MlpClassifier, ...), file.py:Class, "
-        "or null/auto",
+        "the network: a predefined module (TextCnn, BiLstmCrfTagger, MlpClassifier, ...), "
+        "file.py:Class, or null/auto",
         TRAINING,
         option=True,
         nullable=True,
@@ -134,19 +141,16 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         MAX_DEPTH,
     ),
-    Setting("dropout", "float", "dropout between learned layers", NETWORK, low=0, high=1, open_high=True),
-    Setting(
+    _float("dropout", "dropout between learned layers", NETWORK, high=1, open_high=True),
+    _float(
         "embedding_dropout",
-        "float",
         "on every embedding lookup (nominal, list tokens, characters)",
         NETWORK,
-        low=0,
         high=1,
         open_high=True,
     ),
-    Setting(
+    _str(
         "list_encoder",
-        "str",
         "encoder of token-list (N) columns: cnn, lstm, mean or attention",
         NETWORK,
         choices=("cnn", "lstm", "mean", "attention"),
@@ -154,17 +158,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cnn_kernels", "ints", "kernel widths of the list CNN", NETWORK, low=1, high=MAX_DEPTH),
     _int("cnn_channels", "filters per kernel width of the list CNN", 1, MAX_WIDTH),
     _int("list_lstm_hidden", "hidden size per direction of the list BiLSTM", 1, MAX_WIDTH),
-    Setting("char_encoder", "bool", "character CNN per token (sequence tagging with a char column)", NETWORK),
+    _bool("char_encoder", "character CNN per token (sequence tagging with a char column)"),
     _int("char_dims", "character embedding size", 1, MAX_WIDTH),
     _int("char_filters", "character CNN filters", 1, MAX_WIDTH),
     _int("char_kernel", "character CNN kernel width", 1, MAX_DEPTH),
-    Setting(
-        "word_shape",
-        "bool",
-        "casing/shape flags per token from its characters (sequence tagging)",
-        NETWORK,
-        legacy=False,
-    ),
+    _bool("word_shape", "casing/shape flags per token from its characters (sequence tagging)", legacy=False),
     _int(
         "affix_dims",
         "size of the hashed 1-4 character prefix/suffix embeddings per token (0: none)",
@@ -172,12 +170,10 @@ SETTINGS: tuple[Setting, ...] = (
         MAX_WIDTH,
         legacy=0,
     ),
-    Setting("crf", "bool", "linear-chain CRF output layer (sequence tagging)", NETWORK),
-    Setting(
+    _bool("crf", "linear-chain CRF output layer (sequence tagging)"),
+    _bool(
         "chunk_constraints",
-        "bool",
         "the CRF never puts X|I after O or after another type (chunk labels)",
-        NETWORK,
         legacy=False,
     ),
     _int("lstm_hidden", "tagger BiLSTM hidden size per direction", 1, MAX_WIDTH),
@@ -189,17 +185,8 @@ SETTINGS: tuple[Setting, ...] = (
         2,
         legacy=0,
     ),
-    # --- the training (ModelConfig's second block) ---
-    Setting(
-        "learning_rate",
-        "float",
-        "AdamW's learning rate",
-        TRAINING,
-        option=True,
-        low=0,
-        open_low=True,
-        old="learningrate",
-    ),
+    # --- the training (ModelConfig's second block); the first four are run options too ---
+    _float("learning_rate", "AdamW's learning rate", option=True, open_low=True, old="learningrate"),
     _int(
         "batch_size",
         "training items (instances or sequences) per update",
@@ -219,29 +206,28 @@ SETTINGS: tuple[Setting, ...] = (
         option=True,
         old="es_patience",
     ),
-    Setting("weight_decay", "float", "AdamW's decoupled weight decay", TRAINING, low=0),
-    Setting("grad_clip", "float", "largest gradient norm; 0 disables clipping", TRAINING, low=0),
-    _share("previous_label_dropout", "share of training items whose gate.LF.target columns are hidden"),
-    _share("unk_replace", "chance that a rare (singleton) training token is replaced by OOV", legacy=0.0),
-    _share("word_dropout", "chance that any training token is replaced by OOV", legacy=0.0),
-    Setting("oov_untrained", "bool", "rows training never updated look up as OOV", TRAINING, legacy=False),
-    Setting(
+    _float("weight_decay", "AdamW's decoupled weight decay"),
+    _float("grad_clip", "largest gradient norm; 0 disables clipping"),
+    _float(
+        "previous_label_dropout", "share of training items whose gate.LF.target columns are hidden", high=1
+    ),
+    _float(
+        "unk_replace",
+        "chance that a rare (singleton) training token is replaced by OOV",
+        legacy=0.0,
+        high=1,
+    ),
+    _float("word_dropout", "chance that any training token is replaced by OOV", legacy=0.0, high=1),
+    _bool("oov_untrained", "rows training never updated look up as OOV", TRAINING, legacy=False),
+    _float(
         "lr_decay",
-        "float",
         "learning rate factor after validations without improvement (1: constant)",
-        TRAINING,
-        low=0,
         high=1,
         open_low=True,
         legacy=1.0,
     ),
-    Setting(
-        "es_min_delta",
-        "float",
-        "smallest gain of the early-stopping score that counts as improvement",
-        TRAINING,
-        low=0,
-        legacy=0.0,
+    _float(
+        "es_min_delta", "smallest gain of the early-stopping score that counts as improvement", legacy=0.0
     ),
     # --- run options that shape the model or its data (describe lists them) ---
     _int(
@@ -253,36 +239,31 @@ SETTINGS: tuple[Setting, ...] = (
         default=1,
         old="seed",
     ),
-    Setting(
+    _float(
         "valsize",
-        "float",
         "validation set: above 1 a count, below 1 a fraction, 0 none",
         DESCRIBED,
         unset=0.1,
-        low=0,
         high=MAX_COUNT,
         old="valsize",
     ),
-    Setting(
+    _str(
         "valfile",
-        "str",
         "a separate LF data file to validate on (instead of --valsize)",
         DESCRIBED,
         path=True,
         doc="a separate LF data file to validate on (instead of `valsize`)",
         old="valfile",
     ),
-    Setting(
+    _str(
         "valsplit",
-        "str",
         "which items validate: a shuffled sample, or the file's last part (tail, like new documents)",
         DESCRIBED,
         unset="random",
-        choices=("random", "tail"),
+        choices=("random", "tail"),  # random: measured, README
     ),
-    Setting(
+    _str(
         "ngram_layer",
-        "str",
         "encoder of token-list (N-gram) columns, the old name of list_encoder",
         DESCRIBED,
         sets="list_encoder",
@@ -290,33 +271,29 @@ SETTINGS: tuple[Setting, ...] = (
         choices_text="'cnn' or 'lstm'",
         old="ngram_layer",
     ),
-    Setting(
+    _str(
         "embs",
-        "str",
         "embedding settings per emb_id, the old syntax EMBID:DIMS:TRAIN:MINFREQ:FILE[,...]",
         DESCRIBED,
         old="embs",
     ),
-    Setting(
+    _str(
         "maxlens",
-        "str",
         "length limits of token-list columns, the old syntax ATTR:MAXLEN:SHORTEN[,...]",
         DESCRIBED,
         old="maxlens",
     ),
-    Setting(
+    _bool(
         "shuffle",
-        "bool",
         "validate on the file's last items, as --valsplit tail does (default: a shuffled sample, seeded)",
         DESCRIBED,
         default=True,
         flag="no-shuffle",
-        doc='`false` validates on the file\'s last items, as `valsplit` `"tail"` does',
         old="noshuffle",
+        doc='`false` validates on the file\'s last items, as `valsplit` `"tail"` does',
     ),
-    Setting(
+    _str(
         "es_metric",
-        "str",
         "what decides the best model; auto: span F1 for chunk labels, accuracy otherwise, mse for regression",
         DESCRIBED,
         default="auto",
@@ -332,15 +309,14 @@ SETTINGS: tuple[Setting, ...] = (
         doc="model settings, `{setting: value}`: any key of the table below",
     ),
     # --- how one training runs: nothing describe shows or eject writes depends on these ---
-    Setting(
+    _str(
         "device",
-        "str",
         "where to train: auto (a GPU when there is one), cpu, cuda or cuda:N",
         RUN,
         default="auto",
         choices=("auto", "cpu", "cuda"),
-        choices_text="auto, cpu, cuda or cuda:N",
         pattern=r"cuda:\d{1,4}",
+        choices_text="auto, cpu, cuda or cuda:N",
     ),
     _int("threads", "CPU threads for torch; default: torch's choice", 1, MAX_THREADS, RUN),
     _int(
@@ -351,46 +327,40 @@ SETTINGS: tuple[Setting, ...] = (
         RUN,
         default=1,
     ),
-    Setting(
+    _str(
         "precision",
-        "str",
         "mixed precision on CUDA; the CPU trains in fp32",
         RUN,
-        default="auto",
         choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
     ),
-    Setting(
+    _bool(
         "resume",
-        "bool",
         "continue an interrupted training from its checkpoint in MODEL_DIR",
         RUN,
         default=False,
-        doc="continue an interrupted training from its checkpoint in the model directory",
         old="resume",
+        doc="continue an interrupted training from its checkpoint in the model directory",
     ),
-    Setting(
+    _str(
         "stop_file",
-        "str",
         "training stops when this file appears; default STOP next to the meta file",
         RUN,
         path=True,
         old="stopfile",
     ),
-    Setting(
+    _bool(
         "skip_bad_lines",
-        "bool",
         "skip malformed training lines (counted in the log) instead of failing",
         RUN,
         default=False,
     ),
-    _every("validate_every_epochs", "validate every N epochs", 1, old="valeveryepochs"),
-    _every("validate_every_batches", "also validate every N batches", old="valeverybatches"),
-    _every("validate_every_instances", "also validate every N training instances", old="valeveryinstances"),
-    _every("report_every_batches", "log the training loss every N batches", old="repeverybatches"),
-    _every("report_every_instances", "log the training loss every N instances", old="repeveryinstances"),
-    Setting(
-        "no_train", "bool", "build and describe the network, do not train", RUN, default=False, old="notrain"
-    ),
+    _every("validate_every_epochs", "validate every N epochs", "valeveryepochs", default=1),
+    _every("validate_every_batches", "also validate every N batches", "valeverybatches"),
+    _every("validate_every_instances", "also validate every N training instances", "valeveryinstances"),
+    _every("report_every_batches", "log the training loss every N batches", "repeverybatches"),
+    _every("report_every_instances", "log the training loss every N instances", "repeveryinstances"),
+    _bool("no_train", "build and describe the network, do not train", RUN, default=False, old="notrain"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
