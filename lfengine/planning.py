@@ -19,12 +19,13 @@ from lfengine.builder.config import ModelConfig
 from lfengine.builder.describe import describe_model, render_tree
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.registry import ModulePermission, absolute_module, allow_modules
-from lfengine.data.batching import DEFAULT_VALSPLIT, validation_size
+from lfengine.data.batching import validation_size
 from lfengine.data.codec import Codec, build_codec
 from lfengine.data.meta import FeatureSpec, read_meta
 from lfengine.errors import LfEngineError, OptionError
 from lfengine.evaluation.metrics import is_chunk_label_set
-from lfengine.options import DEFAULT_VALSIZE, TrainOptions
+from lfengine.options import TrainOptions
+from lfengine.settings import DEFAULT_VALSIZE, DEFAULT_VALSPLIT, DESCRIBED_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,9 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         for name, value in plan.config.to_dict().items()
         if name in plan.used
     }
-    defaults = TrainOptions()
-    for name in ("seed", "valsize", "valfile", "valsplit", "ngram_layer", "embs", "maxlens", "shuffle"):
-        value = getattr(options, name)
-        hyper[name] = {"value": value, "source": "option" if value != getattr(defaults, name) else "default"}
+    for setting in DESCRIBED_OPTIONS:
+        value = getattr(options, setting.name)
+        hyper[setting.name] = {"value": value, "source": "option" if value != setting.default else "default"}
     if options.valsize is None and options.valfile is None:
         hyper["valsize"] = {"value": DEFAULT_VALSIZE, "source": "heuristic"}
     if options.valsplit is None and options.valfile is None:

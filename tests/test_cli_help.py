@@ -4,17 +4,15 @@ mistyped options, settings and the old wrapper's spellings, global flags after t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from lfengine import cli
-from lfengine.builder.config import SETTING_HELP, ModelConfig
 from lfengine.cli.commands import COMMANDS
 from lfengine.data.synthetic import write_sequence_corpus
-from lfengine.options import TrainOptions
+from lfengine.settings import MODEL_SETTINGS, OPTIONS
 
 PARSER = cli.build_parser()
 SUBCOMMANDS = {c.name: PARSER.commands[c.name] for c in COMMANDS if c.arguments is not None}
@@ -48,19 +46,19 @@ def test_every_subcommand_has_a_description_examples_and_helped_arguments(name: 
 def test_every_training_option_is_a_flag_with_its_own_help() -> None:
     train = SUBCOMMANDS["train"]
     helps = {a.dest: a.help for a in options_of(train)}
-    for f in dataclasses.fields(TrainOptions):
-        assert f.name in helps, f"TrainOptions.{f.name} has no flag"
-        assert f.metadata["help"].replace("%", "%%").split(";")[0] in helps[f.name]
+    for s in OPTIONS:
+        assert s.name in helps, f"run option {s.name} has no flag"
+        assert s.help.replace("%", "%%").split(";")[0] in helps[s.name]
 
 
 def test_the_set_keys_are_listed_one_line_each_with_their_default(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     text = capsys.readouterr().out
-    for f in dataclasses.fields(ModelConfig):
-        line = next((line for line in text.splitlines() if line.startswith(f"  {f.name} ")), None)
-        assert line is not None, f"--set {f.name} is not listed"
-        assert SETTING_HELP[f.name] in line and "; default: " in line
+    for s in MODEL_SETTINGS:
+        line = next((line for line in text.splitlines() if line.startswith(f"  {s.name} ")), None)
+        assert line is not None, f"--set {s.name} is not listed"
+        assert s.help in line and "; default: " in line
 
 
 def run_main(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:

@@ -18,7 +18,8 @@ from timeouts import scaled
 from lfengine import service
 from lfengine.data.synthetic import write_classification_corpus
 from lfengine.errors import DataLineError, MetaFileError, ModelError, OptionError
-from lfengine.options import MAX_THREADS, TrainOptions
+from lfengine.options import TrainOptions
+from lfengine.settings import MAX_THREADS
 from lfengine.storage import store
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,22 +16,13 @@ from typing import TYPE_CHECKING, Any
 from lfengine.builder.config import ModelConfig, coerce_value, field_names
 from lfengine.errors import OptionError
 from lfengine.options import TrainOptions
+from lfengine.settings import OPTIONS, model_setting_of
 
 if TYPE_CHECKING:  # torch and numpy load where a rule runs, not when --help reads RULES' docstrings
     from lfengine.data.batch import InputLayout
 
 HEURISTIC = "heuristic"
 OPTION = "option"
-
-#: TrainOptions fields that set a ModelConfig field (option field -> config field).
-OPTION_FIELDS = {
-    "module": "module",
-    "ngram_layer": "list_encoder",
-    "batch_size": "batch_size",
-    "max_epochs": "max_epochs",
-    "learning_rate": "learning_rate",
-    "es_patience": "es_patience",
-}
 
 
 @dataclass
@@ -301,14 +292,14 @@ def user_settings(options: TrainOptions) -> dict[str, Any]:
             f"unknown model setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
     settings = {name: coerce_value(name, value) for name, value in options.model.items()}
-    for option_name, name in OPTION_FIELDS.items():
-        value = getattr(options, option_name)
-        if value is None:
+    for option in OPTIONS:
+        name, value = model_setting_of(option), getattr(options, option.name)
+        if name is None or value is None:
             continue
         value = coerce_value(name, value)
         if name in settings and settings[name] != value:
             raise OptionError(
-                f"option {option_name}={value!r} contradicts model setting {name}={settings[name]!r}"
+                f"option {option.name}={value!r} contradicts model setting {name}={settings[name]!r}"
             )
         settings[name] = value
     return settings

@@ -1,65 +1,53 @@
 """Argument definitions of the command line: the parser, help texts, did-you-mean, --config.
 
-Every training flag is generated from a TrainOptions field (its help is the field's metadata),
-and every ``--set`` key from a ModelConfig field with its heuristic's rule, so the command line,
-the protocol's options and ``--help`` cannot drift apart.
+Every training flag is generated from a run option of lfengine/settings.py, and every ``--set``
+key from a model setting with its heuristic's rule, so the command line, the protocol's options
+and ``--help`` cannot drift apart.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 import json
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lfengine.builder.config import SETTING_HELP, ModelConfig
 from lfengine.builder.heuristics import RULES
 from lfengine.errors import OptionError
 from lfengine.files import jsontext
 from lfengine.files.paths import MAX_CONFIG_BYTES, MAX_MODEL_JSON_BYTES, read_regular_bytes
-from lfengine.options import DEVICES, ES_METRICS, NGRAM_LAYERS, TrainOptions
-
-#: TrainOptions fields that the command line spells differently (or handles itself).
-FLAG_NAMES = {"shuffle": "no-shuffle", "model": "set"}
-CHOICES = {"es_metric": ES_METRICS, "ngram_layer": NGRAM_LAYERS, "device": DEVICES}
+from lfengine.options import TrainOptions
+from lfengine.settings import MODEL_SETTINGS, OPTIONS, RUN, Setting, model_setting_of
 
 #: The old wrapper's spellings (gate-plugin.md §9) that differ from ours.
 OLD_SPELLINGS = {
-    "--batchsize": "--batch-size",
-    "--maxepochs": "--max-epochs",
-    "--learningrate": "--learning-rate",
-    "--es_patience": "--es-patience",
-    "--es_metric": "--es-metric",
-    "--ngram_layer": "--ngram-layer",
-    "--stopfile": "--stop-file",
-    "--noshuffle": "--no-shuffle",
-    "--notrain": "--no-train",
+    **{f"--{s.old}": s.cli_flag for s in OPTIONS if s.old and f"--{s.old}" != s.cli_flag},
     "--cuda": "--device cuda",
-    "--valeveryepochs": "--validate-every-epochs",
-    "--valeverybatches": "--validate-every-batches",
-    "--valeveryinstances": "--validate-every-instances",
-    "--repeverybatches": "--report-every-batches",
-    "--repeveryinstances": "--report-every-instances",
 }
-
-
-def flag_of(name: str) -> str:
-    return "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
 
 
 def _help(text: str) -> str:
     return text.replace("%", "%%")  # argparse formats help with %
 
 
-def option_help(f: dataclasses.Field) -> str:
-    """A flag's help: the field's line, its choices and its default."""
-    text = f.metadata.get("help", "")
-    if f.name in CHOICES:
-        text += f"; one of {', '.join(CHOICES[f.name])}"
-    if "default" not in text and f.name not in ("model", "shuffle"):
-        default = f.default
+def rule_text(name: str) -> str:
+    """The first clause of a model setting's heuristic rule: what it gets when unset."""
+    return " ".join((RULES[name].__doc__ or "").split()).split(": ")[0].split(". ")[0].rstrip(".")
+
+
+def option_help(setting: Setting) -> str:
+    """A flag's help: the setting's line, its choices and its default (or its rule)."""
+    text = setting.help
+    if setting.choices:
+        text += f"; one of {', '.join(setting.choices)}"
+    model_setting = model_setting_of(setting)
+    if model_setting is not None:
+        text += f"; default: {rule_text(model_setting)}"
+    elif setting.unset is not None:
+        text += f" (default: {setting.unset})"
+    elif "default" not in text and setting.kind != "dict":
+        default = setting.default
         shown = "off" if default is False else "none" if default is None else default
         text += f" (default: {shown})"
     return _help(text)
@@ -67,11 +55,7 @@ def option_help(f: dataclasses.Field) -> str:
 
 def setting_lines() -> list[str]:
     """One line per ``--set`` key: what it is, and the rule that picks it when unset."""
-    lines = []
-    for f in dataclasses.fields(ModelConfig):
-        rule = (RULES[f.name].__doc__ or "").strip().split(": ")[0].split(". ")[0].rstrip(".")
-        lines.append(f"  {f.name:23} {SETTING_HELP[f.name]}; default: {rule}")
-    return lines
+    return [f"  {s.name:23} {s.help}; default: {rule_text(s.name)}" for s in MODEL_SETTINGS]
 
 
 def set_epilog() -> str:
@@ -80,64 +64,40 @@ def set_epilog() -> str:
     )
 
 
-#: TrainOptions fields that only say how a training runs (where, how fast, when to stop or
-#: report): nothing that describe shows or eject writes depends on them, so those commands lack them.
-RUN_ONLY = frozenset(
-    {
-        "device",
-        "threads",
-        "workers",
-        "precision",
-        "resume",
-        "stop_file",
-        "skip_bad_lines",
-        "validate_every_epochs",
-        "validate_every_batches",
-        "validate_every_instances",
-        "report_every_batches",
-        "report_every_instances",
-        "no_train",
-    }
-)
-
-
 def add_train_options(parser: argparse.ArgumentParser, *, run_options: bool = True) -> None:
-    """One flag per TrainOptions field, so the CLI can never drift from the protocol's options;
-    without ``run_options``, the fields that shape the network and its settings only."""
+    """One flag per run option, so the CLI can never drift from the protocol's options; without
+    ``run_options``, the options that shape the network and its settings only (describe and
+    eject lack those that only say how a training runs)."""
     config_help = (
         "read options from a JSON object with the protocol's option names, or from a model "
         "directory (or its model.json) to train again with its settings; flags given here win"
     )
     add_flags(parser, {"--config": {"metavar": "FILE", "help": config_help}})
     group = parser.add_argument_group("training options (unset: chosen by the heuristics)")
-    for f in dataclasses.fields(TrainOptions):
-        if f.name in RUN_ONLY and not run_options:
+    for s in OPTIONS:
+        if s.scope == RUN and not run_options:
             continue
-        flag = flag_of(f.name)
-        if f.name == "shuffle":
-            group.add_argument(flag, dest="shuffle", action="store_false", default=None, help=option_help(f))
-        elif f.name == "model":
+        if s.kind == "dict":
             group.add_argument(
-                flag,
-                dest="model",
+                s.cli_flag,
+                dest=s.name,
                 action="append",
                 metavar="KEY=VALUE",
                 default=None,
-                help=option_help(f) + ", e.g. --set hidden_size=200; keys listed below",
+                help=option_help(s) + ", e.g. --set hidden_size=200; keys listed below",
             )
-        elif str(f.type).startswith("bool"):
-            group.add_argument(flag, dest=f.name, action="store_true", default=None, help=option_help(f))
+        elif s.kind == "bool":
+            action = "store_false" if s.default is True else "store_true"  # --no-shuffle
+            group.add_argument(s.cli_flag, dest=s.name, action=action, default=None, help=option_help(s))
         else:
-            kind = int if str(f.type).startswith("int") else float if str(f.type).startswith("float") else str
-            choices = CHOICES.get(f.name) if f.name != "device" else None  # device also takes cuda:N
             group.add_argument(
-                flag,
-                dest=f.name,
-                type=kind,
+                s.cli_flag,
+                dest=s.name,
+                type={"int": int, "float": float}.get(s.kind, str),
                 default=None,
-                choices=choices,
-                metavar=f.name.upper(),
-                help=option_help(f),
+                choices=(s.choices or None) if not s.pattern else None,  # device also takes cuda:N
+                metavar=s.name.upper(),
+                help=option_help(s),
             )
 
 
@@ -164,26 +124,29 @@ def read_config(path: str) -> dict[str, Any]:
     return document
 
 
-def flag_modules(args: argparse.Namespace) -> list[str]:
-    """The user modules this command line names itself (--module, --set module=...): the ones
-    it may import without --trust-module. A --config file's module is not among them: it may
-    be a model directory's stored options, which are data."""
-    names = [getattr(args, "module", None)]
-    settings = map(parse_setting, getattr(args, "model", None) or [])
-    names += [value for key, value in settings if key == "module"]
-    return [name for name in names if isinstance(name, str)]
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options this command line's flags give (--set parsed), --config left out."""
+    values = {}
+    for s in OPTIONS:
+        value = getattr(args, s.name, None)
+        if value is not None:
+            values[s.name] = dict(map(parse_setting, value)) if s.kind == "dict" else value
+    return values
+
+
+def flag_options(args: argparse.Namespace) -> TrainOptions:
+    """The options the flags give: the modules they name (``named_modules``) are the ones the
+    command may import without --trust-module. A --config file's module is not among them: it
+    may be a model directory's stored options, which are data."""
+    return TrainOptions.from_dict(flag_values(args))
 
 
 def options_from(args: argparse.Namespace) -> TrainOptions:
     values: dict[str, Any] = read_config(args.config) if getattr(args, "config", None) else {}
-    for f in dataclasses.fields(TrainOptions):
-        value = getattr(args, f.name, None)
-        if value is None:
-            continue
-        if f.name == "model":
-            value = {**values.get("model", {}), **dict(parse_setting(item) for item in value)}
-        values[f.name] = value
-    return TrainOptions.from_dict(values)
+    flags = flag_values(args)
+    if "model" in flags:
+        flags["model"] = {**values.get("model", {}), **flags["model"]}
+    return TrainOptions.from_dict({**values, **flags})
 
 
 def parse_setting(item: str) -> tuple[str, Any]:
@@ -191,7 +154,7 @@ def parse_setting(item: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise OptionError(f"--set needs KEY=VALUE, got {item!r}")
-    known = [f.name for f in dataclasses.fields(ModelConfig)]
+    known = [s.name for s in MODEL_SETTINGS]
     if key not in known:
         raise OptionError(f"--set {key}: unknown setting{did_you_mean(key, known)}; see --help for the keys")
     try:

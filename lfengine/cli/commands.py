@@ -23,7 +23,7 @@ from lfengine.cli.arguments import (
     add_model_and_data,
     add_train_options,
     add_trust_module,
-    flag_modules,
+    flag_options,
     message_mb,
     options_from,
     set_epilog,
@@ -72,7 +72,10 @@ def _run_describe(args: argparse.Namespace) -> int:
         hints.check_meta_argument(args.meta)
         options = options_from(args)
         result = service.describe(
-            args.meta, options, trust_module=args.trust_module, named_modules=flag_modules(args)
+            args.meta,
+            options,
+            trust_module=args.trust_module,
+            named_modules=flag_options(args).named_modules(),
         )
         text = render_description(result)
     print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else printable(text))

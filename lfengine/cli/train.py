@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from lfengine.cli import hints
-from lfengine.cli.arguments import add_train_options, add_trust_module, flag_modules, options_from
+from lfengine.cli.arguments import add_train_options, add_trust_module, flag_options, options_from
 from lfengine.cli.reports import end_block, start_block
 from lfengine.console.printable import printable
 from lfengine.console.progress import ProgressDisplay, fit_lines, terminal_columns
@@ -84,7 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
                 cancel=cancel,
                 on_start=started,
                 trust_module=args.trust_module,
-                named_modules=flag_modules(args),
+                named_modules=flag_options(args).named_modules(),
             )
     finally:
         signal.signal(signal.SIGINT, previous)

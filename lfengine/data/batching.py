@@ -8,7 +8,7 @@ import torch
 from lfengine.data.batch import IGNORE_INDEX, Batch
 from lfengine.data.encoding import Encoded, Ragged
 from lfengine.errors import OptionError
-from lfengine.options import DEFAULT_VALSIZE
+from lfengine.settings import DEFAULT_VALSIZE, DEFAULT_VALSPLIT
 
 
 def validation_size(n: int, valsize: float | None) -> int:
@@ -25,16 +25,13 @@ def validation_size(n: int, valsize: float | None) -> int:
     return size
 
 
-#: Chosen by measurement (bench/bench_generalisation.py, README): see ``split_indices``.
-DEFAULT_VALSPLIT = "random"
-
-
 def split_indices(
     n: int, valsize: float | None, *, seed: int, shuffle: bool = True, valsplit: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train/validation split: ``tail`` takes the last items of the file (LF writes documents in
     order, so these are the nearest thing to new documents), ``random`` a seeded sample (None:
-    ``DEFAULT_VALSPLIT``; lfengine.options checks the name). Without shuffling the validation
+    ``DEFAULT_VALSPLIT``, chosen by measurement: bench/bench_generalisation.py, README;
+    lfengine.options checks the name). Without shuffling the validation
     set is always the tail.
 
     Either way the validation split meets unknown words at the natural rate: values that occur

@@ -30,7 +30,8 @@ from lfengine.gate.cmdline import (
     parse_command_line,
     write_config_file,
 )
-from lfengine.options import ES_METRICS, NGRAM_LAYERS, TrainOptions
+from lfengine.options import TrainOptions
+from lfengine.settings import BY_NAME, OPTIONS, Setting
 
 _COMMON = (
     OptionSpec(CONFIG_FILE, True, "PATH", "read settings from a 'name = value' file (command line wins)"),
@@ -50,7 +51,9 @@ TRAIN_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("module", True, "NAME", "predefined module, or path/to/file.py:ClassName"),
     OptionSpec("wrapper", True, "CLASS", "old wrapper class selection (ignored, with a warning)"),
     OptionSpec("es_patience", True, "N", "early stopping: validations without improvement"),
-    OptionSpec("es_metric", True, "METRIC", f"early-stopping metric: {' | '.join(ES_METRICS)}"),
+    OptionSpec(
+        "es_metric", True, "METRIC", "early-stopping metric: " + " | ".join(BY_NAME["es_metric"].choices)
+    ),
     OptionSpec("seed", True, "N", "random seed; 0 or negative: draw a random seed (default: fixed)"),
     OptionSpec("cuda", True, "BOOL", "true: train on the GPU (error if none), false: on the CPU"),
     OptionSpec("resume", False, "", "continue training the existing model"),
@@ -178,30 +181,31 @@ def _choice(name: str, text: str, allowed: tuple[str, ...]) -> str:
     return text
 
 
-# Option name -> (TrainOptions field, converter of the raw text). The remaining options are
-# handled in train_settings_from: they need the working directory, touch several fields, or warn.
-_TRAIN_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
-    "embs": ("embs", str),
-    "maxlens": ("maxlens", str),
-    "batchsize": ("batch_size", lambda t: parse_int("batchsize", t, minimum=1)),
-    "maxepochs": ("max_epochs", lambda t: parse_int("maxepochs", t, minimum=1)),
-    "learningrate": ("learning_rate", lambda t: _positive(parse_float("learningrate", t), "learningrate")),
-    "module": ("module", str),
-    "es_patience": ("es_patience", lambda t: parse_int("es_patience", t, minimum=0)),
-    "es_metric": ("es_metric", lambda t: _choice("es_metric", t, ES_METRICS)),
-    "ngram_layer": ("ngram_layer", lambda t: _choice("ngram_layer", t, NGRAM_LAYERS)),
-    "valeveryepochs": ("validate_every_epochs", lambda t: parse_int("valeveryepochs", t, minimum=1)),
-    "valeverybatches": ("validate_every_batches", lambda t: parse_int("valeverybatches", t, minimum=1)),
-    "valeveryinstances": ("validate_every_instances", lambda t: parse_int("valeveryinstances", t, minimum=1)),
-    "repeveryinstances": ("report_every_instances", lambda t: parse_int("repeveryinstances", t, minimum=1)),
-    "repeverybatches": ("report_every_batches", lambda t: parse_int("repeverybatches", t, minimum=1)),
-}
-
-
 def _positive(value: float, name: str) -> float:
     if value <= 0:
         raise OptionError(f"--{name} must be > 0, got {value}")
     return value
+
+
+def _converter(setting: Setting) -> Callable[[str], object]:
+    """The raw text of a run option's old spelling, checked as the setting's declaration says."""
+    name = setting.old
+    if setting.choices:
+        return lambda text: _choice(name, text, setting.choices)
+    if setting.kind == "int":
+        return lambda text: parse_int(name, text, minimum=setting.low)
+    if setting.kind == "float":  # learningrate: a rate > 0
+        return lambda text: _positive(parse_float(name, text), name)
+    return str
+
+
+#: Old options that train_settings_from handles itself: they need the working directory, touch
+#: several fields, have their own rule (seed, valsize) or are flags.
+_OWN_HANDLING = frozenset({"valfile", "valsize", "stopfile", "seed", "resume", "notrain", "noshuffle"})
+# Old option name -> (TrainOptions field, converter of the raw text).
+_TRAIN_FIELDS: dict[str, tuple[str, Callable[[str], object]]] = {
+    s.old: (s.name, _converter(s)) for s in OPTIONS if s.old and s.old not in _OWN_HANDLING
+}
 
 
 def train_settings_from(argv: list[str], cwd: str | None = None) -> GateTrainSettings:

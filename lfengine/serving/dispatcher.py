@@ -23,12 +23,13 @@ from typing import Any
 
 from lfengine import __version__
 from lfengine.errors import TrainingCancelled
-from lfengine.options import MAX_THREADS, TrainOptions
+from lfengine.options import TrainOptions
 from lfengine.protocol.envelope import PROTOCOL_VERSION, InvalidParams, MethodNotFound, Params, Request
 from lfengine.protocol.stream import FORMATS
 from lfengine.serving.log_notifications import LogNotifications
 from lfengine.serving.model_registry import ModelRegistry
 from lfengine.serving.trainings import ProgressThrottle, Training, Trainings
+from lfengine.settings import MAX_THREADS
 
 # The logger keeps its name from before the move into lfengine/serving/: clients see it in log
 # notifications (protocol.md) and may filter on it.
