@@ -1,5 +1,6 @@
 """Noise put into training batches on purpose, so that the model learns to do without inputs
-that application will lack: hidden previous labels and unknown words."""
+that application will lack: hidden previous labels and unknown words; a registered column kind
+puts in its own (``ColumnKind.noise``, lfengine/data/kinds.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from lfengine.builder.config import ModelConfig
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
+from lfengine.data.kinds import kind_named
 from lfengine.data.rows import rare_rows
 
 
@@ -35,6 +37,14 @@ class InputNoise:
     def apply(self, batch: Any) -> None:
         self.blank_previous_labels(batch)
         self.unknown_words(batch)
+        self.kind_noise(batch)
+
+    def kind_noise(self, batch: Any) -> None:
+        """Each registered column kind's own noise on its part of the batch."""
+        for name, settings in self.codec.kinds.items():
+            if name in batch.kinds:
+                lengths = batch.kind_lengths.get(name)
+                batch.kinds[name] = kind_named(name).noise(settings, batch.kinds[name], lengths, self.config)
 
     def blank_previous_labels(self, batch: Any) -> None:
         """Hide previous-label columns (gate.LF.target) in a random share of the training items.
