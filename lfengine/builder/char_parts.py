@@ -29,6 +29,20 @@ class _CharPart(FeaturePart):
             raise OptionError(f"{self.refusal} sequence data with a character column")
         self.layout, self.config, self.chars = layout, config, layout.chars
 
+    def _source(
+        self, about: str, construct: str, reads: str, diagram: str, module: str, **flags: bool
+    ) -> PartSource:
+        """The part in the ejected Features: ``self.<attr> = construct`` (after a comment
+        ``about`` it) and ``self.<attr>(batch.chars...)`` in forward."""
+        out = PartSource(width=self.width, imports={module: {construct.split("(")[0]}}, **flags)
+        out.init += comment(about, 8)
+        out.init.append(f"        self.{self.attr} = {construct}")
+        out.forward += comment(reads, 12)
+        mask = ", mask" if flags.get("uses_mask") else ""
+        out.forward.append(f"            self.{self.attr}(batch.chars{mask}),")
+        out.diagram.append(diagram)
+        return out
+
     def _chars(self, batch: Batch) -> Any:
         if batch.chars is None:
             raise ModelError(f"the model uses {self.what} but the batch has no characters")
@@ -58,21 +72,16 @@ class CharsPart(_CharPart):
 
     def source(self) -> PartSource:
         c, info = self.config, self.chars
-        out = PartSource(width=c.char_filters, uses_mask=True)
-        out.init += comment(
+        return self._source(
             f"characters of {py(info.column)} (up to {whole(info.max_chars)} per token): "
             f"{c.char_dims}-dim embeddings -> CNN width {c.char_kernel} x {c.char_filters} filters",
-            8,
+            f"CharEncoder({whole(info.vocab_size)}, dims={c.char_dims}, "
+            f"filters={c.char_filters}, kernel={c.char_kernel}, dropout={c.embedding_dropout!r})",
+            f"characters of {py(info.column)} -> {c.char_filters}",
+            f"characters of {py(info.column)} -> char CNN -> {c.char_filters}",
+            "lfengine.builder.encoders",
+            uses_mask=True,
         )
-        out.init.append(
-            f"        self.chars = CharEncoder({whole(info.vocab_size)}, dims={c.char_dims}, "
-            f"filters={c.char_filters}, kernel={c.char_kernel}, dropout={c.embedding_dropout!r})"
-        )
-        out.forward += comment(f"characters of {py(info.column)} -> {c.char_filters}", 12)
-        out.forward.append("            self.chars(batch.chars, mask),")
-        out.diagram.append(f"characters of {py(info.column)} -> char CNN -> {c.char_filters}")
-        out.imports["lfengine.builder.encoders"] = {"CharEncoder"}
-        return out
 
 
 class ShapePart(_CharPart):
@@ -93,19 +102,16 @@ class ShapePart(_CharPart):
         return [module(self._chars(batch))]
 
     def source(self) -> PartSource:
-        out = PartSource(width=len(SHAPE_FLAGS), uses_alphabet=True)
-        out.init += comment(
+        reads = f"characters of {py(self.chars.column)} -> casing/shape flags -> {len(SHAPE_FLAGS)}"
+        return self._source(
             f"{len(SHAPE_FLAGS)} casing/shape flags per token ({', '.join(SHAPE_FLAGS)}), from "
             "the character classes of the alphabet (no weights)",
-            8,
+            "WordShape(alphabet)",
+            reads,
+            reads,
+            "lfengine.builder.encoders",
+            uses_alphabet=True,
         )
-        out.init.append("        self.shape = WordShape(alphabet)")
-        part = f"characters of {py(self.chars.column)} -> casing/shape flags -> {len(SHAPE_FLAGS)}"
-        out.forward += comment(part, 12)
-        out.forward.append("            self.shape(batch.chars),")
-        out.diagram.append(part)
-        out.imports["lfengine.builder.encoders"] = {"WordShape"}
-        return out
 
 
 class AffixPart(_CharPart):
@@ -127,16 +133,12 @@ class AffixPart(_CharPart):
 
     def source(self) -> PartSource:
         dims = whole(self.config.affix_dims)
-        out = PartSource(width=2 * dims)
-        out.init += comment(
+        reads = f"characters of {py(self.chars.column)} -> prefix, suffix sums -> {2 * dims}"
+        return self._source(
             f"1-{max(AFFIX_LENGTHS)} character prefixes and suffixes, hashed into "
             f"{AFFIX_BUCKETS} rows of {dims}",
-            8,
+            f"AffixEmbeddings({dims})",
+            reads,
+            reads,
+            "lfengine.builder.affixes",
         )
-        out.init.append(f"        self.affixes = AffixEmbeddings({dims})")
-        part = f"characters of {py(self.chars.column)} -> prefix, suffix sums -> {2 * dims}"
-        out.forward += comment(part, 12)
-        out.forward.append("            self.affixes(batch.chars),")
-        out.diagram.append(part)
-        out.imports["lfengine.builder.affixes"] = {"AffixEmbeddings"}
-        return out

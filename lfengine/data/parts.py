@@ -6,6 +6,11 @@ shared per emb_id, ``numeric`` (rows, Cf) z-scored floats, ``lists`` one Ragged 
 column, ``chars`` the characters of the character column, and ``kinds[name]`` for each
 registered column kind (kinds.py). The encoder is a loop over these parts, in this order; the
 builder's parts (lfengine/builder/parts.py) read the same fields.
+
+Besides encoding, a part answers for its field where rows of the shared tables are concerned
+(``table_ids``, ``token_ids``, ``remap``: which rows training updates and which are rare, see
+rows.py) and puts training noise into its field of a batch (``noise``, see
+lfengine/training/input_noise.py).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
+import torch
 
+from lfengine.data.batch import Batch
 from lfengine.data.codec import MAX_CHARS, Codec
 from lfengine.data.kinds import kind_named
 from lfengine.data.overrides import shorten_list
@@ -42,6 +49,27 @@ class DataPart:
     def store(self, fields: dict[str, Any], value: Any) -> None:
         fields[self.field] = value
 
+    def value(self, data: Any) -> Any:
+        """The part's field of an Encoded (or Batch)."""
+        return getattr(data, self.field)
+
+    def table_ids(self, value: Any) -> list[tuple[str, np.ndarray]]:
+        """(emb_id, ids) for each column of ``value`` that looks up a shared table."""
+        return []
+
+    def token_ids(self, value: Any) -> list[tuple[str, np.ndarray, int]]:
+        """(emb_id, ids, window) for each token-string column: ids of words that new documents
+        bring unseen ones of; ``window``: how many times one occurrence can be counted."""
+        return []
+
+    def remap(self, value: Any, tables: dict[str, np.ndarray]) -> Any:
+        """``value`` with each id of a shared table replaced by ``tables[emb_id][id]``."""
+        return value
+
+    def noise(self, batch: Batch, config: Any, rare: dict[str, torch.Tensor]) -> None:
+        """Put training noise into the part's field of ``batch``, in place; ``config``: the
+        model's settings, ``rare``: per emb_id a mask of its rare rows (rows.rare_rows)."""
+
 
 class NominalData(DataPart):
     """Scalar nominal columns -> their ids in the vocabulary of their emb_id."""
@@ -57,6 +85,40 @@ class NominalData(DataPart):
         for j, col in enumerate(codec.nominal):
             ids[:, j] = lookup_strings(codec.vocabs[col.emb_id], columns[col.index], col.index, ctx)
         return ids
+
+    def table_ids(self, value: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        return [(col.emb_id, value[:, j]) for j, col in enumerate(self.codec.nominal)]
+
+    def token_ids(self, value: np.ndarray) -> list[tuple[str, np.ndarray, int]]:
+        return [(self.codec.nominal[j].emb_id, value[:, j], 1) for j in self.codec.token_columns]
+
+    def remap(self, value: np.ndarray, tables: dict[str, np.ndarray]) -> np.ndarray:
+        value = value.copy()
+        for j, col in enumerate(self.codec.nominal):
+            value[:, j] = tables[col.emb_id][value[:, j]]
+        return value
+
+    def noise(self, batch: Batch, config: Any, rare: dict[str, torch.Tensor]) -> None:
+        """Hide previous-label columns (gate.LF.target) in a random share of the training items,
+        then feed some tokens of the token-string columns as OOV (``unknown_words``).
+
+        GATE fills previous-label columns with gold labels for training but leaves them empty
+        when it applies a model (gate-plugin.md §8, item 8); a model that always saw them would
+        lean on an input that never comes. Training without them part of the time teaches it to
+        do without (defect C13); the share is the ``previous_label_dropout`` heuristic.
+        """
+        codec = self.codec
+        columns, rate = codec.previous_label_columns, config.previous_label_dropout
+        if columns and rate > 0:
+            hide = torch.rand(batch.nominal.shape[:-1], device=batch.nominal.device) < rate
+            part = batch.nominal[..., columns]
+            batch.nominal[..., columns] = part.masked_fill(hide.unsqueeze(-1), 0)
+        if config.unk_replace <= 0 and config.word_dropout <= 0:
+            return
+        for j in codec.token_columns:
+            emb_id = codec.nominal[j].emb_id
+            unknown = codec.vocabs[emb_id].unknown_index
+            batch.nominal[..., j] = unknown_words(batch.nominal[..., j], rare.get(emb_id), unknown, config)
 
 
 class NumericData(DataPart):
@@ -131,6 +193,24 @@ class ListData(DataPart):
         np.cumsum(lengths, out=offsets[1:])
         return Ragged(self.codec.vocabs[col.emb_id].lookup(items, len(items)), offsets)
 
+    def table_ids(self, value: list[Ragged]) -> list[tuple[str, np.ndarray]]:
+        return [(col.emb_id, ragged.values) for col, ragged in zip(self.codec.lists, value)]
+
+    def token_ids(self, value: list[Ragged]) -> list[tuple[str, np.ndarray, int]]:
+        return [(self.codec.lists[k].emb_id, value[k].values, 0) for k in self.codec.token_lists]
+
+    def remap(self, value: list[Ragged], tables: dict[str, np.ndarray]) -> list[Ragged]:
+        return [Ragged(tables[col.emb_id][r.values], r.offsets) for col, r in zip(self.codec.lists, value)]
+
+    def noise(self, batch: Batch, config: Any, rare: dict[str, torch.Tensor]) -> None:
+        """Some tokens of the token-string lists as OOV (``unknown_words``)."""
+        if config.unk_replace <= 0 and config.word_dropout <= 0:
+            return
+        for k in self.codec.token_lists:
+            emb_id = self.codec.lists[k].emb_id
+            unknown = self.codec.vocabs[emb_id].unknown_index
+            batch.lists[k] = unknown_words(batch.lists[k], rare.get(emb_id), unknown, config)
+
 
 class CharData(DataPart):
     """The characters of the character column's words (cut to MAX_CHARS), as character ids."""
@@ -150,6 +230,13 @@ class CharData(DataPart):
         values = np.fromiter(map(get, chars, repeat(1)), dtype=np.int32, count=len(chars))
         return Ragged(values, offsets)
 
+    def remap(self, value: Ragged | None, tables: dict[str, np.ndarray]) -> Ragged | None:
+        """Characters training never saw as the unknown character (1)."""
+        if value is None:
+            return None
+        table = oov_table(len(self.codec.char_vocab), self.codec.char_oov_rows, 1)
+        return Ragged(table[value.values], value.offsets)
+
 
 class KindData(DataPart):
     """A registered column kind (kinds.py): its claimed columns -> ``kinds[name]``."""
@@ -164,6 +251,33 @@ class KindData(DataPart):
 
     def store(self, fields: dict[str, Any], value: Any) -> None:
         fields.setdefault("kinds", {})[self.name] = value
+
+    def value(self, data: Any) -> Any:
+        return data.kinds.get(self.name)
+
+    def noise(self, batch: Batch, config: Any, rare: dict[str, torch.Tensor]) -> None:
+        """The kind's own noise hook (ColumnKind.noise)."""
+        if self.name in batch.kinds:
+            lengths = batch.kind_lengths.get(self.name)
+            batch.kinds[self.name] = self.kind.noise(self.settings, batch.kinds[self.name], lengths, config)
+
+
+def unknown_words(ids: torch.Tensor, rare: torch.Tensor | None, unknown: int, config: Any) -> torch.Tensor:
+    """Feed some training tokens as OOV, so that the OOV row learns what an unseen word means:
+    a rare (singleton) token with chance ``unk_replace`` (Lample et al. 2016), any token with
+    chance ``word_dropout``. PAD (missing) stays PAD."""
+    chance = torch.full(ids.shape, config.word_dropout, device=ids.device)
+    if rare is not None:
+        chance = torch.where(rare[ids], max(config.unk_replace, config.word_dropout), chance)
+    hit = (torch.rand(ids.shape, device=ids.device) < chance) & (ids > unknown)
+    return ids.masked_fill(hit, unknown)
+
+
+def oov_table(size: int, rows: list[int], unknown: int) -> np.ndarray:
+    """An id -> id table that sends ``rows`` to ``unknown`` and keeps every other id."""
+    table = np.arange(size, dtype=np.int32)
+    table[rows] = unknown
+    return table
 
 
 def data_parts(codec: Codec) -> list[DataPart]:
