@@ -173,7 +173,7 @@ def test_a_new_feature_kind_is_one_file_that_trains_saves_applies_and_ejects(
     assert kind.noised > 0  # training batches went through the kind's noise hook
 
     metadata, weights = store.load_model_dir(model_dir)
-    settings = metadata["codec"]["kinds"]["score_bins"]
+    settings = next(part for part in metadata["codec"]["parts"] if part["kind"] == "score_bins")
     assert settings["columns"] == [1] and settings["low"] < settings["high"]
     assert weights["features.kinds.score_bins.table.weight"].shape == (9, 4)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lfengine.data.codec_parts import BUILT_IN_PARTS
 from lfengine.data.meta import Column, FeatureSpec
 from lfengine.errors import ModelError
 
@@ -88,8 +89,11 @@ KINDS: dict[str, ColumnKind] = {}
 
 def register(kind: ColumnKind) -> ColumnKind:
     """Make ``kind`` known to codecs, encoders and networks built from now on."""
-    if not kind.name or kind.name in KINDS and KINDS[kind.name] is not kind:
-        raise ValueError(f"column kind {kind.name!r}: needs a name no other registered kind has")
+    taken = kind.name in BUILT_IN_PARTS or kind.name in KINDS and KINDS[kind.name] is not kind
+    if not kind.name or taken:
+        raise ValueError(
+            f"column kind {kind.name!r}: needs a name no other kind (built-in or registered) has"
+        )
     KINDS[kind.name] = kind
     return kind
 
