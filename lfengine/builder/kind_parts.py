@@ -52,26 +52,15 @@ class KindsPart(FeaturePart):
 
     def source(self) -> PartSource:
         out = PartSource(uses_mask=True)
-        classes: dict[str, str] = {}
+        classes: dict[str, tuple[type, str]] = {}
         out.init += ["        self.kinds = nn.ModuleDict(", "            {"]
         for name, settings in self.layout.kinds:
             kind = kind_named(name)
-            form = kind.eject(settings, self.config)
-            if form is None:
-                raise OptionError(
-                    f"column kind {name!r} has no source form (it sets no module_class): "
-                    "build the network with lfengine instead"
-                )
-            cls, args = form
-            if not cls.__name__.isidentifier() or cls.__name__ in _GENERATED_NAMES:
-                raise OptionError(f"column kind {name!r}: eject cannot write a class named {cls.__name__!r}")
-            try:
-                text = textwrap.dedent(inspect.getsource(cls)).rstrip()
-            except (OSError, TypeError) as exc:
-                raise OptionError(
-                    f"column kind {name!r}: eject cannot read the source of {cls.__name__}: {exc}"
-                ) from None
-            classes.setdefault(cls.__name__, text)
+            cls, args = self._form(name, kind.eject(settings, self.config))
+            if cls.__name__ not in classes:
+                classes[cls.__name__] = (cls, _class_source(name, cls))
+            elif classes[cls.__name__][0] is not cls:
+                raise OptionError(f"column kind {name!r}: two kinds' classes are named {cls.__name__!r}")
             width = kind.width(settings, self.config)
             columns = ", ".join(py(i) for i in settings.get("columns", ()))
             out.init += comment(f"column kind {py(name)} over columns {columns or 'none'} -> {width}", 16)
@@ -84,5 +73,27 @@ class KindsPart(FeaturePart):
             out.diagram.append(f"column kind {py(name)} -> {cls.__name__} -> {width}")
             out.width += width
         out.init += ["            }", "        )"]
-        out.classes = list(classes.values())
+        out.classes = [text for _, text in classes.values()]
         return out
+
+    @staticmethod
+    def _form(name: str, form: tuple[type, tuple] | None) -> tuple[type, tuple]:
+        if form is None:
+            raise OptionError(
+                f"column kind {name!r} has no source form (it sets no module_class): "
+                "build the network with lfengine instead"
+            )
+        cls, args = form
+        if not cls.__name__.isidentifier() or cls.__name__ in _GENERATED_NAMES:
+            raise OptionError(f"column kind {name!r}: eject cannot write a class named {cls.__name__!r}")
+        return cls, args
+
+
+def _class_source(name: str, cls: type) -> str:
+    """The class's own source, as written in its file (imported: the kind registered it)."""
+    try:
+        return textwrap.dedent(inspect.getsource(cls)).rstrip()
+    except (OSError, TypeError) as exc:
+        raise OptionError(
+            f"column kind {name!r}: eject cannot read the source of {cls.__name__}: {exc}"
+        ) from None
