@@ -97,11 +97,6 @@ def eject(source: EjectSource, output: str, class_name: str | None = None) -> st
         raise OptionError(f"--class {name!r} is not a Python class name")
     if not Path(output).parent.is_dir():
         raise OptionError(f"cannot write {output}: the folder {Path(output).parent} does not exist")
-    if source.codec.kinds:
-        raise OptionError(
-            f"eject writes the built-in column groups only; column kind(s) {', '.join(source.codec.kinds)} "
-            "have no source form: build the network with lfengine instead"
-        )
     text = render_source(
         source.codec.layout(),
         source.config,

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 TRAINING_MODULES = (
     "training/trainer.py",
     "training/input_noise.py",
+    "data/parts.py",  # each part's training noise (DataPart.noise), which input_noise applies
     "training/training_run.py",
     "builder/base.py",
 )

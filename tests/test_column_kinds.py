@@ -149,9 +149,30 @@ def test_a_registered_kind_claims_its_columns_and_the_codec_stores_it(
     assert again.kinds == codec.kinds and again.layout().kinds == codec.layout().kinds
 
 
-def test_without_a_kind_the_stored_codec_has_no_kinds_key(seq_meta: Path) -> None:
+def _stored_part(codec: dict, kind: str) -> dict:
+    return next(part for part in codec["parts"] if part["kind"] == kind)
+
+
+def test_the_stored_codec_lists_its_parts_in_order_registered_kinds_last(
+    seq_meta: Path, shape_chars: ShapeChars
+) -> None:
     codec, _ = build_codec(read_meta(str(seq_meta)))
-    assert codec.kinds == {} and "kinds" not in codec.to_dict()
+    stored = codec.to_dict()
+    assert [part["kind"] for part in stored["parts"]] == [
+        "nominal",
+        "numeric",
+        "lists",
+        "chars",
+        "shape_chars",
+    ]
+    assert "kinds" not in stored and "nominal" not in stored
+    assert _stored_part(stored, "shape_chars") == {"kind": "shape_chars", **codec.kinds["shape_chars"]}
+
+
+def test_without_a_kind_the_stored_codec_has_built_in_parts_only(seq_meta: Path) -> None:
+    codec, _ = build_codec(read_meta(str(seq_meta)))
+    assert codec.kinds == {}
+    assert [part["kind"] for part in codec.to_dict()["parts"]] == ["nominal", "numeric", "lists", "chars"]
     assert [c.name for c in codec.nominal] == codec.column_names  # token and the shape window
 
 
@@ -191,9 +212,10 @@ def test_a_network_trains_over_a_ragged_kind_and_loads_for_apply(
     result = service.train(str(seq_meta), str(tmp_path / "m"), options)
     assert result["epochs"] == 2
     metadata, weights = store.load_model_dir(tmp_path / "m")
-    assert metadata["codec"]["kinds"]["shape_chars"]["columns"] == [1, 2, 3]
+    stored = _stored_part(metadata["codec"], "shape_chars")
+    assert stored["columns"] == [1, 2, 3]
     table = weights["features.kinds.shape_chars.table.weight"]
-    assert table.shape == (len(metadata["codec"]["kinds"]["shape_chars"]["alphabet"]) + 1, 5)
+    assert table.shape == (len(stored["alphabet"]) + 1, 5)
     model = service.load_model(str(tmp_path / "m"))
     tokens = _records(seq_meta)[0][0]
     (reply,) = model.apply([tokens])
@@ -216,7 +238,8 @@ def test_a_network_trains_over_an_array_kind(
 
 def test_a_model_naming_an_unregistered_kind_is_refused(seq_meta: Path) -> None:
     codec, _ = build_codec(read_meta(str(seq_meta)))
-    stored = {**codec.to_dict(), "kinds": {"no_such_kind": {"columns": [1]}}}
+    stored = codec.to_dict()
+    stored["parts"].append({"kind": "no_such_kind", "columns": [1]})
     with pytest.raises(ModelError, match="no_such_kind"):
         Codec.from_dict(stored)
 

@@ -122,7 +122,7 @@ def test_a_format_2_directory_loads_and_resumes(tmp_path: Path) -> None:
     resumed = TrainOptions(max_epochs=2, device="cpu", threads=1, batch_size=8, resume=True)
     assert service.train(str(meta), str(model_dir), resumed)["epochs"] == 2
     document = json.loads((model_dir / "model.json").read_text())
-    assert document["format_version"] == store.FORMAT_VERSION == 3
+    assert document["format_version"] == store.FORMAT_VERSION == 4
     assert not (model_dir / "weights.pt").exists() and not (model_dir / "checkpoint.pt").exists()
     assert document["metadata"]["training"]["epochs"] == 2
     service.load_model(str(model_dir))

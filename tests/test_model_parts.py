@@ -40,7 +40,7 @@ def test_model_json_refers_to_the_codec_written_once_and_loads(trained: Path) ->
     header = json.loads((trained / "model.json").read_text())
     ref = header["metadata"]["codec"]
     assert set(ref) == {"file", "sha256"} and (trained / ref["file"]).is_file()
-    assert header["format_version"] == store.FORMAT_VERSION == 3
+    assert header["format_version"] == store.FORMAT_VERSION == 4
     model = service.load_model(str(trained))
     assert model.codec.to_dict() == json.loads((trained / ref["file"]).read_text())
     assert [p.name for p in trained.glob("codec-*.json")] == [ref["file"]]

@@ -204,10 +204,10 @@ def test_newer_format_version_is_refused_naming_both_versions(tmp_path):
     model_dir = save_model_dir(tmp_path / "m", {}, {"w": torch.zeros(1)})
     rewrite_header(model_dir, format_version=99)
     with pytest.raises(
-        ModelError, match=r"format version 99.*supports format versions 1, 2, 3: upgrade"
+        ModelError, match=r"format version 99.*supports format versions 1, 2, 3, 4: upgrade"
     ) as caught:
         load_model_dir(model_dir)
-    assert caught.value.data["found"] == 99 and caught.value.data["supported"] == [1, 2, 3]
+    assert caught.value.data["found"] == 99 and caught.value.data["supported"] == [1, 2, 3, 4]
     rewrite_header(model_dir, format_version=0)
     with pytest.raises(ModelError, match="format version 0.*retrain"):
         load_model_dir(model_dir)

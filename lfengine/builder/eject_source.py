@@ -232,10 +232,15 @@ def render_source(
     is_tagger = layout.task == "sequence"
     network = writer.tagger_lines(class_name) if is_tagger else writer.classifier_lines(class_name)
     chars_expr = "layout.chars.vocab_size if layout.chars else None"
-    char_size = whole(layout.chars.vocab_size) if writer.chars or writer.shape else None
+    reads_chars = any(part.attr in ("chars", "shape") for part in writer.parts)
+    char_size = whole(layout.chars.vocab_size) if reads_chars else None
     if char_size is None:
         chars_expr = "None"
     check = _CHECK.format(chars=chars_expr, char_size=char_size)
+    if layout.kinds:
+        labels_check = '        "labels": (layout.labels, LABELS),\n'
+        kinds_check = '        "column kinds": (tuple(name for name, _ in layout.kinds), COLUMN_KINDS),\n'
+        check = check.replace(labels_check, labels_check + kinds_check)
 
     labels = ", ".join(map(py, layout.labels[:8])) + (" ..." if len(layout.labels) > 8 else "")
     task_line = f"Task: {layout.task}"
@@ -273,33 +278,18 @@ def render_source(
     if is_tagger:
         from_torch.append("from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence")
     uses_crf = is_tagger and config.crf
-    lf = [f"from lfengine.builder.base import {'Prediction, ' if uses_crf else ''}TaskModel"]
-    lf.append("from lfengine.builder.config import ModelConfig")
+    names = writer.imports()
+    names["lfengine.builder.base"] = {"Prediction", "TaskModel"} if uses_crf else {"TaskModel"}
+    names["lfengine.builder.config"] = {"ModelConfig"}
     if uses_crf:
-        lf.append("from lfengine.builder.crf import Crf")
+        names["lfengine.builder.crf"] = {"Crf"}
     if is_tagger or config.hidden_layers > 0:  # lfengine's Dropout: the same masks as when built
-        lf.append("from lfengine.builder.dropout import Dropout")
-    if writer.affixes:
-        lf.insert(0, "from lfengine.builder.affixes import AffixEmbeddings")
-    if writer.used_ids:
-        lf.append("from lfengine.builder.embeddings import FeatureEmbeddings")
-    encoder_names = set(writer.encoders)
-    if writer.chars:
-        encoder_names.add("CharEncoder")
-    if writer.shape:
-        encoder_names.add("WordShape")
-    if layout.is_sequence and layout.lists:
-        encoder_names.add("encode_positions")
-    if encoder_names:  # isort order: classes (capitalised) before functions
-        ordered = sorted(encoder_names, key=lambda n: (n[0].islower(), n))
-        line = f"from lfengine.builder.encoders import {', '.join(ordered)}"
-        if len(line) > WIDTH:  # isort's wrapped form: one name per line
-            line = "from lfengine.builder.encoders import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
-        lf.append(line)
+        names["lfengine.builder.dropout"] = {"Dropout"}
     if not is_tagger and layout.lists and config.wide_ngrams:
-        lf.append("from lfengine.builder.wide import WideNgrams")
-    lf.append("from lfengine.data.batch import Batch, EmbeddingInfo, InputLayout")
-    lf.append("from lfengine.errors import OptionError")
+        names["lfengine.builder.wide"] = {"WideNgrams"}
+    names["lfengine.data.batch"] = {"Batch", "EmbeddingInfo", "InputLayout"}
+    names["lfengine.errors"] = {"OptionError"}
+    lf = [_import_line(module, names[module]) for module in sorted(names)]
 
     constants = [
         "# The data this network was written for (check_same_data compares them with the layout).",
@@ -310,6 +300,7 @@ def render_source(
         *[f"    {py(emb_id)}: {py(layout.embeddings[emb_id])}," for emb_id in writer.used_ids],
         *(["}"] if writer.used_ids else []),
         *_tuple_lines("LABELS", [py(label) for label in layout.labels]),
+        *(_tuple_lines("COLUMN_KINDS", [py(name) for name, _ in layout.kinds]) if layout.kinds else []),
         "",
         "# The settings this code was written with; training uses them unless you override them.",
         "CONFIG_DEFAULTS: dict[str, Any] = {",
@@ -321,12 +312,23 @@ def render_source(
     blocks = [
         "\n".join(doc) + "\n\n" + "\n".join(imports) + "\n\n" + "\n".join(constants),
         check,
+        *writer.classes(),
         "\n".join(features),
     ]
     if not is_tagger:
         blocks.append(_HIDDEN)
     blocks.append("\n".join(network))
     return checked_source("\n\n\n".join(blocks) + "\n")
+
+
+def _import_line(module: str, names: set[str]) -> str:
+    """``from module import names`` in isort's form: classes (capitalised) before functions,
+    one name per line where the line would be too long."""
+    ordered = sorted(names, key=lambda n: (n[0].islower(), n))
+    line = f"from {module} import {', '.join(ordered)}"
+    if len(line) > WIDTH:
+        line = f"from {module} import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
+    return line
 
 
 def checked_source(text: str) -> str:

@@ -1,8 +1,10 @@
 """InputFeatures: every column of the layout -> one vector per instance or per sequence element.
 
-Nominal columns are looked up in their shared tables, numeric columns pass through, each list
-column gets its own encoder over its shared table, and (for sequences) a character CNN and
-word-shape flags can add a vector per token. The parts are concatenated in that order.
+A loop over the parts of ``feature_parts`` (parts.py, char_parts.py, kind_parts.py): nominal
+columns looked up in their shared tables, numeric columns, an encoder per list column, for
+sequences the character CNN, word-shape flags and affix embeddings, then the registered column
+kinds. The shared embedding tables are built first (one per emb_id any part looks up), then each
+part's module in that order, and the parts' vectors are concatenated in the same order.
 """
 
 from __future__ import annotations
@@ -13,19 +15,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from lfengine.builder.affixes import AffixEmbeddings
+from lfengine.builder.char_parts import AffixPart, CharsPart, ShapePart
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.embeddings import FeatureEmbeddings, NominalInput, NumericInput
-from lfengine.builder.encoders import (
-    CharEncoder,
-    WordShape,
-    encode_positions,
-    list_encoder_size,
-    make_list_encoder,
-)
+from lfengine.builder.embeddings import FeatureEmbeddings
+from lfengine.builder.kind_parts import KindsPart
+from lfengine.builder.parts import FeaturePart, ListsPart, NominalPart, NumericPart
 from lfengine.data.batch import Batch, InputLayout
-from lfengine.data.kinds import kind_named
-from lfengine.errors import ModelError, OptionError
+from lfengine.errors import OptionError
+
+
+def column_parts(layout: InputLayout, settings: Any) -> list[FeaturePart]:
+    """The parts over the LF columns themselves (no characters), in feature-vector order."""
+    parts = [NominalPart(layout), NumericPart(layout), ListsPart(layout, settings)]
+    return parts + ([KindsPart(layout, settings)] if layout.kinds else [])
+
+
+def feature_parts(
+    layout: InputLayout, config: Any, *, use_chars: bool = False, use_shape: bool = False, affix_dims: int = 0
+) -> list[FeaturePart]:
+    """Every part of the feature vector, in order: the column parts, the character parts where
+    asked for, the registered column kinds last."""
+    parts: list[FeaturePart] = [NominalPart(layout), NumericPart(layout), ListsPart(layout, config)]
+    if use_chars:
+        parts.append(CharsPart(layout, config))
+    if use_shape:
+        parts.append(ShapePart(layout, config))
+    if affix_dims:
+        parts.append(AffixPart(layout, config))
+    return parts + ([KindsPart(layout, config)] if layout.kinds else [])
 
 
 def feature_width(layout: InputLayout, settings: Any) -> int:
@@ -35,20 +52,7 @@ def feature_width(layout: InputLayout, settings: Any) -> int:
     ``settings``: a ModelConfig, or any object with its list-encoder attributes (the heuristics
     pass the values chosen so far); they are read only when the layout has list columns.
     """
-    embeddings = layout.embeddings
-    size = sum(embeddings[emb_id].dims for _, emb_id in layout.nominal if emb_id in embeddings)
-    size += len(layout.numeric)
-    for _, emb_id in layout.lists:
-        dims = embeddings[emb_id].dims if emb_id in embeddings else 0
-        size += list_encoder_size(
-            settings.list_encoder,
-            dims,
-            settings.cnn_kernels,
-            settings.cnn_channels,
-            settings.list_lstm_hidden,
-        )
-    size += sum(kind_named(name).width(kind_settings, settings) for name, kind_settings in layout.kinds)
-    return size
+    return sum(part.width for part in column_parts(layout, settings))
 
 
 class InputFeatures(nn.Module):
@@ -64,88 +68,25 @@ class InputFeatures(nn.Module):
         super().__init__()
         self.is_sequence = layout.is_sequence
         self.list_columns = layout.lists
-        used_ids = [emb_id for _, emb_id in layout.nominal] + [emb_id for _, emb_id in layout.lists]
+        parts = feature_parts(layout, config, use_chars=use_chars, use_shape=use_shape, affix_dims=affix_dims)
+        self.parts = parts
+        used_ids = [emb_id for part in parts for emb_id in part.tables()]
         self.embeddings = FeatureEmbeddings(layout.embeddings, used_ids, init, config.embedding_dropout)
-        self.nominal = NominalInput(layout.nominal, self.embeddings)
-        self.numeric = NumericInput(layout.numeric)
-        self.lists = nn.ModuleList(
-            make_list_encoder(
-                config.list_encoder,
-                self.embeddings.dims(emb_id),
-                config.cnn_kernels,
-                config.cnn_channels,
-                config.list_lstm_hidden,
-            )
-            for _, emb_id in layout.lists
-        )
-        self.chars: CharEncoder | None = None
-        if use_chars:
-            if layout.chars is None or not layout.is_sequence:
-                raise OptionError("char_encoder needs sequence data with a character column")
-            self.chars = CharEncoder(
-                layout.chars.vocab_size,
-                config.char_dims,
-                config.char_filters,
-                config.char_kernel,
-                config.embedding_dropout,
-            )
-        self.shape: WordShape | None = None
-        if use_shape:
-            if layout.chars is None or not layout.is_sequence:
-                raise OptionError("word-shape flags need sequence data with a character column")
-            self.shape = WordShape(layout.chars.alphabet, layout.chars.vocab_size)
-        self.affixes: AffixEmbeddings | None = None
-        if affix_dims:
-            if layout.chars is None or not layout.is_sequence:
-                raise OptionError("affix embeddings need sequence data with a character column")
-            self.affixes = AffixEmbeddings(affix_dims)
-        if layout.kinds:  # registered column kinds (data/kinds.py), after the built-in parts
-            self.kinds = nn.ModuleDict(
-                {name: kind_named(name).module(settings, config) for name, settings in layout.kinds}
-            )
-        self.output_size = (
-            feature_width(layout, config)
-            + (self.chars.output_size if self.chars is not None else 0)
-            + (self.shape.output_size if self.shape is not None else 0)
-            + (self.affixes.output_size if self.affixes is not None else 0)
-        )
+        self.chars = self.shape = self.affixes = None  # a part's module, where the part is used
+        for part in parts:
+            setattr(self, part.attr, part.build(self.embeddings))
+        self.output_size = sum(part.width for part in parts)
         if self.output_size == 0:
             raise OptionError("the data have no input features: nothing for a network to learn from")
 
     def describe_labels(self) -> dict[str, str]:
         """Child path -> label for describe: list encoders by their column."""
-        return {f"lists.{i}": f"list {column!r}" for i, (column, _) in enumerate(self.list_columns)}
+        return {path: label for part in self.parts for path, label in part.describe_labels().items()}
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """(B, D) for classification/regression, (B, T, D) for sequences."""
-        if len(batch.lists) != len(self.lists) or len(batch.list_lengths) != len(self.lists):
-            raise ModelError(
-                f"batch has {len(batch.lists)} list columns, the model expects {len(self.lists)}"
-            )
         mask = batch.mask if self.is_sequence else None
-        parts = [self.nominal(batch.nominal, self.embeddings), self.numeric(batch.numeric)]
-        for (_, emb_id), encoder, ids, lengths in zip(
-            self.list_columns, self.lists, batch.lists, batch.list_lengths, strict=True
-        ):
-            vectors = self.embeddings.lookup(emb_id, ids)
-            if mask is None:
-                parts.append(encoder(vectors, lengths))
-            else:
-                parts.append(encode_positions(encoder, vectors, lengths, mask))
-        if self.chars is not None:
-            if batch.chars is None:
-                raise ModelError("the model uses characters but the batch has none")
-            parts.append(self.chars(batch.chars, mask))
-        if self.shape is not None:
-            if batch.chars is None:
-                raise ModelError("the model uses word shapes but the batch has no characters")
-            parts.append(self.shape(batch.chars))
-        if self.affixes is not None:
-            if batch.chars is None:
-                raise ModelError("the model uses affixes but the batch has no characters")
-            parts.append(self.affixes(batch.chars))
-        for name, module in self.kinds.items() if "kinds" in self._modules else ():
-            if name not in batch.kinds:
-                raise ModelError(f"the model uses column kind {name!r} but the batch has none")
-            parts.append(module(batch.kinds[name], batch.kind_lengths.get(name), mask))
-        return torch.cat(parts, dim=-1)
+        vectors = []
+        for part in self.parts:
+            vectors += part.forward(getattr(self, part.attr), batch, mask, self.embeddings)
+        return torch.cat(vectors, dim=-1)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lfengine.data.batch import CharInfo, EmbeddingInfo, InputLayout
+from lfengine.data.codec_parts import flat_codec, stored_codec
 from lfengine.data.embeddings import initial_matrix, read_embeddings, resolve_embeddings_path
 from lfengine.data.kinds import claiming_kind, kind_named
 from lfengine.data.meta import Attribute, FeatureSpec
@@ -110,7 +111,7 @@ class Codec:
     #: Per emb_id, rows with a vector from an embeddings file; only while building (not stored).
     pretrained_rows: dict[str, list[int]] = field(default_factory=dict, repr=False)
     #: Settings per registered column kind (lfengine/data/kinds.py) that claimed columns; stored
-    #: only when there are some, so model.json of a codec without them is as before.
+    #: as parts after the built-in ones (codec_parts.py).
     kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -145,13 +146,11 @@ class Codec:
         d = {k: v for k, v in asdict(self).items() if k not in skip}
         d["vocabs"] = {e: {"itos": v.itos, "onehot": v.onehot} for e, v in self.vocabs.items()}
         d["char_vocab"] = None if self.char_vocab is None else self.char_vocab.itos
-        if not self.kinds:
-            del d["kinds"]
-        return d
+        return stored_codec(d)  # shared state, then the ordered parts (codec_parts.py)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Codec:
-        d = dict(d)
+        d = flat_codec(d)  # any stored format
         d["nominal"] = [NominalColumn(**c) for c in d["nominal"]]
         d["numeric"] = [NumericColumn(**c) for c in d["numeric"]]
         d["lists"] = [ListColumn(**c) for c in d["lists"]]

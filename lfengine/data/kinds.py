@@ -11,6 +11,12 @@ The data layer pads a kind's encoded part by its shape: a rows-aligned ``numpy``
 (rows, W) is gathered like the numeric columns, a ``Ragged`` like a list column (its pad value
 0, with the row lengths). A model directory is data: a kind it names is looked up here, never
 imported; one that no imported module registered is a clear error.
+
+Optional hooks (the base class's defaults leave a kind as it was): ``noise`` changes a training
+batch's part on purpose (as word dropout does for token columns), and a kind that names its
+torch module's class in ``module_class`` and that class's constructor arguments in
+``module_args`` gets ``module`` for free and can be ejected: ``lfengine eject`` writes the
+class's own source and a constructor call of literals (lfengine/builder/kind_parts.py).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lfengine.data.codec_parts import BUILT_IN_PARTS
 from lfengine.data.meta import Column, FeatureSpec
 from lfengine.errors import ModelError
 
@@ -49,8 +56,31 @@ class ColumnKind:
         raise NotImplementedError
 
     def module(self, settings: dict[str, Any], config: Any) -> Any:
-        """The torch module: ``forward(part, lengths, mask)`` -> (..., width)."""
+        """The torch module: ``forward(part, lengths, mask)`` -> (..., width). By default
+        ``module_class(*module_args(settings, config))``."""
+        if self.module_class is None:
+            raise NotImplementedError(f"column kind {self.name!r} sets neither module nor module_class")
+        return self.module_class(*self.module_args(settings, config))
+
+    #: The class ``module`` builds. Eject writes its source (``inspect.getsource``) into the
+    #: generated file, so it may use only torch, ``nn`` and numpy (``np``) besides itself.
+    module_class: type | None = None
+
+    def module_args(self, settings: dict[str, Any], config: Any) -> tuple:
+        """``module_class``'s constructor arguments: strings, numbers, booleans, None and tuples
+        of them (eject writes each as a literal)."""
         raise NotImplementedError
+
+    def eject(self, settings: dict[str, Any], config: Any) -> tuple[type, tuple] | None:
+        """(module class, constructor arguments) for eject; None: no source form (eject refuses)."""
+        if self.module_class is None:
+            return None
+        return self.module_class, tuple(self.module_args(settings, config))
+
+    def noise(self, settings: dict[str, Any], part: Any, lengths: Any, config: Any) -> Any:
+        """The training batch's part with noise put in on purpose (``lengths``: those of a ragged
+        part, else None); called for training batches only. Default: unchanged."""
+        return part
 
 
 #: Registered kinds by name, in registration order (the order a codec's parts are built in).
@@ -59,8 +89,11 @@ KINDS: dict[str, ColumnKind] = {}
 
 def register(kind: ColumnKind) -> ColumnKind:
     """Make ``kind`` known to codecs, encoders and networks built from now on."""
-    if not kind.name or kind.name in KINDS and KINDS[kind.name] is not kind:
-        raise ValueError(f"column kind {kind.name!r}: needs a name no other registered kind has")
+    taken = kind.name in BUILT_IN_PARTS or kind.name in KINDS and KINDS[kind.name] is not kind
+    if not kind.name or taken:
+        raise ValueError(
+            f"column kind {kind.name!r}: needs a name no other kind (built-in or registered) has"
+        )
     KINDS[kind.name] = kind
     return kind
 

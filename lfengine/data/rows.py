@@ -17,7 +17,8 @@ import dataclasses
 import numpy as np
 
 from lfengine.data.codec import Codec
-from lfengine.data.encoding import Encoded, Ragged
+from lfengine.data.encoding import Encoded
+from lfengine.data.parts import data_parts, oov_table
 
 
 def _present(size: int, ids: np.ndarray) -> np.ndarray:
@@ -29,10 +30,9 @@ def _present(size: int, ids: np.ndarray) -> np.ndarray:
 def rows_in(codec: Codec, data: Encoded) -> dict[str, np.ndarray]:
     """Per emb_id, a mask of the rows that some value of ``data`` uses."""
     masks = {e: np.zeros(len(v), dtype=bool) for e, v in codec.vocabs.items()}
-    for j, col in enumerate(codec.nominal):
-        masks[col.emb_id] |= _present(len(masks[col.emb_id]), data.nominal[:, j])
-    for k, col in enumerate(codec.lists):
-        masks[col.emb_id] |= _present(len(masks[col.emb_id]), data.lists[k].values)
+    for part in data_parts(codec):
+        for emb_id, ids in part.table_ids(part.value(data)):
+            masks[emb_id] |= _present(len(masks[emb_id]), ids)
     return masks
 
 
@@ -63,21 +63,13 @@ def restrict_to_trained(codec: Codec, train: Encoded) -> None:
 def remap_untrained(codec: Codec, data: Encoded) -> Encoded:
     """``data`` (encoded before ``restrict_to_trained``) with the untrained rows replaced by the
     unknown index, as if it had been encoded afterwards."""
-
-    def table(size: int, rows: list[int], unknown: int) -> np.ndarray:
-        t = np.arange(size, dtype=np.int32)
-        t[rows] = unknown
-        return t
-
-    tables = {e: table(len(v), codec.oov_rows.get(e, []), v.unknown_index) for e, v in codec.vocabs.items()}
-    nominal = data.nominal.copy()
-    for j, col in enumerate(codec.nominal):
-        nominal[:, j] = tables[col.emb_id][nominal[:, j]]
-    lists = [Ragged(tables[col.emb_id][r.values], r.offsets) for col, r in zip(codec.lists, data.lists)]
-    chars = data.chars
-    if chars is not None and codec.char_vocab is not None:
-        chars = Ragged(table(len(codec.char_vocab), codec.char_oov_rows, 1)[chars.values], chars.offsets)
-    return dataclasses.replace(data, nominal=nominal, lists=lists, chars=chars)
+    tables = {
+        e: oov_table(len(v), codec.oov_rows.get(e, []), v.unknown_index) for e, v in codec.vocabs.items()
+    }
+    fields: dict = {}
+    for part in data_parts(codec):
+        part.store(fields, part.remap(part.value(data), tables))
+    return dataclasses.replace(data, **fields)
 
 
 def rare_rows(codec: Codec, train: Encoded) -> dict[str, np.ndarray]:
@@ -85,24 +77,15 @@ def rare_rows(codec: Codec, train: Encoded) -> dict[str, np.ndarray]:
     training split (a window of k columns sees one occurrence up to k times): the singletons
     that Lample et al. (2016) replace by OOV during training so that its row learns."""
     counts: dict[str, np.ndarray] = {}
-    columns: dict[str, int] = {}
-    for j in codec.token_columns:
-        emb_id = codec.nominal[j].emb_id
-        size = len(codec.vocabs[emb_id])
-        counts[emb_id] = counts.get(emb_id, np.zeros(size, np.int64)) + np.bincount(
-            train.nominal[:, j], minlength=size
-        )
-        columns[emb_id] = columns.get(emb_id, 0) + 1
-    for k in codec.token_lists:
-        emb_id = codec.lists[k].emb_id
-        size = len(codec.vocabs[emb_id])
-        counts[emb_id] = counts.get(emb_id, np.zeros(size, np.int64)) + np.bincount(
-            train.lists[k].values, minlength=size
-        )
-        columns[emb_id] = max(columns.get(emb_id, 0), 1)
+    windows: dict[str, int] = {}
+    for part in data_parts(codec):
+        for emb_id, ids, window in part.token_ids(part.value(train)):
+            size = len(codec.vocabs[emb_id])
+            counts[emb_id] = counts.get(emb_id, np.zeros(size, np.int64)) + np.bincount(ids, minlength=size)
+            windows[emb_id] = windows.get(emb_id, 0) + window
     rare = {}
     for emb_id, count in counts.items():
-        mask = (count > 0) & (count <= columns[emb_id])
+        mask = (count > 0) & (count <= max(windows[emb_id], 1))
         mask[: codec.vocabs[emb_id].unknown_index + 1] = False
         rare[emb_id] = mask
     return rare

@@ -7,7 +7,9 @@ Layout of a model directory::
                     spec, labels, architecture, hyperparameters, training history). Strict JSON,
                     ASCII only.
     codec-*.json    (format 2) the vocabularies, written once per training run; model.json
-                    refers to it by name and SHA-256 (lfengine/storage/model_parts.py).
+                    refers to it by name and SHA-256 (lfengine/storage/model_parts.py). Format 4
+                    stores the input feature kinds as an ordered list of parts
+                    (lfengine/data/codec_parts.py).
     weights-*.pt    (format 3; weights.pt before) the network's state dict: a flat dict of
                     name -> tensor, nothing else.
     checkpoint-*.pt (format 3; checkpoint.pt before; optional) what resuming needs: weights,
@@ -58,9 +60,10 @@ log = logging.getLogger("lfengine.store")
 
 FORMAT_NAME = "lfengine-model"
 # 2: large metadata parts (the codec) may live in files of their own; 3: the weights and the
-# checkpoint are content-named files that model.json names (a save commits with one rename)
-FORMAT_VERSION = 3
-SUPPORTED_FORMAT_VERSIONS = (1, 2, 3)
+# checkpoint are content-named files that model.json names (a save commits with one rename);
+# 4: the codec stores its input feature kinds as an ordered list of parts (data/codec_parts.py)
+FORMAT_VERSION = 4
+SUPPORTED_FORMAT_VERSIONS = (1, 2, 3, 4)
 CHECKPOINT_FORMAT_NAME = "lfengine-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 
