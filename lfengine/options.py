@@ -54,15 +54,15 @@ class TrainOptions:
 def check_option(setting: Setting, value: Any) -> None:
     """A run option's choices, range and file name (its type is checked by ``from_dict``)."""
     name = setting.name
-    if setting.kind == "dict" and not isinstance(value, dict):
+    if setting.json_type == "dict" and not isinstance(value, dict):
         raise OptionError(f"{name} must be a mapping of architecture settings")
     if value is None:
         return
     if not setting.accepts(value):
         raise OptionError(f"{name} must be {setting.allowed()}, got {value!r}")
-    if setting.kind == "int" and not setting.within(value):
+    if setting.json_type == "int" and not setting.within(value):
         raise OptionError(f"{name} must be between {setting.low} and {setting.high}, got {value}")
-    if setting.kind == "float" and not setting.within(value):
+    if setting.json_type == "float" and not setting.within(value):
         if setting.high is not None:
             raise OptionError(
                 f"{name} must be a number between {setting.low} and {setting.high}, got {value}"

@@ -40,10 +40,10 @@ NO_LEGACY = object()  # a setting every stored model has
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting. ``kind`` is its JSON type: int, float, str, bool, dict, or ints (a list)."""
+    """One setting: ``json_type`` is int, float, str, bool, dict, or ints (a list)."""
 
     name: str
-    kind: str
+    json_type: str
     help: str  # one line: lfengine train --help, protocol.md
     scope: str
     option: bool = False  # a model setting that is also a run option of the same name
@@ -96,8 +96,8 @@ class Setting:
 
     def annotation(self, *, record: str) -> str:
         """The field's annotation in ``record`` ("options" or "model"); None means unset/null."""
-        base = {"dict": "dict[str, Any]", "ints": "tuple[int, ...]"}.get(self.kind, self.kind)
-        nullable = self.nullable if record == "model" else self.default is None and self.kind != "dict"
+        base = {"dict": "dict[str, Any]", "ints": "tuple[int, ...]"}.get(self.json_type, self.json_type)
+        nullable = self.nullable if record == "model" else self.default is None and self.json_type != "dict"
         return f"{base} | None" if nullable else base
 
 
@@ -389,7 +389,7 @@ def record_fields(settings: tuple[Setting, ...], *, record: str) -> Any:
         for s in settings:
             if record == "model":
                 value = dataclasses.field(metadata={"setting": s})
-            elif s.kind == "dict":
+            elif s.json_type == "dict":
                 value = dataclasses.field(default_factory=dict, metadata={"setting": s})
             else:
                 value = dataclasses.field(default=s.default, metadata={"setting": s})

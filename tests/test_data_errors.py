@@ -173,7 +173,7 @@ def test_meta_without_target_cannot_train(raw_pair, broken_dir):
     meta = json.loads((broken_dir / "cls.meta.json").read_text(encoding="utf-8"))
     del meta["targetStats"]
     spec = read_meta(raw_pair(meta))
-    assert spec.target_kind == "none"
+    assert spec.target_datatype == "none"
     with pytest.raises(MetaFileError, match="no targetStats"):
         build_codec(spec)
 

@@ -87,7 +87,7 @@ def test_ionosphere_layout_and_labels(load):
     assert (lo.lines, lo.spec.lines_written, lo.spec.is_sequence) == (351, 351, False)
     assert len(lo.spec.attributes) == 34 and lo.spec.num_features == 34
     assert [c.name for c in lo.spec.columns] == [f"\u2506a{i:02d}\u256cA" for i in range(1, 35)]
-    assert {(c.kind, c.datatype) for c in lo.spec.columns} == {("A", "numeric")}
+    assert {(c.code, c.datatype) for c in lo.spec.columns} == {("A", "numeric")}
     assert lo.codec.vocabs == {} and lo.codec.task == "classification"
     assert lo.codec.labels == ["g", "b"]
     assert list(lo.spec.target.string_counts) == ["b", "g"]  # meta key order is not index order
@@ -133,7 +133,7 @@ def test_ngram_layout_and_vocabulary(load):
     lo = load("class-ngram-sp1")
     assert (lo.lines, lo.spec.lines_written, lo.spec.is_sequence) == (1000, 1000, False)
     (col,) = lo.spec.columns
-    assert (col.name, col.kind, col.datatype) == ("Token\u2506string\u256cN1", "N", "nominal")
+    assert (col.name, col.code, col.datatype) == ("Token\u2506string\u256cN1", "N", "nominal")
     attr = lo.spec.attributes[0]
     assert (attr.emb_id, attr.emb_train, attr.emb_dims, attr.emb_file) == ("token", "yes", 0, "")
     assert attr.listsep is None
@@ -304,7 +304,7 @@ def test_seq_pos2(load):
     assert lo.spec.seq_lengths["variance"] == pytest.approx(192.2286868686868)
     (col,) = lo.spec.columns
     attr = lo.spec.attributes[0]
-    assert (col.name, col.kind) == ("Token\u2506string_lc\u256cA", "A")
+    assert (col.name, col.code) == ("Token\u2506string_lc\u256cA", "A")
     assert (attr.emb_id, attr.emb_train, attr.emb_dims) == ("", "", 0)
     assert lo.codec.embeddings[""].mode == "yes"  # "" without a file means yes
     head = ["", "<<oov>>", "the", ".", ",", "in", "a", "of", "to", "and", "(", ")", "said", '"', "on", "it",

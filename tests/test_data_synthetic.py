@@ -104,13 +104,13 @@ def test_corpora_load_without_oov(corpora, kind):
 def test_shapes_of_the_corpora(corpora):
     seq = read_meta(corpora["sequence"])
     assert seq.is_sequence
-    assert [(c.kind, c.offset) for c in seq.columns] == [("A", None), ("L", -1), ("L", 0), ("L", 1)]
+    assert [(c.code, c.offset) for c in seq.columns] == [("A", None), ("L", -1), ("L", 0), ("L", 1)]
     assert set(seq.target.string_counts) == {"O", "PER|B", "PER|I", "LOC|B", "ORG|B", "ORG|I"}
     cls = read_meta(corpora["classification"])
-    assert [(c.kind, c.datatype) for c in cls.columns] == [("N", "nominal"), ("A", "numeric"), ("A", "bool")]
+    assert [(c.code, c.datatype) for c in cls.columns] == [("N", "nominal"), ("A", "numeric"), ("A", "bool")]
     win = read_meta(corpora["window"])
     assert win.num_features == 26 and {c.datatype for c in win.columns} == {"nominal"}
-    settings = [(a.kind, a.window, a.emb_id, a.emb_train, a.emb_dims) for a in win.attributes]
+    settings = [(a.code, a.window, a.emb_id, a.emb_train, a.emb_dims) for a in win.attributes]
     assert settings == [
         ("L", (-3, 2), "token", "yes", 0),
         ("L", (-2, -1), "label", "onehot", 0),

@@ -41,7 +41,7 @@ def _json(value: object) -> str:
 
 
 def _default(s: Setting) -> str:
-    if s.kind == "dict":
+    if s.json_type == "dict":
         return "`{}`"
     if s.default is None:
         if model_setting_of(s) is not None:

@@ -44,7 +44,7 @@ def test_every_setting_is_declared_once_and_is_an_option_a_model_setting_or_both
     assert [f.name for f in dataclasses.fields(ModelConfig)] == MODEL_NAMES
     assert set(RULES) == set(MODEL_NAMES)  # each model setting has its default rule
     defaults = TrainOptions()
-    assert all(getattr(defaults, s.name) == (s.default if s.kind != "dict" else {}) for s in OPTIONS)
+    assert all(getattr(defaults, s.name) == (s.default if s.json_type != "dict" else {}) for s in OPTIONS)
     for s in OPTIONS:  # a run option that gives a model setting defers to its rule
         assert model_setting_of(s) in (None, *MODEL_NAMES) and (s.default is None or not model_setting_of(s))
 
@@ -118,14 +118,16 @@ def _number_cases(s) -> list[tuple[object, bool]]:
     for bound, is_open, outward in ((s.low, s.open_low, -1), (s.high, s.open_high, 1)):
         if bound is None:
             continue
-        step = 1 if s.kind == "int" else max(1e-9, abs(bound) * 1e-9)
+        step = 1 if s.json_type == "int" else max(1e-9, abs(bound) * 1e-9)
         cases += [(bound, not is_open), (bound + outward * step, False)]
         if is_open:
             cases.append((bound - outward * step, True))
     return cases
 
 
-@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.kind in ("int", "float")], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "setting", [s for s in SETTINGS if s.json_type in ("int", "float")], ids=lambda s: s.name
+)
 def test_the_declared_range_is_the_checked_range_as_option_and_as_model_setting(setting) -> None:
     for value, accepted in _number_cases(setting):
         if setting.is_option:

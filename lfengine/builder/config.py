@@ -60,13 +60,13 @@ def coerce_value(name: str, value: Any) -> Any:
     if value is not None and not setting.accepts(value):
         raise OptionError(f"{label} must be {setting.allowed()}, got {value!r}")
     value = check_json_type(label, setting.annotation(record="model"), value)
-    if value is None or setting.kind in ("bool", "str"):
+    if value is None or setting.json_type in ("bool", "str"):
         return value
-    if setting.kind == "int":
+    if setting.json_type == "int":
         if not setting.within(value):
             raise OptionError(f"{label} must be between {setting.low} and {setting.high}, got {value}")
         return value
-    if setting.kind == "float":
+    if setting.json_type == "float":
         return _check_float(setting, value)
     return _check_kernels(setting, value)
 

@@ -46,7 +46,7 @@ def option_help(setting: Setting) -> str:
         text += f"; default: {rule_text(model_setting)}"
     elif setting.unset is not None:
         text += f" (default: {setting.unset})"
-    elif "default" not in text and setting.kind != "dict":
+    elif "default" not in text and setting.json_type != "dict":
         default = setting.default
         shown = "off" if default is False else "none" if default is None else default
         text += f" (default: {shown})"
@@ -77,7 +77,7 @@ def add_train_options(parser: argparse.ArgumentParser, *, run_options: bool = Tr
     for s in OPTIONS:
         if s.scope == RUN and not run_options:
             continue
-        if s.kind == "dict":
+        if s.json_type == "dict":
             group.add_argument(
                 s.cli_flag,
                 dest=s.name,
@@ -86,14 +86,14 @@ def add_train_options(parser: argparse.ArgumentParser, *, run_options: bool = Tr
                 default=None,
                 help=option_help(s) + ", e.g. --set hidden_size=200; keys listed below",
             )
-        elif s.kind == "bool":
+        elif s.json_type == "bool":
             action = "store_false" if s.default is True else "store_true"  # --no-shuffle
             group.add_argument(s.cli_flag, dest=s.name, action=action, default=None, help=option_help(s))
         else:
             group.add_argument(
                 s.cli_flag,
                 dest=s.name,
-                type={"int": int, "float": float}.get(s.kind, str),
+                type={"int": int, "float": float}.get(s.json_type, str),
                 default=None,
                 choices=(s.choices or None) if not s.pattern else None,  # device also takes cuda:N
                 metavar=s.name.upper(),
@@ -130,7 +130,7 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     for s in OPTIONS:
         value = getattr(args, s.name, None)
         if value is not None:
-            values[s.name] = dict(map(parse_setting, value)) if s.kind == "dict" else value
+            values[s.name] = dict(map(parse_setting, value)) if s.json_type == "dict" else value
     return values
 
 

@@ -32,7 +32,7 @@ MAX_EMBEDDING_DIMS = 16384  # more is a typo, and would exhaust memory when the 
 PREVIOUS_LABEL_FEATURE = "gate.LF.target"
 
 
-#: The kinds of model (``task`` in describe, init, status and evaluate replies): an instance
+#: The tasks a model does (``task`` in describe, init, status and evaluate replies): an instance
 #: gets a label, each element of a sequence gets one, or an instance gets a number.
 TASKS = ("classification", "sequence", "regression")
 
@@ -282,12 +282,12 @@ def _is_token_string(spec: FeatureSpec, column: int) -> bool:
 
 def find_char_source(spec: FeatureSpec) -> int | None:
     """The documented rule for the char encoder's input: the nominal, non-list column at the
-    token itself (kind A, or L at offset 0) whose feature is ``string``; failing that, one whose
+    token itself (code A, or L at offset 0) whose feature is ``string``; failing that, one whose
     feature starts with ``string`` (e.g. ``string_lc``). None: no char encoder."""
     candidates = []
     for col in spec.columns:
         attr = spec.attribute_of(col)
-        at_token = attr.kind == "A" or (attr.kind == "L" and col.offset == 0)
+        at_token = attr.code == "A" or (attr.code == "L" and col.offset == 0)
         if col.datatype == "nominal" and not attr.is_list and at_token:
             if attr.feature == "string":
                 return col.index
@@ -377,13 +377,13 @@ def _vocab_and_matrix(
 
 
 def _target(spec: FeatureSpec) -> tuple[str, list[str], float, float]:
-    kind = spec.target_kind
-    if kind == "nominal":
+    datatype = spec.target_datatype
+    if datatype == "nominal":
         labels = label_list(spec.target.string_counts)
         if not labels:
             raise MetaFileError("targetStats has no labels", file=str(spec.path))
         return ("sequence" if spec.is_sequence else "classification"), labels, 0.0, 1.0
-    if kind == "numeric":
+    if datatype == "numeric":
         if spec.is_sequence:
             raise MetaFileError("numeric targets are not supported for sequences", file=str(spec.path))
         std = math.sqrt(spec.target.variance) if spec.target.variance > 0 else 1.0

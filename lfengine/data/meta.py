@@ -18,7 +18,8 @@ from lfengine.files.paths import MAX_META_BYTES, read_regular_bytes
 
 META_SUFFIX = ".meta.json"
 DATA_SUFFIX = ".data.json"
-KINDS = ("A", "L", "N")
+#: LF attribute codes (featureCode): attribute, attribute list (window), n-gram.
+CODES = ("A", "L", "N")
 EMB_TRAIN_MODES = ("", "yes", "no", "mapping", "onehot")
 SHORTEN_MODES = ("", "right", "left", "both", "middle")
 
@@ -28,7 +29,7 @@ class Attribute:
     """One element of the LF feature specification (``featureInfo.attributes[i]``)."""
 
     index: int
-    kind: str  # A | L | N
+    code: str  # A | L | N: LF's featureCode (the meta file's kind, featureCode and code)
     datatype: str  # nominal | numeric | bool
     ann_type: str
     feature: str
@@ -46,7 +47,7 @@ class Attribute:
     @property
     def is_list(self) -> bool:
         """N columns and LISTSEP nominals carry lists of strings (lf-format.md §5.5, D13)."""
-        return self.datatype == "nominal" and (self.kind == "N" or bool(self.listsep))
+        return self.datatype == "nominal" and (self.code == "N" or bool(self.listsep))
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Column:
     index: int
     name: str
     attribute: int
-    kind: str
+    code: str  # A | L | N, as its attribute's (the meta file's "kind")
     datatype: str
     offset: int | None  # window offset for L columns
 
@@ -92,7 +93,7 @@ class FeatureSpec:
         return len(self.columns)
 
     @property
-    def target_kind(self) -> str:
+    def target_datatype(self) -> str:
         """nominal | numeric | none, from ``targetStats`` (lf-format.md §3.4, §6.1)."""
         if self.target is None:
             return "none"
@@ -197,14 +198,16 @@ class _MetaReader:
     def error(self, problem: str, **kw: Any) -> MetaFileError:
         return MetaFileError(problem, file=str(self.path), **kw)
 
-    def typed(self, obj: dict, key: str, kind: type | tuple, where: str, default: Any = ...) -> Any:
+    def typed(self, obj: dict, key: str, expected: type | tuple, where: str, default: Any = ...) -> Any:
         if key not in obj:
             if default is not ...:
                 return default
             raise self.error(f"{where} has no key {key!r}")
         value = obj[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            names = (
+                expected.__name__ if isinstance(expected, type) else "/".join(k.__name__ for k in expected)
+            )
             raise self.error(f"{where}.{key} has the wrong type", expected=names, found=repr(value)[:80])
         return value
 
@@ -212,12 +215,12 @@ class _MetaReader:
         where = f"featureInfo.attributes[{i}]"
         if not isinstance(raw, dict):
             raise self.error(f"{where} must be an object", found=type(raw).__name__)
-        kind = self.typed(raw, "featureCode", str, where, raw.get("code", ""))
-        if kind not in KINDS:
-            raise self.error(f"{where}.featureCode is unknown", expected="A, L or N", found=repr(kind))
+        code = self.typed(raw, "featureCode", str, where, raw.get("code", ""))
+        if code not in CODES:
+            raise self.error(f"{where}.featureCode is unknown", expected="A, L or N", found=repr(code))
         datatype = _datatype(self.typed(raw, "datatype", str, where, "nominal"), self, where)
         window = None
-        if kind == "L":
+        if code == "L":
             lo, hi = self.typed(raw, "from", int, where), self.typed(raw, "to", int, where)
             if hi < lo:
                 raise self.error(f"{where} has from > to", found=f"from={lo}, to={hi}")
@@ -234,13 +237,13 @@ class _MetaReader:
             )
         return Attribute(
             index=i,
-            kind=kind,
+            code=code,
             datatype=datatype,
             ann_type=self.typed(raw, "annType", (str, type(None)), where, "") or "",
             feature=self.typed(raw, "feature", (str, type(None)), where, "") or "",
             listsep=self.typed(raw, "listsep", (str, type(None)), where, None),
             window=window,
-            ngram=self.typed(raw, "number", int, where, 1) if kind == "N" else None,
+            ngram=self.typed(raw, "number", int, where, 1) if code == "N" else None,
             maxlen=self.typed(raw, "maxlen", int, where, 0),
             shorten=shorten,
             emb_id=self.typed(raw, "emb_id", (str, type(None)), where, "") or "",
@@ -261,9 +264,9 @@ class _MetaReader:
                 f"{where}.attrid is out of range", expected=f"0..{len(attributes) - 1}", found=str(attrid)
             )
         attr = attributes[attrid]
-        kind = self.typed(raw, "kind", str, where, attr.kind)
+        code = self.typed(raw, "kind", str, where, attr.code)
         datatype = _datatype(self.typed(raw, "datatype", str, where, attr.datatype), self, where)
-        return Column(index=i, name=name, attribute=attrid, kind=kind, datatype=datatype, offset=None)
+        return Column(index=i, name=name, attribute=attrid, code=code, datatype=datatype, offset=None)
 
     def stats(self, raw: Any, where: str) -> Stats:
         if not isinstance(raw, dict):

@@ -25,7 +25,7 @@ SAVED_ON = "2024.01.01,00:00:00"  # fixed, so seeded corpora are byte-identical
 class LfAttribute:
     """One element of an LF feature specification (ATTRIBUTE, ATTRIBUTELIST or NGRAM)."""
 
-    kind: str  # A | L | N
+    code: str  # A | L | N (LF's featureCode; the meta file's kind)
     feature: str
     ann_type: str = "Token"
     datatype: str = "nominal"  # nominal | numeric | bool
@@ -44,13 +44,13 @@ class LfAttribute:
 
     def column_names(self) -> list[str]:
         base = self.name or f"{self.ann_type}{TYPESEP}{self.feature}"
-        if self.kind == "L":
+        if self.code == "L":
             lo, hi = self.window
             return [f"{base}{NAMESEP}L{offset}" for offset in range(lo, hi + 1)]
-        return [f"{base}{NAMESEP}{self.kind}{self.number if self.kind == 'N' else ''}"]
+        return [f"{base}{NAMESEP}{self.code}{self.number if self.code == 'N' else ''}"]
 
     def to_json(self, index: int) -> dict[str, Any]:
-        """The keys a current LF version writes for this kind of element (lf-format.md §3.3)."""
+        """The keys a current LF version writes for this code of element (lf-format.md §3.3)."""
         d: dict[str, Any] = {
             "annType": self.ann_type,
             "feature": self.feature,
@@ -58,8 +58,8 @@ class LfAttribute:
             "featureId": index,
             "missingValueValue": "" if self.datatype == "nominal" else "0.0",
             "datatype": self.datatype,
-            "featureCode": self.kind,
-            "code": self.kind,
+            "featureCode": self.code,
+            "code": self.code,
             "featureName4Value": "",
             "emb_file": self.emb_file,
             "emb_id": self.emb_id,
@@ -67,7 +67,7 @@ class LfAttribute:
             "emb_train": self.emb_train,
             "emb_minfreq": self.emb_minfreq,
         }
-        if self.kind == "N":
+        if self.code == "N":
             d.update(listsep=None, number=self.number, maxlen=self.maxlen, shorten=self.shorten)
         else:
             d.update(
@@ -77,7 +77,7 @@ class LfAttribute:
                 alphabet=None,
                 withinType=self.within,
             )
-        if self.kind == "L":
+        if self.code == "L":
             d["from"], d["to"] = self.window
         return d
 
@@ -143,7 +143,7 @@ def write_lf(
         "featureStats": {name: value_stats(by_column[j]) for j, (_, name) in enumerate(columns)},
         "linesWritten": len(records),
         "features": [
-            {"attrid": i, "datatype": attributes[i].datatype, "kind": attributes[i].kind, "name": name}
+            {"attrid": i, "datatype": attributes[i].datatype, "kind": attributes[i].code, "name": name}
             for i, name in columns
         ],
         "isSequence": is_sequence,

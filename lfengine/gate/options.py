@@ -192,9 +192,9 @@ def _converter(setting: Setting) -> Callable[[str], object]:
     name = setting.old
     if setting.choices:
         return lambda text: _choice(name, text, setting.choices)
-    if setting.kind == "int":
+    if setting.json_type == "int":
         return lambda text: parse_int(name, text, minimum=setting.low)
-    if setting.kind == "float":  # learningrate: a rate > 0
+    if setting.json_type == "float":  # learningrate: a rate > 0
         return lambda text: _positive(parse_float(name, text), name)
     return str
 
