@@ -15,7 +15,7 @@ before they are refit on all of it:
   scaled by their log-count ratio, one-vs-rest);
 * nominal/numeric data: one-hot (numbers scaled to [-1, 1]) logistic regression and linear SVM.
 
-``rows(seeds, quick)`` returns one dict per (data, system, seed); see bench_baselines.py.
+``rows(seeds, quick, jobs, only)`` returns one dict per (data, system, seed); see bench_baselines.py.
 """
 
 from __future__ import annotations
@@ -32,10 +32,6 @@ from bench.bench_generalisation import LFDATA, _lfengine, split_export
 from bench.polarity_data import write_polarity_corpus
 from bench.shared_files import train_arguments
 
-#: runs of lfengine in parallel (set by bench_baselines --jobs)
-JOBS = 2
-#: data names to run (None: all); set by bench_baselines --only
-ONLY: list[str] | None = None
 #: extra lfengine configurations, name -> train arguments (bench_baselines --variant)
 VARIANTS: dict[str, list[str]] = {}
 #: generated polarity sets: name -> sentences in the file (80 % of them train)
@@ -209,12 +205,13 @@ def _lfengine_score(split: Split, seed: int, extra: list[str], work: Path, tag: 
     return float(json.loads(proc.stdout)["accuracy"])
 
 
-def rows(seeds: list[int], quick: bool) -> list[dict]:
-    """One row per (data set, system, seed); lfengine failures raise RuntimeError."""
-    names = [n for n in data_names(quick) if ONLY is None or n in ONLY]
+def rows(seeds: list[int], quick: bool, jobs: int = 2, only: list[str] | None = None) -> list[dict]:
+    """One row per (data set, system, seed); ``jobs``: lfengine runs in parallel; ``only``: these
+    data sets (None: all). lfengine failures raise RuntimeError."""
+    names = [n for n in data_names(quick) if only is None or n in only]
     configs = {"lfengine": ["--set", "max_epochs=2"] if quick else [], **VARIANTS}
     out: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(JOBS) as pool:
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
         work = Path(tmp)
         splits = {name: _prepare(name, work) for name in names}
         for name in names:  # first, so that a failing baseline stops the bench before lfengine runs

@@ -3,8 +3,9 @@
     python bench/bench_baselines.py [--seeds 1 2 3 4 5] [--only NAME ...] [--quick] [--json FILE]
                                     [--jobs N] [--variant NAME='--set key=value ...']
 
-Rows come from sibling modules, each exposing ``rows(seeds, quick) -> list[dict]`` with keys
-data, task, train_size, metric, system, seed, score:
+Rows come from sibling modules, each exposing ``rows(seeds, quick, jobs=, only=) -> list[dict]``
+with keys data, task, train_size, metric, system, seed, score (sequence rows of lfengine also
+known, unknown, epochs):
 
 * ``baselines_text`` (classification): every shared ``class-*`` file and made-up polarity sets
   of 1k-8k training sentences; lfengine vs TF-IDF / NB-weighted logistic regression (token
@@ -108,14 +109,11 @@ def main() -> int:
         return 0
     results: list[dict] = []
     for family in _families():
-        for name, value in (("JOBS", args.jobs), ("ONLY", args.only)):
-            if hasattr(family, name):
-                setattr(family, name, value)
         if hasattr(family, "VARIANTS"):
             for item in args.variant:
                 key, _, extra = item.partition("=")
                 family.VARIANTS[f"lfengine-{key}"] = extra.split()
-        results += family.rows(args.seeds, args.quick)
+        results += family.rows(args.seeds, args.quick, jobs=args.jobs, only=args.only)
     print("\n".join(table(results)))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
