@@ -43,7 +43,8 @@ def test_a_format_3_model_loads_and_predicts_as_the_version_that_wrote_it(name: 
     expected = json.loads((MODELS / f"format3-{name}.expected.json").read_text())
     replies = service.load_model(str(model_dir)).apply(expected["instances"], distribution=True)
     assert [r["label"] for r in replies] == [r["label"] for r in expected["replies"]]
-    assert _numbers(replies) == pytest.approx(_numbers(expected["replies"]), abs=1e-6)
+    # recorded on one CPU: another may round float32 sums differently in the last bits
+    assert _numbers(replies) == pytest.approx(_numbers(expected["replies"]), abs=1e-4)
     assert cli.main(["eject", str(model_dir), "-o", str(tmp_path / "net.py")]) == 0
 
 
