@@ -176,6 +176,7 @@ SETTINGS: tuple[Setting, ...] = (
         "the CRF never puts X|I after O or after another type (chunk labels)",
         legacy=False,
     ),
+    _bool("linear_crf", "a classical CRF over sparse token features, averaged with the tagger", legacy=False),
     _int("lstm_hidden", "tagger BiLSTM hidden size per direction", 1, MAX_WIDTH),
     _int("lstm_layers", "tagger BiLSTM layers", 1, MAX_DEPTH),
     _int(

@@ -154,7 +154,11 @@ def test_softmax_tagger_with_a_list_column_round_trip(lf_pair, tmp_path: Path) -
     meta = lf_pair(attributes, records, is_sequence=True, base="seq")
     _round_trip(meta, tmp_path / "run")
     text = (tmp_path / "run" / "my_network.py").read_text(encoding="utf-8")
-    assert "encode_positions(" in text and "Crf" not in text
+    assert (
+        "encode_positions(" in text
+        and "self.crf" not in text
+        and "    self.linear = LinearCrf(layout, None)" in text
+    )
 
 
 def _payloads(marker: Path) -> list[str]:

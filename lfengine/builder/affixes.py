@@ -22,6 +22,29 @@ _PRIME = 2_147_483_647  # the rolling hash's modulus (2^31 - 1: products stay wi
 _BASE = 1_000_003
 
 
+def affix_ids(chars: torch.Tensor, buckets: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., W) character ids -> bucket ids (..., K, 2) in [0, buckets) (prefix, suffix per length)
+    and a (..., K) mask of the lengths the token has. Hashed from the ids alone: no table needed."""
+    lengths = (chars != 0).sum(dim=-1, keepdim=True)  # (..., 1)
+    width = chars.shape[-1]
+    steps = torch.arange(max(AFFIX_LENGTHS), device=chars.device)
+    forward = chars[..., : max(AFFIX_LENGTHS)].long()
+    if forward.shape[-1] < len(steps):
+        forward = nn.functional.pad(forward, (0, len(steps) - forward.shape[-1]))
+    back_index = (lengths - 1 - steps).clamp(min=0, max=max(width - 1, 0))
+    backward = chars.long().gather(-1, back_index) if width else torch.zeros_like(forward)
+    prefix = suffix = torch.zeros_like(forward[..., 0])
+    ids, present = [], []
+    for i in range(max(AFFIX_LENGTHS)):
+        prefix = (prefix * _BASE + forward[..., i] + 1) % _PRIME
+        suffix = (suffix * _BASE + backward[..., i] + 1) % _PRIME
+        if i + 1 in AFFIX_LENGTHS:
+            salt = 2 * (i + 1)
+            ids.append(torch.stack([(prefix * 16 + salt) % buckets, (suffix * 16 + salt + 1) % buckets], -1))
+            present.append(lengths[..., 0] > i)
+    return torch.stack(ids, dim=-2), torch.stack(present, dim=-1)
+
+
 class AffixEmbeddings(nn.Module):
     def __init__(self, dims: int, buckets: int = AFFIX_BUCKETS) -> None:
         super().__init__()
@@ -31,30 +54,8 @@ class AffixEmbeddings(nn.Module):
         self.output_size = 2 * dims
 
     def affix_ids(self, chars: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(..., W) character ids -> bucket ids (..., K, 2) (prefix, suffix per length) and a
-        (..., K) mask of the lengths the token has."""
-        lengths = (chars != 0).sum(dim=-1, keepdim=True)  # (..., 1)
-        width = chars.shape[-1]
-        steps = torch.arange(max(AFFIX_LENGTHS), device=chars.device)
-        forward = chars[..., : max(AFFIX_LENGTHS)].long()
-        if forward.shape[-1] < len(steps):
-            forward = nn.functional.pad(forward, (0, len(steps) - forward.shape[-1]))
-        back_index = (lengths - 1 - steps).clamp(min=0, max=max(width - 1, 0))
-        backward = chars.long().gather(-1, back_index) if width else torch.zeros_like(forward)
-        prefix = suffix = torch.zeros_like(forward[..., 0])
-        ids, present = [], []
-        for i in range(max(AFFIX_LENGTHS)):
-            prefix = (prefix * _BASE + forward[..., i] + 1) % _PRIME
-            suffix = (suffix * _BASE + backward[..., i] + 1) % _PRIME
-            if i + 1 in AFFIX_LENGTHS:
-                salt = 2 * (i + 1)
-                ids.append(
-                    torch.stack(
-                        [(prefix * 16 + salt) % self.buckets, (suffix * 16 + salt + 1) % self.buckets], -1
-                    )
-                )
-                present.append(lengths[..., 0] > i)
-        return torch.stack(ids, dim=-2), torch.stack(present, dim=-1)
+        """(..., W) character ids -> this table's rows (..., K, 2) and the (..., K) mask (``affix_ids``)."""
+        return affix_ids(chars, self.buckets)
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
         """(..., W) character ids -> (..., 2 * dims)."""

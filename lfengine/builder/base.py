@@ -16,6 +16,7 @@ from torch import nn
 
 from lfengine.builder.config import ModelConfig
 from lfengine.data.batch import IGNORE_INDEX, Batch, InputLayout
+from lfengine.data.encoding import Encoded
 
 
 @dataclass
@@ -101,6 +102,10 @@ class TaskModel(nn.Module):
             distribution=distribution * mask.unsqueeze(-1),
             lengths=batch.lengths,
         )
+
+    def fit_before_training(self, train: Encoded) -> None:
+        """Fit what is not trained by gradient steps (the tagger's linear CRF) on the training
+        split, before the first epoch; a no-op once done (a resumed run has it from the checkpoint)."""
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """AdamW over the trainable parameters only (frozen embeddings stay untouched).

@@ -49,6 +49,34 @@ def chunk_transitions(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor
     return allowed.reshape(len(labels), len(labels)), start
 
 
+def viterbi(
+    emissions: torch.Tensor,
+    mask: torch.Tensor,
+    transitions: torch.Tensor,
+    start: torch.Tensor,
+    end: torch.Tensor,
+) -> torch.Tensor:
+    """(B, T) best label paths under these scores (``-inf`` forbids a move); IGNORE_INDEX at padding."""
+    batch, steps, labels = emissions.shape
+    if steps == 0:
+        return torch.zeros((batch, 0), dtype=torch.long, device=emissions.device)
+    score = start + emissions[:, 0]
+    identity = torch.arange(labels, device=emissions.device).expand(batch, labels)
+    backpointers = []
+    for t in range(1, steps):
+        candidates = score.unsqueeze(2) + transitions  # (B, from, to)
+        best, pointer = candidates.max(dim=1)
+        real = mask[:, t].unsqueeze(1)
+        score = torch.where(real, best + emissions[:, t], score)
+        backpointers.append(torch.where(real, pointer, identity))  # padding: keep the label
+    best_last = (score + end).argmax(dim=1)
+    path = [best_last]
+    for pointer in reversed(backpointers):
+        path.append(pointer.gather(1, path[-1].unsqueeze(1)).squeeze(1))
+    path.reverse()
+    return torch.stack(path, dim=1).masked_fill(~mask, IGNORE_INDEX)
+
+
 class Crf(nn.Module):
     def __init__(self, num_labels: int, chunk_labels: Sequence[str] | None = None) -> None:
         """``chunk_labels``: the label names, to forbid invalid chunk transitions (see the module
@@ -81,6 +109,17 @@ class Crf(nn.Module):
             transitions = transitions.masked_fill(~self.allowed, forbidden)
             start = start.masked_fill(~self.allowed_start, forbidden)
         return transitions, start, self.end.to(dtype)
+
+    def constraint_scores(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """transitions, start and end scoring 0 for every move, ``-inf`` for those the chunk
+        constraints forbid: to decode other per-token scores under the same constraints."""
+        transitions, start, end = (
+            torch.zeros_like(p, dtype=dtype) for p in (self.transitions, self.start, self.end)
+        )
+        if self.constrained:
+            transitions = transitions.masked_fill(~self.allowed, float("-inf"))
+            start = start.masked_fill(~self.allowed_start, float("-inf"))
+        return transitions, start, end
 
     def _forward_scores(
         self, emissions: torch.Tensor, mask: torch.Tensor, forbidden: float = float("-inf")
@@ -198,22 +237,4 @@ class Crf(nn.Module):
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T) Viterbi best paths; IGNORE_INDEX at padding."""
-        batch, steps, labels = emissions.shape
-        if steps == 0:
-            return torch.zeros((batch, 0), dtype=torch.long, device=emissions.device)
-        transitions, start, end = self._scores(emissions)
-        score = start + emissions[:, 0]
-        identity = torch.arange(labels, device=emissions.device).expand(batch, labels)
-        backpointers = []
-        for t in range(1, steps):
-            candidates = score.unsqueeze(2) + transitions  # (B, from, to)
-            best, pointer = candidates.max(dim=1)
-            real = mask[:, t].unsqueeze(1)
-            score = torch.where(real, best + emissions[:, t], score)
-            backpointers.append(torch.where(real, pointer, identity))  # padding: keep the label
-        best_last = (score + end).argmax(dim=1)
-        path = [best_last]
-        for pointer in reversed(backpointers):
-            path.append(pointer.gather(1, path[-1].unsqueeze(1)).squeeze(1))
-        path.reverse()
-        return torch.stack(path, dim=1).masked_fill(~mask, IGNORE_INDEX)
+        return viterbi(emissions, mask, *self._scores(emissions))

@@ -104,6 +104,8 @@ def _output_size(module: nn.Module) -> int | None:
 
 
 def _detail(module: nn.Module) -> str | None:
+    if hasattr(module, "describe_detail"):
+        return module.describe_detail()
     if isinstance(module, nn.Linear):
         return f"{module.in_features} -> {module.out_features}"
     if isinstance(module, nn.Embedding):

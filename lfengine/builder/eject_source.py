@@ -39,6 +39,7 @@ ARCHITECTURE = (
     "affix_dims",
     "crf",
     "chunk_constraints",
+    "linear_crf",
     "lstm_hidden",
     "lstm_layers",
     "wide_ngrams",
@@ -129,6 +130,15 @@ class _Writer(FeaturesWriter):
         if c.crf:
             labels = ", LABELS" if c.chunk_constraints else ""
             lines.append(f"        self.crf = Crf({n}{labels})")
+        if c.linear_crf:
+            labels = "LABELS" if c.chunk_constraints else "None"
+            lines += [
+                "        with torch.random.fork_rng(devices=[]):  # draws nothing: training as without it",
+                f"            self.linear = LinearCrf(layout, {labels})",
+            ]
+            self.diagram.append(
+                "marginals averaged with a classical CRF's (sparse token features, fitted before training)"
+            )
         lines += [
             *_CHECK_LAYOUT,
             "    def forward(self, batch: Batch) -> torch.Tensor:",
@@ -157,10 +167,31 @@ class _Writer(FeaturesWriter):
                 '        """CRF negative log-likelihood, averaged over the non-empty sequences."""',
                 "        nll = self.crf.neg_log_likelihood(self(batch), batch.targets, batch.mask)",
                 "        return nll.sum() / max(int((batch.lengths > 0).sum()), 1)",
+            ]
+        if c.crf and not c.linear_crf:
+            lines += [
                 "",
                 "    def predict(self, batch: Batch) -> Prediction:",
                 '        """Viterbi path; confidence = marginal probability of the chosen label."""',
                 "        return self.crf.prediction(self(batch), batch.mask, batch.lengths)",
+            ]
+        if c.linear_crf:
+            own = (
+                "self.crf.prediction(self(batch), batch.mask, batch.lengths)"
+                if c.crf
+                else "super().predict(batch)"
+            )
+            lines += [
+                "",
+                "    def predict(self, batch: Batch) -> Prediction:",
+                '        """The mean of this network\'s and the classical CRF\'s marginals, decoded."""',
+                f"        prediction = {own}",
+                "        return self.linear.mix(batch, prediction) if self.linear.fitted else prediction",
+                "",
+                "    def fit_before_training(self, train: Encoded) -> None:",
+                '        """Fit the classical CRF on the training split (once: a resumed run has it)."""',
+                "        if not self.linear.fitted:",
+                "            self.linear.fit(train)",
             ]
         return lines
 
@@ -278,11 +309,15 @@ def render_source(
     if is_tagger:
         from_torch.append("from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence")
     uses_crf = is_tagger and config.crf
+    uses_linear = is_tagger and config.linear_crf
     names = writer.imports()
-    names["lfengine.builder.base"] = {"Prediction", "TaskModel"} if uses_crf else {"TaskModel"}
+    names["lfengine.builder.base"] = {"Prediction", "TaskModel"} if uses_crf or uses_linear else {"TaskModel"}
     names["lfengine.builder.config"] = {"ModelConfig"}
     if uses_crf:
         names["lfengine.builder.crf"] = {"Crf"}
+    if uses_linear:
+        names["lfengine.builder.linear_crf"] = {"LinearCrf"}
+        names["lfengine.data.encoding"] = {"Encoded"}
     if is_tagger or config.hidden_layers > 0:  # lfengine's Dropout: the same masks as when built
         names["lfengine.builder.dropout"] = {"Dropout"}
     if not is_tagger and layout.lists and config.wide_ngrams:

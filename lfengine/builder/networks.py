@@ -4,7 +4,8 @@ Classifier: features -> [Linear -> ReLU -> Dropout] x hidden_layers -> Linear(C)
 token-list columns and ``wide_ngrams``, a linear model over their words and bigrams (wide.py).
 Regressor:  the same trunk -> Linear(1).
 SequenceTagger: per-token features -> Dropout -> packed BiLSTM -> Dropout -> Linear(C) ->
-optional CRF. Packing (enforce_sorted=False) makes every result independent of the padding.
+optional CRF; with ``linear_crf`` its marginals averaged with a classical CRF's (linear_crf.py).
+Packing (enforce_sorted=False) makes every result independent of the padding.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from lfengine.builder.config import ModelConfig
 from lfengine.builder.crf import Crf
 from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
+from lfengine.builder.linear_crf import LinearCrf
 from lfengine.builder.wide import WideNgrams
 from lfengine.data.batch import Batch, InputLayout
+from lfengine.data.encoding import Encoded
 from lfengine.errors import OptionError
 from lfengine.evaluation.metrics import is_chunk_label_set
 
@@ -125,6 +128,10 @@ class SequenceTagger(TaskModel):
             if config.crf
             else None
         )
+        self.linear: LinearCrf | None = None
+        if config.linear_crf:  # from zeros, drawing nothing: the network trains as it would without it
+            with torch.random.fork_rng(devices=[]):
+                self.linear = LinearCrf(layout, layout.labels if config.chunk_constraints else None)
 
     @classmethod
     def check_layout(cls, layout: InputLayout) -> None:
@@ -171,8 +178,16 @@ class SequenceTagger(TaskModel):
 
     def predict(self, batch: Batch) -> Prediction:
         if self.crf is None:
-            return super().predict(batch)
-        return self.crf.prediction(self(batch), batch.mask, batch.lengths)
+            prediction = super().predict(batch)
+        else:
+            prediction = self.crf.prediction(self(batch), batch.mask, batch.lengths)
+        if self.linear is not None and self.linear.fitted:
+            return self.linear.mix(batch, prediction)
+        return prediction
+
+    def fit_before_training(self, train: Encoded) -> None:
+        if self.linear is not None and not self.linear.fitted:
+            self.linear.fit(train)
 
 
 _AUTO_BY_TASK: dict[str, type[TaskModel]] = {

@@ -156,6 +156,7 @@ class Trainer:
         """Train until max epochs, early stopping or a stop signal; returns why it stopped."""
         cfg, s = self.config, self.state
         self.clock = (time.monotonic(), time.process_time())
+        self.model.fit_before_training(train)
         self.noise = InputNoise(self.codec, cfg, train, self.device)
         epochs_left = cfg.max_epochs - s.epoch
         run = _Run(
