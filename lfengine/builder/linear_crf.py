@@ -229,6 +229,8 @@ class LinearCrf(nn.Module):
             line_search_fn="strong_wolfe",
         )
 
+        last = [0.0]  # the objective at the latest point L-BFGS tried: where it stopped
+
         def objective() -> torch.Tensor:
             optimizer.zero_grad()
             total = 0.0
@@ -239,10 +241,11 @@ class LinearCrf(nn.Module):
                 total += float(nll.detach())
             penalty = (weights[0].square().sum() + weights[1].square().sum()) * (L2 / sentences)
             penalty.backward()
-            return torch.tensor(total + float(penalty.detach()))
+            last[0] = total + float(penalty.detach())
+            return torch.tensor(last[0])
 
         with torch.enable_grad():
-            loss = float(optimizer.step(objective))
+            optimizer.step(objective)
         with torch.no_grad():
             self.weights = _frozen(weights[0].detach().clone())
             self.numeric.copy_(weights[1])
@@ -250,10 +253,10 @@ class LinearCrf(nn.Module):
             for mine, fitted in zip(self.crf.parameters(), crf.parameters(), strict=True):
                 mine.copy_(fitted)
         log.info(
-            "linear CRF fitted: %d features, %d sentences, loss %.4f, %.1f CPU s",
+            "linear CRF fitted: %d features, %d sentences, loss %.4f per sentence, %.1f CPU s",
             len(self.keys),
             sentences,
-            loss,
+            last[0],
             time.process_time() - started,
         )
 
