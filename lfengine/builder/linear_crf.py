@@ -4,7 +4,7 @@ On unseen documents a CRF over the columns plus the usual CoNLL features (lowerc
 character prefixes and suffixes, casing shape, the neighbours' words and shapes) beat the
 BiLSTM-CRF, and the two err on different tokens: the average of their per-token probabilities
 beats both (held-out tails, seeds 1-5: ner-synth-1500 span F1 tagger 0.762, CRF 0.784, average
-0.792; seq-pos1 token accuracy 0.896, 0.904, 0.906; docs/training.md). So the tagger carries
+0.796; seq-pos1 token accuracy 0.894, 0.904, 0.905; docs/training.md). So the tagger carries
 one. It is fitted first, by L-BFGS on the whole training split (convex: no seed, no epochs),
 then stays fixed while the network trains; every prediction (validation included, so early
 stopping picks the network that best complements it) averages the two models' marginals and
