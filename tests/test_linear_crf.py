@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from lfengine import cli
-from lfengine.builder.base import Prediction
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.linear_crf import LinearCrf
 from lfengine.builder.networks import SequenceTagger
@@ -48,7 +47,7 @@ def fitted(ner) -> LinearCrf:
 def _accuracy(model: LinearCrf, data) -> float:
     batch = collate(data, np.arange(len(data)))
     with torch.no_grad():
-        path = model.mix(batch, Prediction(distribution=model.marginals(batch))).label_ids
+        path = model.mix(batch, model.marginals(batch)).label_ids
     return float((path[batch.mask] == batch.targets[batch.mask]).double().mean())
 
 
@@ -78,7 +77,7 @@ def test_the_average_never_opens_a_chunk_with_its_inside_label(ner, fitted: Line
     network = torch.zeros(*batch.mask.shape, layout.num_labels, dtype=torch.float64)
     network[..., inside[0]] = 1.0  # a network sure that every token continues a chunk
     with torch.no_grad():
-        mixed = fitted.mix(batch, Prediction(distribution=network * batch.mask.unsqueeze(-1)))
+        mixed = fitted.mix(batch, network * batch.mask.unsqueeze(-1))
     for row, length in zip(mixed.label_ids, batch.lengths, strict=True):
         assert _valid([layout.labels[int(i)] for i in row[: int(length)]])
     real = mixed.distribution[batch.mask]
@@ -110,3 +109,11 @@ def test_training_stores_it_and_a_resumed_run_keeps_it(lfdata: Path, tmp_path: P
     second = torch.load(store.committed_file(model, "weights"), weights_only=True)
     assert all(torch.equal(first[k], second[k]) for k in first if k.startswith("linear."))
     assert not torch.equal(first["output.weight"], second["output.weight"])  # the network trained on
+
+
+def test_stored_weights_of_the_wrong_shape_are_refused(ner, fitted: LinearCrf) -> None:
+    _, _, _, layout = ner
+    state = dict(fitted.state_dict())
+    state["weights"] = torch.zeros(len(fitted.keys), layout.num_labels + 1)  # one label too many
+    with pytest.raises(RuntimeError, match="weights"):
+        LinearCrf(layout, list(layout.labels)).load_state_dict(state)

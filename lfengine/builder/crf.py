@@ -104,21 +104,22 @@ class Crf(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """transitions, start and end in the emissions' dtype, forbidden moves scored ``forbidden``."""
         dtype = emissions.dtype
-        transitions, start = self.transitions.to(dtype), self.start.to(dtype)
-        if self.constrained:
-            transitions = transitions.masked_fill(~self.allowed, forbidden)
-            start = start.masked_fill(~self.allowed_start, forbidden)
-        return transitions, start, self.end.to(dtype)
+        return self._constrained(
+            self.transitions.to(dtype), self.start.to(dtype), self.end.to(dtype), forbidden
+        )
 
     def constraint_scores(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """transitions, start and end scoring 0 for every move, ``-inf`` for those the chunk
         constraints forbid: to decode other per-token scores under the same constraints."""
-        transitions, start, end = (
-            torch.zeros_like(p, dtype=dtype) for p in (self.transitions, self.start, self.end)
-        )
+        zeros = (torch.zeros_like(p, dtype=dtype) for p in (self.transitions, self.start, self.end))
+        return self._constrained(*zeros, float("-inf"))
+
+    def _constrained(
+        self, transitions: torch.Tensor, start: torch.Tensor, end: torch.Tensor, forbidden: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.constrained:
-            transitions = transitions.masked_fill(~self.allowed, float("-inf"))
-            start = start.masked_fill(~self.allowed_start, float("-inf"))
+            transitions = transitions.masked_fill(~self.allowed, forbidden)
+            start = start.masked_fill(~self.allowed_start, forbidden)
         return transitions, start, end
 
     def _forward_scores(

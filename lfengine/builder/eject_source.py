@@ -176,17 +176,21 @@ class _Writer(FeaturesWriter):
                 "        return self.crf.prediction(self(batch), batch.mask, batch.lengths)",
             ]
         if c.linear_crf:
-            own = (
-                "self.crf.prediction(self(batch), batch.mask, batch.lengths)"
+            own, network = (
+                (
+                    "self.crf.prediction(self(batch), batch.mask, batch.lengths)",
+                    "self.crf.marginals(self(batch).double(), batch.mask)",
+                )
                 if c.crf
-                else "super().predict(batch)"
+                else ("super().predict(batch)", "torch.softmax(self(batch).float(), dim=-1)")
             )
             lines += [
                 "",
                 "    def predict(self, batch: Batch) -> Prediction:",
-                '        """The mean of this network\'s and the classical CRF\'s marginals, decoded."""',
-                f"        prediction = {own}",
-                "        return self.linear.mix(batch, prediction) if self.linear.fitted else prediction",
+                '        """The mean of this network\'s and the classical CRF\'s probabilities, decoded."""',
+                "        if not self.linear.fitted:",
+                f"            return {own}",
+                f"        return self.linear.mix(batch, {network})",
                 "",
                 "    def fit_before_training(self, train: Encoded) -> None:",
                 '        """Fit the classical CRF on the training split (once: a resumed run has it)."""',

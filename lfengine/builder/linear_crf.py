@@ -140,19 +140,27 @@ class LinearCrf(nn.Module):
         return f"{len(self.keys):,} sparse token features"
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        # The number of keys and weight rows is the number of features training saw.
-        if prefix + "keys" in state_dict:
-            self.keys = torch.empty_like(state_dict[prefix + "keys"], device=self.keys.device)
-        if prefix + "weights" in state_dict:
-            self.weights = _frozen(torch.empty_like(state_dict[prefix + "weights"], device=self.keys.device))
+        # As many keys and weight rows as features training saw: take the stored number when
+        # the two agree (1-D int64 keys, one row of label weights each); anything else is left
+        # to the strict loader, which reports the mismatch.
+        keys, weights = state_dict.get(prefix + "keys"), state_dict.get(prefix + "weights")
+        if (
+            isinstance(keys, torch.Tensor)
+            and isinstance(weights, torch.Tensor)
+            and keys.dtype == torch.long
+            and keys.dim() == 1
+            and weights.shape == (len(keys), self.output_size)
+        ):
+            self.keys = torch.empty_like(keys, device=self.keys.device)
+            self.weights = _frozen(self.weights.new_empty(weights.shape))
         super()._load_from_state_dict(state_dict, prefix, *args)
 
-    def _rows(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, K) weight rows of the tokens' features and the mask of those training saw."""
-        keys, present = self.features(batch)
-        rows = torch.searchsorted(self.keys, keys).clamp(max=max(len(self.keys) - 1, 0))
-        known = present & (self.keys[rows] == keys) if len(self.keys) else present & False
-        return rows, known
+    def _lookup(self, keys: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, K) weight rows of these feature keys and the mask of those present that training saw."""
+        if not len(self.keys):
+            return torch.zeros_like(keys), present & False
+        rows = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        return rows, present & (self.keys[rows] == keys)
 
     @staticmethod
     def _emissions(
@@ -173,18 +181,18 @@ class LinearCrf(nn.Module):
 
     def emissions(self, batch: Batch) -> torch.Tensor:
         """(B, T, C) per-token label scores."""
-        rows, known = self._rows(batch)
+        rows, known = self._lookup(*self.features(batch))
         return self._emissions(rows, known, batch.numeric, (self.weights, self.numeric, self.bias))
 
     def marginals(self, batch: Batch) -> torch.Tensor:
         """(B, T, C) p(label | sentence) per token, in float64 (as the tagger's CRF computes)."""
         return self.crf.marginals(self.emissions(batch).double(), batch.mask)
 
-    def mix(self, batch: Batch, network: Prediction) -> Prediction:
-        """The network's prediction averaged with this CRF's: the mean of the two distributions,
-        decoded as the best path through it that the chunk constraints allow."""
+    def mix(self, batch: Batch, network: torch.Tensor) -> Prediction:
+        """The network's (B, T, C) label distributions averaged with this CRF's marginals,
+        decoded as the best path through the average that the chunk constraints allow."""
         mask = batch.mask
-        average = (network.distribution.double() + self.marginals(batch)) / 2
+        average = (network.double() + self.marginals(batch)) / 2
         transitions, start, end = self.crf.constraint_scores(average.dtype)
         path = viterbi(average.clamp(min=1e-30).log(), mask, transitions, start, end)
         chosen = average.gather(2, path.clamp(min=0).unsqueeze(2)).squeeze(2)
@@ -202,12 +210,9 @@ class LinearCrf(nn.Module):
         started = time.process_time()
         device = self.keys.device
         batches = [collate(train, items).to(device) for items in _blocks(train.lengths())]
-        blocks = []
-        for batch in batches:
-            keys, present = self.features(batch)
-            blocks.append((keys, present, batch))
-        seen = [keys[present] for keys, present, _ in blocks]
-        self.keys = torch.unique(torch.cat(seen)) if seen else self.keys
+        features = [self.features(batch) for batch in batches]
+        if features:
+            self.keys = torch.unique(torch.cat([keys[present] for keys, present in features]))
         if not len(self.keys):
             return
         sentences = sum(int((b.lengths > 0).sum()) for b in batches)
@@ -217,10 +222,7 @@ class LinearCrf(nn.Module):
             torch.zeros_like(self.bias, requires_grad=True),
         ]
         crf = copy.deepcopy(self.crf).requires_grad_(True)
-        inputs = []
-        for keys, present, batch in blocks:
-            rows = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
-            inputs.append((rows, present & (self.keys[rows] == keys), batch))
+        inputs = [(*self._lookup(keys, present), batch) for (keys, present), batch in zip(features, batches)]
         optimizer = torch.optim.LBFGS(
             [*weights, *crf.parameters()],
             lr=1,

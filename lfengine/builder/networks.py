@@ -177,13 +177,17 @@ class SequenceTagger(TaskModel):
         return nll.sum() / max(nonempty, 1)
 
     def predict(self, batch: Batch) -> Prediction:
+        if self.linear is not None and self.linear.fitted:  # decoded once, from the average
+            return self.linear.mix(batch, self.distribution(batch))
         if self.crf is None:
-            prediction = super().predict(batch)
-        else:
-            prediction = self.crf.prediction(self(batch), batch.mask, batch.lengths)
-        if self.linear is not None and self.linear.fitted:
-            return self.linear.mix(batch, prediction)
-        return prediction
+            return super().predict(batch)
+        return self.crf.prediction(self(batch), batch.mask, batch.lengths)
+
+    def distribution(self, batch: Batch) -> torch.Tensor:
+        """(B, T, C) the network's label probabilities per token: the CRF's marginals, or softmax."""
+        if self.crf is None:
+            return torch.softmax(self(batch).float(), dim=-1)
+        return self.crf.marginals(self(batch).double(), batch.mask)
 
     def fit_before_training(self, train: Encoded) -> None:
         if self.linear is not None and not self.linear.fitted:

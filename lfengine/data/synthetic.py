@@ -50,7 +50,7 @@ class LfAttribute:
         return [f"{base}{NAMESEP}{self.code}{self.number if self.code == 'N' else ''}"]
 
     def to_json(self, index: int) -> dict[str, Any]:
-        """The keys a current LF version writes for this code of element (lf-format.md §3.3)."""
+        """The keys a current LF version writes for this element (lf-format.md §3.3)."""
         d: dict[str, Any] = {
             "annType": self.ann_type,
             "feature": self.feature,
