@@ -186,6 +186,9 @@ SETTINGS: tuple[Setting, ...] = (
         2,
         legacy=0,
     ),
+    _bool(
+        "linear_text", "an NB-weighted linear model of the token lists, mixed with the network", legacy=False
+    ),
     # --- the training (ModelConfig's second block); the first four are run options too ---
     _float("learning_rate", "AdamW's learning rate", option=True, open_low=True, old="learningrate"),
     _int(
@@ -388,13 +391,10 @@ def record_fields(settings: tuple[Setting, ...], *, record: str) -> Any:
         annotations = {s.name: s.annotation(record=record) for s in settings}
         cls.__annotations__ = {**annotations, **cls.__dict__.get("__annotations__", {})}
         for s in settings:
-            if record == "model":
-                value = dataclasses.field(metadata={"setting": s})
-            elif s.json_type == "dict":
-                value = dataclasses.field(default_factory=dict, metadata={"setting": s})
-            else:
-                value = dataclasses.field(default=s.default, metadata={"setting": s})
-            setattr(cls, s.name, value)
+            kept = {"default_factory": dict} if s.json_type == "dict" else {"default": s.default}
+            setattr(
+                cls, s.name, dataclasses.field(metadata={"setting": s}, **({} if record == "model" else kept))
+            )
         return cls
 
     return declare

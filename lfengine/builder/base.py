@@ -107,6 +107,10 @@ class TaskModel(nn.Module):
         """Fit what is not trained by gradient steps (the tagger's linear CRF) on the training
         split, before the first epoch; a no-op once done (a resumed run has it from the checkpoint)."""
 
+    def choose_on_validation(self, val: Encoded) -> None:
+        """Set, before each validation, what is chosen on the validation split rather than trained
+        (the text classifier's share for its linear model); called in eval mode without gradients."""
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         """AdamW over the trainable parameters only (frozen embeddings stay untouched).
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 
 from lfengine.builder.config import ModelConfig
+from lfengine.builder.eject_classical import classifier_classical, tagger_classical
 from lfengine.builder.eject_features import WIDTH, FeaturesWriter, py, whole, wrap
 from lfengine.data.batch import InputLayout
 from lfengine.data.codec import TASKS
@@ -43,6 +44,7 @@ ARCHITECTURE = (
     "lstm_hidden",
     "lstm_layers",
     "wide_ngrams",
+    "linear_text",
 )
 TRAINING = ("learning_rate", "batch_size", "max_epochs", "es_patience", "weight_decay", "grad_clip")
 
@@ -72,6 +74,8 @@ class _Writer(FeaturesWriter):
         if wide:
             grams = "words and hashed bigrams" if c.wide_ngrams > 1 else "words"
             self.diagram.append(f"+ a linear model over the token lists' {grams} -> {outputs} (added)")
+        classical = classifier_classical(layout, c)
+        self.diagram += classical.diagram
         lines = [
             f"class {name}(TaskModel):",
             f'    """{"Regressor" if regression else "Classifier"}: features -> hidden layer(s) -> '
@@ -86,12 +90,14 @@ class _Writer(FeaturesWriter):
             "        )",
             f"        self.output = nn.Linear({size}, {outputs})",
             *([f"        self.wide = WideNgrams(layout, {outputs}, {c.wide_ngrams})"] if wide else []),
+            *classical.init,
             *_CHECK_LAYOUT,
             "    def forward(self, batch: Batch) -> torch.Tensor:",
             f'        """{"(B,) standardised values" if regression else f"(B, {outputs}) logits"}."""',
             "        scores = self.output(self.hidden(self.features(batch)))",
             *(["        scores = scores + self.wide(batch.lists, batch.list_lengths)"] if wide else []),
             "        return scores.squeeze(-1)" if regression else "        return scores",
+            *classical.methods,
         ]
         return lines
 
@@ -130,15 +136,9 @@ class _Writer(FeaturesWriter):
         if c.crf:
             labels = ", LABELS" if c.chunk_constraints else ""
             lines.append(f"        self.crf = Crf({n}{labels})")
-        if c.linear_crf:
-            labels = "LABELS" if c.chunk_constraints else "None"
-            lines += [
-                "        with torch.random.fork_rng(devices=[]):  # draws nothing: training as without it",
-                f"            self.linear = LinearCrf(layout, {labels})",
-            ]
-            self.diagram.append(
-                "marginals averaged with a classical CRF's (sparse token features, fitted before training)"
-            )
+        classical = tagger_classical(c)
+        lines += classical.init
+        self.diagram += classical.diagram
         lines += [
             *_CHECK_LAYOUT,
             "    def forward(self, batch: Batch) -> torch.Tensor:",
@@ -175,29 +175,7 @@ class _Writer(FeaturesWriter):
                 '        """Viterbi path; confidence = marginal probability of the chosen label."""',
                 "        return self.crf.prediction(self(batch), batch.mask, batch.lengths)",
             ]
-        if c.linear_crf:
-            own, network = (
-                (
-                    "self.crf.prediction(self(batch), batch.mask, batch.lengths)",
-                    "self.crf.marginals(self(batch).double(), batch.mask)",
-                )
-                if c.crf
-                else ("super().predict(batch)", "torch.softmax(self(batch).float(), dim=-1)")
-            )
-            lines += [
-                "",
-                "    def predict(self, batch: Batch) -> Prediction:",
-                '        """The mean of this network\'s and the classical CRF\'s probabilities, decoded."""',
-                "        if not self.linear.fitted:",
-                f"            return {own}",
-                f"        return self.linear.mix(batch, {network})",
-                "",
-                "    def fit_before_training(self, train: Encoded) -> None:",
-                '        """Fit the classical CRF on the training split (once: a resumed run has it)."""',
-                "        if not self.linear.fitted:",
-                "            self.linear.fit(train)",
-            ]
-        return lines
+        return lines + classical.methods
 
 
 _INIT_SIGNATURE = (
@@ -313,15 +291,14 @@ def render_source(
     if is_tagger:
         from_torch.append("from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence")
     uses_crf = is_tagger and config.crf
-    uses_linear = is_tagger and config.linear_crf
     names = writer.imports()
-    names["lfengine.builder.base"] = {"Prediction", "TaskModel"} if uses_crf or uses_linear else {"TaskModel"}
+    names["lfengine.builder.base"] = {"Prediction", "TaskModel"} if uses_crf else {"TaskModel"}
     names["lfengine.builder.config"] = {"ModelConfig"}
     if uses_crf:
         names["lfengine.builder.crf"] = {"Crf"}
-    if uses_linear:
-        names["lfengine.builder.linear_crf"] = {"LinearCrf"}
-        names["lfengine.data.encoding"] = {"Encoded"}
+    classical = tagger_classical(config) if is_tagger else classifier_classical(layout, config)
+    for module, found in classical.imports.items():
+        names[module] = names.get(module, set()) | found
     if is_tagger or config.hidden_layers > 0:  # lfengine's Dropout: the same masks as when built
         names["lfengine.builder.dropout"] = {"Dropout"}
     if not is_tagger and layout.lists and config.wide_ngrams:

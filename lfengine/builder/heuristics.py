@@ -169,6 +169,18 @@ def _wide_ngrams(ctx: Context) -> int:
     return 0
 
 
+def _linear_text(ctx: Context) -> bool:
+    """On for classification whose inputs are all token lists (text): an NB-weighted logistic
+    regression over their words and word pairs, fitted before the network, mixed into every
+    prediction at the share that suits the validation split best. MEASURED_LATER"""
+    layout = ctx.layout
+    return (
+        layout.task == "classification"
+        and bool(layout.lists)
+        and not (layout.nominal or layout.numeric or layout.kinds)
+    )
+
+
 def _hidden_size(ctx: Context) -> int:
     """Half the concatenated input, kept within 32..200: enough to combine features, small
     enough not to overfit a few hundred items."""
@@ -275,6 +287,7 @@ RULES: dict[str, Callable[[Context], Any]] = {
     "hidden_layers": _hidden_layers,
     "hidden_size": _hidden_size,
     "wide_ngrams": _wide_ngrams,
+    "linear_text": _linear_text,
     "learning_rate": _learning_rate,
     "batch_size": _batch_size,
     "max_epochs": _max_epochs,
@@ -342,6 +355,8 @@ def choose_config(
         for name in ("crf", "chunk_constraints", "char_encoder", "word_shape", "affix_dims", "linear_crf"):
             if settings.get(name):
                 raise OptionError(f"{name} applies to sequence tagging only, but the data are {layout.task}")
+    if settings.get("linear_text") and layout.task != "classification":
+        raise OptionError(f"linear_text applies to classification only, but the data are {layout.task}")
     config = ModelConfig(**ctx.values)
     module.check_config(layout, config)
     return config, {name: provenance[name] for name in field_names()}

@@ -10,9 +10,7 @@ then stays fixed while the network trains; every prediction (validation included
 stopping picks the network that best complements it) averages the two models' marginals and
 decodes the average, under the chunk constraints where the tagger has them.
 
-Features are keyed, not hashed into buckets: each is a 64-bit key (a salt naming the feature
-kind in the high bits, the value below), and the keys seen in training are kept sorted in a
-buffer with one weight row each; a key not among them adds nothing. Everything is computed from
+Features are keyed, not hashed into buckets (sparse_weights.py). Everything is computed from
 the batch tensors (word ids, character ids), so applying needs no new input.
 """
 
@@ -22,9 +20,7 @@ import copy
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,14 +28,14 @@ from lfengine.builder.affixes import affix_ids
 from lfengine.builder.base import Prediction
 from lfengine.builder.crf import Crf, viterbi
 from lfengine.builder.encoders import WordShape
+from lfengine.builder.sparse_weights import VALUE_MASK, SparseWeights, bag_sums, blocks, frozen, salted
 from lfengine.data.batch import Batch, CharInfo, InputLayout
 from lfengine.data.batching import collate
 from lfengine.data.encoding import Encoded
 
 log = logging.getLogger("lfengine.trainer")
 
-_VALUE_BITS = 40  # a key: salt << 40 | value, value < 2^40
-_EDGE = 2**40 - 1  # the neighbour of the first or last token
+_EDGE = VALUE_MASK  # the neighbour of the first or last token
 _PRIME = 2_147_483_647  # the lowercased word's rolling hash (2^31 - 1: products stay in int64)
 _BASE = 1_000_003
 _SHAPE_BITS = torch.tensor([1 << i for i in range(9)])
@@ -83,7 +79,7 @@ class TokenFeatures(nn.Module):
         def add(values: torch.Tensor, here: torch.Tensor) -> None:
             nonlocal salt
             salt += 1
-            keys.append((values.long() & _EDGE) | (salt << _VALUE_BITS))
+            keys.append(salted(values, salt))
             present.append(here & mask)
 
         for column in range(self.nominal):  # each column's value (a window export has neighbours)
@@ -112,76 +108,36 @@ class TokenFeatures(nn.Module):
         return torch.stack(keys, dim=-1), torch.stack(present, dim=-1)
 
 
-class LinearCrf(nn.Module):
+class LinearCrf(SparseWeights):
     """Sparse feature weights, numeric column weights and label biases, with a Crf's transitions:
     all fitted by ``fit``, none trained by the network's optimizer (they are frozen)."""
 
     def __init__(self, layout: InputLayout, chunk_labels: Sequence[str] | None) -> None:
-        super().__init__()
         labels = layout.num_labels
+        super().__init__(labels)
         self.features = TokenFeatures(layout)
-        self.register_buffer("keys", torch.zeros(0, dtype=torch.long))  # sorted: a row per key
-        self.weights = _frozen(torch.zeros(0, labels))
-        self.numeric = _frozen(torch.zeros(len(layout.numeric), labels))
-        self.bias = _frozen(torch.zeros(labels))
+        self.numeric = frozen(torch.zeros(len(layout.numeric), labels))
+        self.bias = frozen(torch.zeros(labels))
         self.crf = Crf(labels, chunk_labels)
         for parameter in self.crf.parameters():
             nn.init.zeros_(parameter)
             parameter.requires_grad_(False)
-        self.output_size = labels
-
-    @property
-    def fitted(self) -> bool:
-        return self.keys.numel() > 0
 
     def describe_detail(self) -> str:
         if not self.fitted:
             return "sparse token features, fitted before training"
         return f"{len(self.keys):,} sparse token features"
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-        # As many keys and weight rows as features training saw: take the stored number when
-        # the two agree (1-D int64 keys, one row of label weights each); anything else is left
-        # to the strict loader, which reports the mismatch.
-        keys, weights = state_dict.get(prefix + "keys"), state_dict.get(prefix + "weights")
-        if (
-            isinstance(keys, torch.Tensor)
-            and isinstance(weights, torch.Tensor)
-            and keys.dtype == torch.long
-            and keys.dim() == 1
-            and weights.shape == (len(keys), self.output_size)
-        ):
-            self.keys = torch.empty_like(keys, device=self.keys.device)
-            self.weights = _frozen(self.weights.new_empty(weights.shape))
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    def _lookup(self, keys: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, K) weight rows of these feature keys and the mask of those present that training saw."""
-        if not len(self.keys):
-            return torch.zeros_like(keys), present & False
-        rows = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
-        return rows, present & (self.keys[rows] == keys)
-
     @staticmethod
     def _emissions(
         rows: torch.Tensor, known: torch.Tensor, numeric: torch.Tensor, weights: Sequence[torch.Tensor]
     ) -> torch.Tensor:
         sparse, dense, bias = weights
-        scores = numeric.to(dense.dtype) @ dense + bias
-        if rows.shape[-1]:  # the sum of the known features' rows, without a (B, T, K, C) tensor
-            width = rows.shape[-1]
-            bags = nn.functional.embedding_bag(
-                rows.reshape(-1, width),
-                sparse,
-                per_sample_weights=known.reshape(-1, width).to(sparse.dtype),
-                mode="sum",
-            )
-            scores = scores + bags.view(*rows.shape[:-1], -1)
-        return scores
+        return numeric.to(dense.dtype) @ dense + bias + bag_sums(rows, known, sparse)
 
     def emissions(self, batch: Batch) -> torch.Tensor:
         """(B, T, C) per-token label scores."""
-        rows, known = self._lookup(*self.features(batch))
+        rows, known = self.lookup(*self.features(batch))
         return self._emissions(rows, known, batch.numeric, (self.weights, self.numeric, self.bias))
 
     def marginals(self, batch: Batch) -> torch.Tensor:
@@ -209,11 +165,10 @@ class LinearCrf(nn.Module):
         from zero: deterministic, whatever the seed."""
         started = time.process_time()
         device = self.keys.device
-        batches = [collate(train, items).to(device) for items in _blocks(train.lengths())]
+        batches = [collate(train, items).to(device) for items in blocks(train.lengths(), _BLOCK_TOKENS)]
         features = [self.features(batch) for batch in batches]
-        if features:
-            self.keys = torch.unique(torch.cat([keys[present] for keys, present in features]))
-        if not len(self.keys):
+        self.learn_keys(features)
+        if not self.fitted:
             return
         sentences = sum(int((b.lengths > 0).sum()) for b in batches)
         weights = [
@@ -222,7 +177,7 @@ class LinearCrf(nn.Module):
             torch.zeros_like(self.bias, requires_grad=True),
         ]
         crf = copy.deepcopy(self.crf).requires_grad_(True)
-        inputs = [(*self._lookup(keys, present), batch) for (keys, present), batch in zip(features, batches)]
+        inputs = [(*self.lookup(keys, present), batch) for (keys, present), batch in zip(features, batches)]
         optimizer = torch.optim.LBFGS(
             [*weights, *crf.parameters()],
             lr=1,
@@ -249,7 +204,7 @@ class LinearCrf(nn.Module):
         with torch.enable_grad():
             optimizer.step(objective)
         with torch.no_grad():
-            self.weights = _frozen(weights[0].detach().clone())
+            self.weights = frozen(weights[0].detach().clone())
             self.numeric.copy_(weights[1])
             self.bias.copy_(weights[2])
             for mine, fitted in zip(self.crf.parameters(), crf.parameters(), strict=True):
@@ -261,19 +216,3 @@ class LinearCrf(nn.Module):
             last[0],
             time.process_time() - started,
         )
-
-
-def _blocks(lengths: np.ndarray) -> list[np.ndarray]:
-    """The sentences in blocks of similar lengths (little padding), each at most _BLOCK_TOKENS
-    padded tokens (or one sentence)."""
-    order = np.argsort(lengths, kind="stable")
-    blocks, start = [], 0
-    for end in range(1, len(order) + 1):
-        if end == len(order) or (end + 1 - start) * max(int(lengths[order[end]]), 1) > _BLOCK_TOKENS:
-            blocks.append(order[start:end])
-            start = end
-    return blocks
-
-
-def _frozen(values: torch.Tensor) -> nn.Parameter:
-    return nn.Parameter(values, requires_grad=False)

@@ -1,7 +1,8 @@
 """The auto-built networks for classification, sequence tagging and regression.
 
 Classifier: features -> [Linear -> ReLU -> Dropout] x hidden_layers -> Linear(C), plus, with
-token-list columns and ``wide_ngrams``, a linear model over their words and bigrams (wide.py).
+token-list columns and ``wide_ngrams``, a linear model over their words and bigrams (wide.py);
+with ``linear_text`` its label distribution mixed with a fitted classical model's (linear_text.py).
 Regressor:  the same trunk -> Linear(1).
 SequenceTagger: per-token features -> Dropout -> packed BiLSTM -> Dropout -> Linear(C) ->
 optional CRF; with ``linear_crf`` its marginals averaged with a classical CRF's (linear_crf.py).
@@ -21,6 +22,7 @@ from lfengine.builder.crf import Crf
 from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
 from lfengine.builder.linear_crf import LinearCrf
+from lfengine.builder.linear_text import LinearText
 from lfengine.builder.wide import WideNgrams
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.data.encoding import Encoded
@@ -66,6 +68,9 @@ class Classifier(TaskModel):
         self.wide: WideNgrams | None = None
         if layout.lists and config.wide_ngrams:
             self.wide = WideNgrams(layout, self._output_size(layout), config.wide_ngrams)
+        self.linear: LinearText | None = None
+        if layout.lists and layout.task == "classification" and config.linear_text:
+            self.linear = LinearText(layout)  # from zeros, drawing nothing
 
     @classmethod
     def check_layout(cls, layout: InputLayout) -> None:
@@ -80,6 +85,19 @@ class Classifier(TaskModel):
         if self.wide is not None:
             scores = scores + self.wide(batch.lists, batch.list_lengths)
         return scores
+
+    def predict(self, batch: Batch) -> Prediction:
+        if self.linear is None or not self.linear.fitted:
+            return super().predict(batch)
+        return self.linear.mix(batch, torch.softmax(self(batch).float(), dim=-1))
+
+    def fit_before_training(self, train: Encoded) -> None:
+        if self.linear is not None and not self.linear.fitted:
+            self.linear.fit(train)
+
+    def choose_on_validation(self, val: Encoded) -> None:
+        if self.linear is not None:
+            self.linear.choose_share(val, self)
 
 
 class Regressor(Classifier):

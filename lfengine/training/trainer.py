@@ -287,6 +287,8 @@ class Trainer:
         return value
 
     def _validate(self, val: Encoded, epoch: int, train_loss: float) -> dict[str, float]:
+        with torch.no_grad():  # what is chosen, not trained, on the validation split first
+            self.model.eval().choose_on_validation(val)
         report = Predictor(self.model, self.codec, self.device).evaluate(val)
         self.model.train()
         metrics = headline(report)

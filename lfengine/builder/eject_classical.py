@@ -1,0 +1,105 @@
+"""The classical models beside an ejected network: the tagger's linear CRF (linear_crf.py) and
+the text classifier's NB-weighted linear model (linear_text.py).
+
+Each comes as the lines that build it (last in ``__init__``, as the built network does, so that
+seeded training draws the same numbers), the methods that fit it and mix it into ``predict``,
+a line of the docstring's diagram and the lfengine names it imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lfengine.builder.config import ModelConfig
+from lfengine.data.batch import InputLayout
+
+
+@dataclass
+class Classical:
+    init: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    diagram: list[str] = field(default_factory=list)
+    imports: dict[str, set[str]] = field(default_factory=dict)
+
+
+def uses_linear_text(layout: InputLayout, config: ModelConfig) -> bool:
+    """As networks.Classifier decides."""
+    return bool(layout.lists) and layout.task == "classification" and config.linear_text
+
+
+def _fit_hook(what: str) -> list[str]:
+    return [
+        "",
+        "    def fit_before_training(self, train: Encoded) -> None:",
+        f'        """Fit the {what} on the training split (once: a resumed run has it)."""',
+        "        if not self.linear.fitted:",
+        "            self.linear.fit(train)",
+    ]
+
+
+def tagger_classical(config: ModelConfig) -> Classical:
+    """The linear CRF, its marginals averaged with the network's (nothing without linear_crf)."""
+    if not config.linear_crf:
+        return Classical()
+    labels = "LABELS" if config.chunk_constraints else "None"
+    own, network = (
+        (
+            "self.crf.prediction(self(batch), batch.mask, batch.lengths)",
+            "self.crf.marginals(self(batch).double(), batch.mask)",
+        )
+        if config.crf
+        else ("super().predict(batch)", "torch.softmax(self(batch).float(), dim=-1)")
+    )
+    return Classical(
+        init=[
+            "        with torch.random.fork_rng(devices=[]):  # draws nothing: training as without it",
+            f"            self.linear = LinearCrf(layout, {labels})",
+        ],
+        methods=[
+            "",
+            "    def predict(self, batch: Batch) -> Prediction:",
+            '        """The mean of this network\'s and the classical CRF\'s probabilities, decoded."""',
+            "        if not self.linear.fitted:",
+            f"            return {own}",
+            f"        return self.linear.mix(batch, {network})",
+            *_fit_hook("classical CRF"),
+        ],
+        diagram=["marginals averaged with a classical CRF's (sparse token features, fitted before training)"],
+        imports={
+            "lfengine.builder.base": {"Prediction"},
+            "lfengine.builder.linear_crf": {"LinearCrf"},
+            "lfengine.data.encoding": {"Encoded"},
+        },
+    )
+
+
+def classifier_classical(layout: InputLayout, config: ModelConfig) -> Classical:
+    """The NB-weighted linear model, mixed in at the share chosen on validation (nothing
+    without linear_text or token lists)."""
+    if not uses_linear_text(layout, config):
+        return Classical()
+    return Classical(
+        init=["        self.linear = LinearText(layout)  # from zeros, drawing nothing"],
+        methods=[
+            "",
+            "    def predict(self, batch: Batch) -> Prediction:",
+            '        """share x the linear model\'s label distribution + (1 - share) x this network\'s."""',
+            "        if not self.linear.fitted:",
+            "            return super().predict(batch)",
+            "        return self.linear.mix(batch, torch.softmax(self(batch).float(), dim=-1))",
+            *_fit_hook("linear model"),
+            "",
+            "    def choose_on_validation(self, val: Encoded) -> None:",
+            '        """Set the linear model\'s share: the likeliest validation labels."""',
+            "        self.linear.choose_share(val, self)",
+        ],
+        diagram=[
+            "label distribution mixed with an NB-weighted logistic regression's (words and word pairs, "
+            "fitted before training; its share chosen at each validation)"
+        ],
+        imports={
+            "lfengine.builder.base": {"Prediction"},
+            "lfengine.builder.linear_text": {"LinearText"},
+            "lfengine.data.encoding": {"Encoded"},
+        },
+    )

@@ -1,0 +1,94 @@
+"""SparseWeights: a label-weight row per sparse feature key that training saw, for the classical
+models that sit beside a network (linear_crf.py, linear_text.py).
+
+A feature is a 64-bit key (a salt naming its kind in the high bits, its value below). The keys
+seen in training are kept sorted in a buffer with one weight row each; a key not among them adds
+nothing. Everything is fitted, nothing is trained by the network's optimizer: the weights are
+frozen parameters (they live in the state dict, and AdamW skips them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+VALUE_BITS = 40  # a key: salt << 40 | value, value < 2^40
+VALUE_MASK = 2**VALUE_BITS - 1
+
+
+def salted(values: torch.Tensor, salt: int) -> torch.Tensor:
+    """Keys of these non-negative values for the feature kind ``salt`` (>= 1)."""
+    return (values.long() & VALUE_MASK) | (salt << VALUE_BITS)
+
+
+def frozen(values: torch.Tensor) -> nn.Parameter:
+    return nn.Parameter(values, requires_grad=False)
+
+
+class SparseWeights(nn.Module):
+    """Sorted feature ``keys`` with a row of ``weights`` each, and label biases."""
+
+    def __init__(self, num_labels: int) -> None:
+        super().__init__()
+        self.register_buffer("keys", torch.zeros(0, dtype=torch.long))
+        self.weights = frozen(torch.zeros(0, num_labels))
+        self.output_size = num_labels
+
+    @property
+    def fitted(self) -> bool:
+        return self.keys.numel() > 0
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # As many keys and weight rows as features training saw: take the stored number when
+        # the two agree (1-D int64 keys, one row of label weights each); anything else is left
+        # to the strict loader, which reports the mismatch.
+        keys, weights = state_dict.get(prefix + "keys"), state_dict.get(prefix + "weights")
+        if (
+            isinstance(keys, torch.Tensor)
+            and isinstance(weights, torch.Tensor)
+            and keys.dtype == torch.long
+            and keys.dim() == 1
+            and weights.shape == (len(keys), self.output_size)
+        ):
+            self.keys = torch.empty_like(keys, device=self.keys.device)
+            self.weights = frozen(self.weights.new_empty(weights.shape))
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def lookup(self, keys: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight rows of these feature keys, and the mask of those present that training saw."""
+        if not len(self.keys):
+            return torch.zeros_like(keys), present & False
+        rows = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        return rows, present & (self.keys[rows] == keys)
+
+    def learn_keys(self, features: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Keep the keys present in these (keys, present) pairs: one weight row each, zeroed."""
+        found = [keys[present] for keys, present in features]
+        self.keys = torch.unique(torch.cat(found)) if found else self.keys[:0]
+        self.weights = frozen(self.weights.new_zeros(len(self.keys), self.output_size))
+
+
+def bag_sums(rows: torch.Tensor, known: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """(..., C) sums of the ``table`` rows of the known features of each (..., K) bag, without
+    building a (..., K, C) tensor."""
+    width = rows.shape[-1]
+    if not width:
+        return table.new_zeros((*rows.shape[:-1], table.shape[-1]))
+    weights = known.reshape(-1, width).to(table.dtype)
+    sums = nn.functional.embedding_bag(rows.reshape(-1, width), table, per_sample_weights=weights, mode="sum")
+    return sums.view(*rows.shape[:-1], -1)
+
+
+def blocks(sizes: np.ndarray, budget: int) -> list[np.ndarray]:
+    """The items in blocks of similar sizes (little padding), each at most ``budget`` padded
+    slots (or one item), for a full-batch objective that never holds all the data padded."""
+    order = np.argsort(sizes, kind="stable")
+    found, start = [], 0
+    for end in range(1, len(order) + 1):
+        if end == len(order) or (end + 1 - start) * max(int(sizes[order[end]]), 1) > budget:
+            found.append(order[start:end])
+            start = end
+    return found

@@ -1,0 +1,167 @@
+"""The text classifier's NB-weighted linear model (builder/linear_text.py): fitted by L-BFGS before
+the network trains, it learns the training split from words and word pairs, points each word the
+way its label counts do, stores and loads back, takes the share of the mix that the validation
+labels favour, leaves the network's training untouched, and is ejected with the network."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lfengine import cli, service
+from lfengine.builder.heuristics import choose_config
+from lfengine.builder.linear_text import LinearText
+from lfengine.builder.networks import Classifier
+from lfengine.data.batching import collate
+from lfengine.data.codec import build_codec
+from lfengine.data.meta import read_meta
+from lfengine.data.reader import read_data
+from lfengine.data.synthetic import LfAttribute
+from lfengine.eject import load_weights
+from lfengine.errors import OptionError
+from lfengine.options import TrainOptions
+from lfengine.predictor import Predictor
+from lfengine.storage import store
+from tests.test_eject import _import_class
+
+
+@pytest.fixture(scope="module")
+def text(lfdata: Path):
+    """class-ngram-sp1 (sentence polarity, one token-list column): codec, head, tail, layout."""
+    spec = read_meta(lfdata / "class-ngram-sp1.meta.json")
+    codec, _ = build_codec(spec, embs=None, maxlens=None, seed=1)
+    data = read_data(codec, spec.data_path()).data
+    return codec, data.subset(np.arange(800)), data.subset(np.arange(800, len(data))), codec.layout()
+
+
+@pytest.fixture(scope="module")
+def fitted(text) -> LinearText:
+    _, head, _, layout = text
+    model = LinearText(layout)
+    model.fit(head)
+    return model
+
+
+def _accuracy(model: LinearText, data) -> float:
+    batch = collate(data, np.arange(len(data)))
+    with torch.no_grad():
+        return float((model.scores(batch).argmax(-1) == batch.targets).double().mean())
+
+
+def test_the_fit_learns_the_training_data_and_generalises(text, fitted: LinearText) -> None:
+    _, head, tail, _ = text
+    assert fitted.fitted and len(fitted.keys) > 10000  # words and word pairs
+    assert _accuracy(fitted, head) > 0.95
+    assert _accuracy(fitted, tail) > 0.6  # majority 0.5; NB-weighted LR scores 0.645 on this tail
+    assert not any(p.requires_grad for p in fitted.parameters())  # the network's optimizer skips it
+
+
+def test_a_word_seen_with_one_label_only_points_to_it(lf_pair, tmp_path: Path) -> None:
+    records = [[[["good", "film"]], "pos"], [[["good", "cast"]], "pos"], [[["bad", "film"]], "neg"]] * 5
+    meta = lf_pair([LfAttribute("N", "string", number=1, name="text", emb_id="w")], records)
+    spec = read_meta(meta)
+    codec, _ = build_codec(spec, embs=None, maxlens=None, seed=1)
+    data = read_data(codec, spec.data_path()).data
+    model = LinearText(codec.layout())
+    model.fit(data)
+    labels = list(codec.layout().labels)
+
+    def leaning(words: list[str]) -> float:
+        batch = collate(read_data(codec, _single(tmp_path, words)).data, np.arange(1))
+        scores = model.scores(batch)[0]
+        return float(scores[labels.index("pos")] - scores[labels.index("neg")])
+
+    assert leaning(["good"]) > 0 > leaning(["bad"])
+    assert leaning(["good", "good", "good"]) == pytest.approx(leaning(["good"]))  # features are binary
+    assert leaning(["film"]) < leaning(["cast"])  # "film" is in a negative item too
+
+
+def _single(tmp_path: Path, words: list[str]) -> Path:
+    path = tmp_path / f"one-{len(list(tmp_path.iterdir()))}.data.json"
+    path.write_text(json.dumps([[words], "pos"]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_stored_weights_load_into_a_fresh_model(text, fitted: LinearText) -> None:
+    _, _, tail, layout = text
+    fresh = LinearText(layout)
+    fresh.load_state_dict(fitted.state_dict())
+    batch = collate(tail, np.arange(len(tail)))
+    with torch.no_grad():
+        assert torch.equal(fresh.scores(batch), fitted.scores(batch))
+
+
+def test_the_share_follows_the_better_model_on_validation(text, fitted: LinearText) -> None:
+    _, _, tail, layout = text
+
+    def sure_and_wrong(batch):
+        return torch.nn.functional.one_hot(1 - batch.targets, layout.num_labels).double() * 20
+
+    def sure_and_right(batch):
+        return torch.nn.functional.one_hot(batch.targets, layout.num_labels).double() * 20
+
+    with torch.no_grad():
+        assert fitted.choose_share(tail, sure_and_wrong) == 1.0
+        assert fitted.choose_share(tail, sure_and_right) == 0.0
+        batch = collate(tail, np.arange(len(tail)))
+        mixed = fitted.mix(batch, torch.softmax(sure_and_right(batch).float(), dim=-1))
+    assert torch.equal(mixed.label_ids, batch.targets)
+    fitted.share.fill_(0.5)
+
+
+def test_the_network_trains_the_same_with_or_without_it(lfdata: Path, tmp_path: Path) -> None:
+    """No validation split (the share stays 1/2): the network's weights come out bit for bit the same."""
+    meta = str(lfdata / "class-ngram-sp1.meta.json")
+    for on in ("true", "false"):
+        args = ["train", meta, str(tmp_path / on), "--max-epochs", "2", "--valsize", "0", "--threads", "1"]
+        assert cli.main([*args, "--set", f"linear_text={on}", "-q"]) == 0
+    with_it, without = (
+        torch.load(store.committed_file(tmp_path / on, "weights"), weights_only=True)
+        for on in ("true", "false")
+    )
+    assert {k for k in with_it if not k.startswith("linear.")} == set(without)
+    assert all(torch.equal(with_it[k], without[k]) for k in without)
+    assert len(with_it["linear.keys"]) == len(with_it["linear.weights"]) > 10000
+    assert float(with_it["linear.share"]) == 0.5
+
+
+def test_it_is_on_for_text_only_and_refused_for_tagging(text, lfdata: Path) -> None:
+    _, head, _, layout = text
+    assert choose_config(layout, TrainOptions(), len(head))[0].linear_text
+    window = read_meta(lfdata / "class-window-pos1.meta.json")
+    window_layout = build_codec(window, embs=None, maxlens=None, seed=1)[0].layout()
+    assert not choose_config(window_layout, TrainOptions(), 800)[0].linear_text
+    seq = read_meta(lfdata / "seq-pos2.meta.json")
+    seq_layout = build_codec(seq, embs=None, maxlens=None, seed=1)[0].layout()
+    with pytest.raises(OptionError, match="linear_text applies to classification only"):
+        choose_config(seq_layout, TrainOptions(model={"linear_text": True}), 80)
+    config = dataclasses.replace(choose_config(layout, TrainOptions(), len(head))[0], linear_text=False)
+    assert Classifier(layout, config).linear is None
+
+
+def test_ejected_text_classifier_predicts_and_trains_like_the_built_one(lfdata: Path, tmp_path: Path) -> None:
+    meta = str(lfdata / "class-ngram-sp1.meta.json")
+    options = TrainOptions(max_epochs=2, threads=1, device="cpu")
+    service.train(meta, str(tmp_path / "built"), options)
+    source = tmp_path / "text_net.py"
+    assert cli.main(["eject", str(tmp_path / "built"), "-o", str(source)]) == 0
+    assert "self.linear = LinearText(layout)" in source.read_text(encoding="utf-8")
+    network, codec = load_weights(_import_class(source, "TextNet"), str(tmp_path / "built"))
+    items = (lfdata / "class-ngram-sp1.data.json").read_text(encoding="utf-8").splitlines()
+    instances = [json.loads(line)[0] for line in items[:200]]
+    built = service.load_model(str(tmp_path / "built")).apply(instances, distribution=True)
+    assert Predictor(network, codec, "cpu").apply(instances, distribution=True) == built
+
+    module_options = dataclasses.replace(options, module=f"{source}:TextNet")
+    service.train(meta, str(tmp_path / "ejected"), module_options)
+    first, second = (
+        torch.load(store.committed_file(tmp_path / name, "weights"), weights_only=True)
+        for name in ("built", "ejected")
+    )
+    assert first.keys() == second.keys() and "linear.share" in first
+    assert all(torch.equal(first[k], second[k]) for k in first)
