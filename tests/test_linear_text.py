@@ -17,6 +17,7 @@ from lfengine import cli, service
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.linear_text import LinearText
 from lfengine.builder.networks import Classifier
+from lfengine.builder.sparse_weights import SparseWeights
 from lfengine.data.batching import collate
 from lfengine.data.codec import build_codec
 from lfengine.data.meta import read_meta
@@ -165,3 +166,13 @@ def test_ejected_text_classifier_predicts_and_trains_like_the_built_one(lfdata: 
     )
     assert first.keys() == second.keys() and "linear.share" in first
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_the_rarest_features_go_first_beyond_the_cap() -> None:
+    weights = SparseWeights(2)
+    keys = torch.tensor([[5, 7, 9], [5, 7, 11], [5, 13, 0]])
+    present = torch.tensor([[True, True, True], [True, True, True], [True, True, False]])
+    weights.learn_keys([(keys, present)], most=2)
+    assert weights.keys.tolist() == [5, 7] and weights.weights.shape == (2, 2)
+    weights.learn_keys([(keys, present)])
+    assert weights.keys.tolist() == [5, 7, 9, 11, 13]

@@ -64,10 +64,17 @@ class SparseWeights(nn.Module):
         rows = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
         return rows, present & (self.keys[rows] == keys)
 
-    def learn_keys(self, features: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Keep the keys present in these (keys, present) pairs: one weight row each, zeroed."""
+    def learn_keys(self, features: list[tuple[torch.Tensor, torch.Tensor]], most: int | None = None) -> None:
+        """Keep the keys present in these (keys, present) pairs, at most ``most`` of them (the
+        most frequent; ties by key): one weight row each, zeroed."""
         found = [keys[present] for keys, present in features]
-        self.keys = torch.unique(torch.cat(found)) if found else self.keys[:0]
+        if not found:
+            self.keys = self.keys[:0]
+        else:
+            self.keys, counts = torch.unique(torch.cat(found), return_counts=True)
+            if most is not None and len(self.keys) > most:
+                order = torch.sort(counts, descending=True, stable=True).indices[:most]
+                self.keys = torch.sort(self.keys[order]).values
         self.weights = frozen(self.weights.new_zeros(len(self.keys), self.output_size))
 
 
