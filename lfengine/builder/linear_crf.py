@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -28,7 +28,15 @@ from lfengine.builder.affixes import affix_ids
 from lfengine.builder.base import Prediction
 from lfengine.builder.crf import Crf, viterbi
 from lfengine.builder.encoders import WordShape
-from lfengine.builder.sparse_weights import VALUE_MASK, SparseWeights, bag_sums, blocks, frozen, salted
+from lfengine.builder.sparse_weights import (
+    VALUE_MASK,
+    SparseWeights,
+    bag_sums,
+    blocks,
+    frozen,
+    minimise,
+    salted,
+)
 from lfengine.data.batch import Batch, CharInfo, InputLayout
 from lfengine.data.batching import collate
 from lfengine.data.encoding import Encoded
@@ -178,31 +186,16 @@ class LinearCrf(SparseWeights):
         ]
         crf = copy.deepcopy(self.crf).requires_grad_(True)
         inputs = [(*self.lookup(keys, present), batch) for (keys, present), batch in zip(features, batches)]
-        optimizer = torch.optim.LBFGS(
-            [*weights, *crf.parameters()],
-            lr=1,
-            max_iter=MAX_ITERATIONS,
-            history_size=10,
-            line_search_fn="strong_wolfe",
-        )
 
-        last = [0.0]  # the objective at the latest point L-BFGS tried: where it stopped
-
-        def objective() -> torch.Tensor:
-            optimizer.zero_grad()
-            total = 0.0
+        def block_losses() -> Iterator[torch.Tensor]:
             for rows, known, batch in inputs:
                 emissions = self._emissions(rows, known, batch.numeric, weights)
-                nll = crf.neg_log_likelihood(emissions, batch.targets, batch.mask).sum() / sentences
-                nll.backward()
-                total += float(nll.detach())
-            penalty = (weights[0].square().sum() + weights[1].square().sum()) * (L2 / sentences)
-            penalty.backward()
-            last[0] = total + float(penalty.detach())
-            return torch.tensor(last[0])
+                yield crf.neg_log_likelihood(emissions, batch.targets, batch.mask).sum() / sentences
 
-        with torch.enable_grad():
-            optimizer.step(objective)
+        def penalty() -> torch.Tensor:
+            return (weights[0].square().sum() + weights[1].square().sum()) * (L2 / sentences)
+
+        loss = minimise([*weights, *crf.parameters()], block_losses, penalty, MAX_ITERATIONS)
         with torch.no_grad():
             self.weights = frozen(weights[0].detach().clone())
             self.numeric.copy_(weights[1])
@@ -213,6 +206,6 @@ class LinearCrf(SparseWeights):
             "linear CRF fitted: %d features, %d sentences, loss %.4f per sentence, %.1f CPU s",
             len(self.keys),
             sentences,
-            last[0],
+            loss,
             time.process_time() - started,
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -30,7 +30,15 @@ from torch import nn
 
 from lfengine.builder.base import Prediction
 from lfengine.builder.encoders import length_mask
-from lfengine.builder.sparse_weights import VALUE_MASK, SparseWeights, bag_sums, blocks, frozen, salted
+from lfengine.builder.sparse_weights import (
+    VALUE_MASK,
+    SparseWeights,
+    bag_sums,
+    blocks,
+    frozen,
+    minimise,
+    salted,
+)
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.data.batching import collate
 from lfengine.data.encoding import Encoded
@@ -145,26 +153,15 @@ class LinearText(SparseWeights):
         items = len(train)
         scaled = torch.zeros_like(ratios, requires_grad=True)
         bias = torch.zeros_like(self.bias, requires_grad=True)
-        optimizer = torch.optim.LBFGS(
-            [scaled, bias], lr=1, max_iter=MAX_ITERATIONS, history_size=10, line_search_fn="strong_wolfe"
-        )
-        last = [0.0]  # the objective at the latest point L-BFGS tried: where it stopped
 
-        def objective() -> torch.Tensor:
-            optimizer.zero_grad()
-            total = 0.0
+        def block_losses() -> Iterator[torch.Tensor]:
             for rows, known, targets in inputs:
                 scores = bag_sums(rows, known, scaled * ratios) + bias
-                loss = nn.functional.cross_entropy(scores, targets, reduction="sum") / items
-                loss.backward()
-                total += float(loss.detach())
-            penalty = scaled.square().sum() / (2 * C * items)
-            penalty.backward()
-            last[0] = total + float(penalty.detach())
-            return torch.tensor(last[0])
+                yield nn.functional.cross_entropy(scores, targets, reduction="sum") / items
 
-        with torch.enable_grad():
-            optimizer.step(objective)
+        loss = minimise(
+            [scaled, bias], block_losses, lambda: scaled.square().sum() / (2 * C * items), MAX_ITERATIONS
+        )
         with torch.no_grad():
             self.weights = frozen((scaled * ratios).detach().clone())
             self.bias.copy_(bias)
@@ -172,7 +169,7 @@ class LinearText(SparseWeights):
             "linear text model fitted: %d words and word pairs, %d items, loss %.4f per item, %.1f CPU s",
             len(self.keys),
             items,
-            last[0],
+            loss,
             time.process_time() - started,
         )
 

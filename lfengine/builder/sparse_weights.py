@@ -9,6 +9,8 @@ frozen parameters (they live in the state dict, and AdamW skips them).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -99,3 +101,32 @@ def blocks(sizes: np.ndarray, budget: int) -> list[np.ndarray]:
             found.append(order[start:end])
             start = end
     return found
+
+
+def minimise(
+    parameters: Sequence[torch.Tensor],
+    block_losses: Callable[[], Iterator[torch.Tensor]],
+    penalty: Callable[[], torch.Tensor],
+    max_iterations: int,
+) -> float:
+    """L-BFGS (strong Wolfe line search) on a full-batch objective: the sum of the losses of the
+    data's blocks (each block's graph is freed by its own backward pass) and a penalty. Returns
+    the objective at the last point L-BFGS tried, where it stopped."""
+    optimizer = torch.optim.LBFGS(
+        parameters, lr=1, max_iter=max_iterations, history_size=10, line_search_fn="strong_wolfe"
+    )
+    last = [0.0]
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        total = 0.0
+        for loss in itertools.chain(block_losses(), [penalty]):
+            loss = loss() if callable(loss) else loss  # one block's graph at a time
+            loss.backward()
+            total += float(loss.detach())
+        last[0] = total
+        return torch.tensor(total)
+
+    with torch.enable_grad():
+        optimizer.step(objective)
+    return last[0]
