@@ -16,7 +16,7 @@ import torch
 from lfengine.builder.base import TaskModel
 from lfengine.builder.build import NetworkPlan, build_network, build_reporting_settings
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.describe import describe_model, render_tree
+from lfengine.builder.describe import describe_architecture
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.registry import ModulePermission, absolute_module, allow_modules
 from lfengine.data.batching import validation_size
@@ -133,7 +133,6 @@ def es_metric_for(choice: str, codec: Codec) -> str:
 
 def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
     """The architecture, vocabularies, labels and every hyperparameter with its source."""
-    tree = describe_model(plan.model)
     hyper = {
         name: {"value": value, "source": plan.provenance.get(name, "heuristic")}
         for name, value in plan.config.to_dict().items()
@@ -160,7 +159,7 @@ def describe_plan(plan: Plan, options: TrainOptions) -> dict[str, Any]:
         "task": codec.task,
         "is_sequence": codec.is_sequence,
         "features": codec.num_features,
-        "architecture": {"text": render_tree(tree), "tree": tree, "parameters": tree.get("parameters", 0)},
+        "architecture": describe_architecture(plan.model),
         "vocabularies": [
             {
                 "emb_id": e,

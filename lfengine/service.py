@@ -13,6 +13,7 @@ from typing import Any
 
 from lfengine.builder.build import NetworkPlan, build_network
 from lfengine.builder.config import ModelConfig
+from lfengine.builder.describe import describe_architecture
 from lfengine.builder.registry import ModulePermission, allow_modules, check_module_allowed
 from lfengine.data.codec import Codec
 from lfengine.data.encoding import Encoded
@@ -120,7 +121,9 @@ class LoadedModel:
         return report, data, outputs
 
     def describe(self) -> dict:
-        return self.metadata["description"]
+        """The description stored at training time, its architecture read again from the loaded
+        network: the classical models beside it (linear_crf, linear_text) are sized by their fit."""
+        return {**self.metadata["description"], "architecture": describe_architecture(self.predictor.model)}
 
 
 def load_model(

@@ -153,6 +153,12 @@ def test_ejected_text_classifier_predicts_and_trains_like_the_built_one(lfdata: 
     assert cli.main(["eject", str(tmp_path / "built"), "-o", str(source)]) == 0
     assert "self.linear = LinearText(layout)" in source.read_text(encoding="utf-8")
     network, codec = load_weights(_import_class(source, "TextNet"), str(tmp_path / "built"))
+    keys = len(network.linear.keys)
+    # describe MODEL_DIR shows the fitted model (its size and share), not the empty one training planned
+    described = service.load_model(str(tmp_path / "built")).describe()["architecture"]
+    assert f"{keys:,} words and word pairs, share {float(network.linear.share):.2f}" in described["text"]
+    planned = service.describe(meta, options)["architecture"]["parameters"]
+    assert described["parameters"] == planned + keys * network.layout.num_labels
     items = (lfdata / "class-ngram-sp1.data.json").read_text(encoding="utf-8").splitlines()
     instances = [json.loads(line)[0] for line in items[:200]]
     built = service.load_model(str(tmp_path / "built")).apply(instances, distribution=True)

@@ -27,6 +27,12 @@ def describe_model(model: TaskModel) -> dict[str, Any]:
     return root
 
 
+def describe_architecture(model: TaskModel) -> dict[str, Any]:
+    """The tree, its rendering and the parameter count: a description's ``architecture``."""
+    tree = describe_model(model)
+    return {"text": render_tree(tree), "tree": tree, "parameters": tree.get("parameters", 0)}
+
+
 def render_tree(tree: dict[str, Any]) -> str:
     """The tree as indented text, one layer per line."""
     lines = [_line(tree)]
