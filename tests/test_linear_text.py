@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from lfengine import cli, service
+from lfengine.builder import sparse_weights
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.linear_text import LinearText
 from lfengine.builder.networks import Classifier
@@ -174,11 +175,14 @@ def test_ejected_text_classifier_predicts_and_trains_like_the_built_one(lfdata: 
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-def test_the_rarest_features_go_first_beyond_the_cap() -> None:
+def test_the_rarest_features_go_first_beyond_the_cap(monkeypatch) -> None:
+    monkeypatch.setattr(sparse_weights, "MIN_KEYS", 1)
+    monkeypatch.setattr(sparse_weights, "MAX_WEIGHTS", 4)  # 2 keys of 2 labels
     weights = SparseWeights(2)
     keys = torch.tensor([[5, 7, 9], [5, 7, 11], [5, 13, 0]])
     present = torch.tensor([[True, True, True], [True, True, True], [True, True, False]])
-    weights.learn_keys([(keys, present)], most=2)
+    weights.learn_keys([(keys, present)])
     assert weights.keys.tolist() == [5, 7] and weights.weights.shape == (2, 2)
+    monkeypatch.setattr(sparse_weights, "MAX_WEIGHTS", 10)
     weights.learn_keys([(keys, present)])
     assert weights.keys.tolist() == [5, 7, 9, 11, 13]

@@ -50,9 +50,6 @@ log = logging.getLogger("lfengine.trainer")
 C = 0.3
 SMOOTHING = 1.0
 MAX_ITERATIONS = 100
-#: Most weights (features x labels): beyond them the rarest features are dropped, so that the fit
-#: (L-BFGS keeps about 25 copies) stays within about 1 GiB on the largest text sets.
-MAX_WEIGHTS = 2**23
 #: the shares of the linear model tried at each validation
 SHARES = tuple(i / 20 for i in range(21))
 _BLOCK_KEYS = 2**20  # most (item, feature) slots per block of the full-batch objective
@@ -142,7 +139,7 @@ class LinearText(SparseWeights):
         device = self.keys.device
         batches = [collate(train, items).to(device) for items in blocks(_feature_slots(train), _BLOCK_KEYS)]
         features = [self.features(batch) for batch in batches]
-        self.learn_keys(features, most=max(2**16, MAX_WEIGHTS // self.output_size))
+        self.learn_keys(features)
         if not self.fitted:
             return
         inputs = [

@@ -19,6 +19,11 @@ from torch import nn
 
 VALUE_BITS = 40  # a key: salt << 40 | value, value < 2^40
 VALUE_MASK = 2**VALUE_BITS - 1
+#: Most weights (features x labels) a classical model keeps: beyond them the rarest features are
+#: dropped, so that its fit (L-BFGS keeps about 25 copies) stays within about 1 GiB on the
+#: largest sets; the shared files and the generated development sets stay well below.
+MAX_WEIGHTS = 2**23
+MIN_KEYS = 2**16  # kept whatever the number of labels
 
 
 def salted(values: torch.Tensor, salt: int) -> torch.Tensor:
@@ -66,15 +71,16 @@ class SparseWeights(nn.Module):
         rows = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
         return rows, present & (self.keys[rows] == keys)
 
-    def learn_keys(self, features: list[tuple[torch.Tensor, torch.Tensor]], most: int | None = None) -> None:
-        """Keep the keys present in these (keys, present) pairs, at most ``most`` of them (the
-        most frequent; ties by key): one weight row each, zeroed."""
+    def learn_keys(self, features: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Keep the keys present in these (keys, present) pairs, within MAX_WEIGHTS weights (the
+        most frequent keys; ties by key): one weight row each, zeroed."""
         found = [keys[present] for keys, present in features]
+        most = max(MIN_KEYS, MAX_WEIGHTS // self.output_size)
         if not found:
             self.keys = self.keys[:0]
         else:
             self.keys, counts = torch.unique(torch.cat(found), return_counts=True)
-            if most is not None and len(self.keys) > most:
+            if len(self.keys) > most:
                 order = torch.sort(counts, descending=True, stable=True).indices[:most]
                 self.keys = torch.sort(self.keys[order]).values
         self.weights = frozen(self.weights.new_zeros(len(self.keys), self.output_size))
