@@ -96,6 +96,9 @@ def test_stored_weights_load_into_a_fresh_model(text, fitted: LinearText) -> Non
     batch = collate(tail, np.arange(len(tail)))
     with torch.no_grad():
         assert torch.equal(fresh.scores(batch), fitted.scores(batch))
+    for share in (torch.tensor(1.5), torch.tensor(float("nan")), torch.ones(2)):  # from a tampered file
+        with pytest.raises(RuntimeError, match="share must be one number within 0..1"):
+            LinearText(layout).load_state_dict({**fitted.state_dict(), "share": share})
 
 
 def test_the_share_follows_the_better_model_on_validation(text, fitted: LinearText) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lfengine.builder.config import ModelConfig
+from lfengine.builder.linear_text import carried_by
 from lfengine.data.batch import InputLayout
 
 
@@ -20,11 +21,6 @@ class Classical:
     methods: list[str] = field(default_factory=list)
     diagram: list[str] = field(default_factory=list)
     imports: dict[str, set[str]] = field(default_factory=dict)
-
-
-def uses_linear_text(layout: InputLayout, config: ModelConfig) -> bool:
-    """As networks.Classifier decides."""
-    return bool(layout.lists) and layout.task == "classification" and config.linear_text
 
 
 def _fit_hook(what: str) -> list[str]:
@@ -76,7 +72,7 @@ def tagger_classical(config: ModelConfig) -> Classical:
 def classifier_classical(layout: InputLayout, config: ModelConfig) -> Classical:
     """The NB-weighted linear model, mixed in at the share chosen on validation (nothing
     without linear_text or token lists)."""
-    if not uses_linear_text(layout, config):
+    if not carried_by(layout, config):
         return Classical()
     return Classical(
         init=["        self.linear = LinearText(layout)  # from zeros, drawing nothing"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 
 from lfengine.builder.config import ModelConfig
-from lfengine.builder.eject_classical import classifier_classical, tagger_classical
+from lfengine.builder.eject_classical import Classical, classifier_classical, tagger_classical
 from lfengine.builder.eject_features import WIDTH, FeaturesWriter, py, whole, wrap
 from lfengine.data.batch import InputLayout
 from lfengine.data.codec import TASKS
@@ -58,6 +58,8 @@ def _tuple_lines(name: str, items: list[str]) -> list[str]:
 class _Writer(FeaturesWriter):
     """Writes the network classes around the Features class."""
 
+    classical: Classical  # the classical model beside the network, set with the network's lines
+
     def classifier_lines(self, name: str) -> list[str]:
         c, layout = self.config, self.layout
         regression = layout.task == "regression"
@@ -74,7 +76,7 @@ class _Writer(FeaturesWriter):
         if wide:
             grams = "words and hashed bigrams" if c.wide_ngrams > 1 else "words"
             self.diagram.append(f"+ a linear model over the token lists' {grams} -> {outputs} (added)")
-        classical = classifier_classical(layout, c)
+        classical = self.classical = classifier_classical(layout, c)
         self.diagram += classical.diagram
         lines = [
             f"class {name}(TaskModel):",
@@ -136,7 +138,7 @@ class _Writer(FeaturesWriter):
         if c.crf:
             labels = ", LABELS" if c.chunk_constraints else ""
             lines.append(f"        self.crf = Crf({n}{labels})")
-        classical = tagger_classical(c)
+        classical = self.classical = tagger_classical(c)
         lines += classical.init
         self.diagram += classical.diagram
         lines += [
@@ -296,8 +298,7 @@ def render_source(
     names["lfengine.builder.config"] = {"ModelConfig"}
     if uses_crf:
         names["lfengine.builder.crf"] = {"Crf"}
-    classical = tagger_classical(config) if is_tagger else classifier_classical(layout, config)
-    for module, found in classical.imports.items():
+    for module, found in writer.classical.imports.items():  # set by the network's lines above
         names[module] = names.get(module, set()) | found
     if is_tagger or config.hidden_layers > 0:  # lfengine's Dropout: the same masks as when built
         names["lfengine.builder.dropout"] = {"Dropout"}

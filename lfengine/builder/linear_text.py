@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,6 +54,11 @@ MAX_ITERATIONS = 100
 #: the shares of the linear model tried at each validation
 SHARES = tuple(i / 20 for i in range(21))
 _BLOCK_KEYS = 2**20  # most (item, feature) slots per block of the full-batch objective
+
+
+def carried_by(layout: InputLayout, config: Any) -> bool:
+    """Whether the auto classifier (and its ejected source) carries the linear model."""
+    return bool(layout.lists) and layout.task == "classification" and bool(config.linear_text)
 
 
 class TextFeatures(nn.Module):
@@ -93,6 +99,12 @@ class LinearText(SparseWeights):
         self.features = TextFeatures(layout)
         self.bias = frozen(torch.zeros(layout.num_labels))
         self.register_buffer("share", torch.tensor(0.5))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        share = state_dict.get(prefix + "share")
+        if isinstance(share, torch.Tensor) and not (share.numel() == 1 and 0 <= float(share) <= 1):
+            raise RuntimeError(f"{prefix}share must be one number within 0..1, got {share.tolist()}")
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def describe_detail(self) -> str:
         if not self.fitted:

@@ -22,7 +22,7 @@ from lfengine.builder.crf import Crf
 from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
 from lfengine.builder.linear_crf import LinearCrf
-from lfengine.builder.linear_text import LinearText
+from lfengine.builder.linear_text import LinearText, carried_by
 from lfengine.builder.wide import WideNgrams
 from lfengine.data.batch import Batch, InputLayout
 from lfengine.data.encoding import Encoded
@@ -69,7 +69,7 @@ class Classifier(TaskModel):
         if layout.lists and config.wide_ngrams:
             self.wide = WideNgrams(layout, self._output_size(layout), config.wide_ngrams)
         self.linear: LinearText | None = None
-        if layout.lists and layout.task == "classification" and config.linear_text:
+        if carried_by(layout, config):
             self.linear = LinearText(layout)  # from zeros, drawing nothing
 
     @classmethod

@@ -9,7 +9,6 @@ frozen parameters (they live in the state dict, and AdamW skips them).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -123,12 +122,15 @@ def minimise(
     )
     last = [0.0]
 
+    def terms() -> Iterator[torch.Tensor]:
+        yield from block_losses()
+        yield penalty()
+
     def objective() -> torch.Tensor:
         optimizer.zero_grad()
         total = 0.0
-        for loss in itertools.chain(block_losses(), [penalty]):
-            loss = loss() if callable(loss) else loss  # one block's graph at a time
-            loss.backward()
+        for loss in terms():
+            loss.backward()  # one block's graph at a time
             total += float(loss.detach())
         last[0] = total
         return torch.tensor(total)
