@@ -225,11 +225,24 @@ def test_sequence_eject_quotes_the_character_column_and_labels(lf_pair, tmp_path
     assert set(_import_class(target, "LABELS")) == {bad[0], bad[1]} and not marker.exists()
 
 
-def test_generated_source_that_does_not_parse_or_imports_more_is_refused() -> None:
-    from lfengine.builder.eject_source import checked_source
+def test_generated_source_that_does_not_parse_imports_more_or_runs_code_is_refused() -> None:
+    from lfengine.builder.eject_check import checked_source
     from lfengine.errors import ModelError
 
-    assert checked_source('"""doc."""\n\nimport torch\n\nX = 1\n')
-    for text in ('"""doc."""\nX = (\n', '"""doc."""\nimport os\n', '"""doc."""\nX = 1\nprint(X)\n'):
+    data = 'X = 1\nY: dict[str, Any] = {"a": (-1, 2.5, [None])}\nE = {"w": EmbeddingInfo("w", dims=3)}\n'
+    assert checked_source(f'"""doc."""\n\nimport torch\n\n{data}')
+    code = [
+        "X = (\n",
+        "import os\n",
+        "X = 1\nprint(X)\n",
+        'X = __import__("os").system("true")\n',  # a constant that runs code when imported
+        'X = [open("f")]\n',
+        'X: dict = {"a": EmbeddingInfo(open("f"))}\n',
+        "X: f() = 1\n",
+        "X = EmbeddingInfo\n",
+        "X.y = 1\n",
+        "X = lambda: 1\n",
+    ]
+    for text in code:
         with pytest.raises(ModelError, match="nothing was written"):
-            checked_source(text)
+            checked_source(f'"""doc."""\n{text}')

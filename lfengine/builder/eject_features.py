@@ -6,7 +6,7 @@ into the written class. eject_source.py writes the rest.
 
 Every name, label and path comes from a meta file or a model directory (data a stranger may
 have written), so each reaches the source as a literal written by ``py`` (literals.py), and
-every number as a checked int; eject_source.checked_source parses the result before it is written.
+every number as a checked int; eject_check.checked_source parses the result before it is written.
 """
 
 from __future__ import annotations

@@ -9,17 +9,13 @@ encoders, the CRF); the wiring between them is written out for the user to edit.
 
 from __future__ import annotations
 
-import ast
-
 from lfengine.builder.config import ModelConfig
+from lfengine.builder.eject_check import checked_source
 from lfengine.builder.eject_classical import Classical, classifier_classical, tagger_classical
 from lfengine.builder.eject_features import WIDTH, FeaturesWriter, py, whole, wrap
 from lfengine.data.batch import InputLayout
 from lfengine.data.codec import TASKS
 from lfengine.errors import ModelError
-
-#: What the generated file imports (and lfengine.*); anything else means a string escaped.
-IMPORTS = frozenset({"__future__", "typing", "numpy", "torch", "torch.nn.utils.rnn"})
 
 #: Settings that define the architecture: written into ``config_defaults`` so that ``describe``
 #: and model.json report the sizes the code uses.
@@ -346,29 +342,6 @@ def _import_line(module: str, names: set[str]) -> str:
     if len(line) > WIDTH:
         line = f"from {module} import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
     return line
-
-
-def checked_source(text: str) -> str:
-    """The generated file, refused unless it parses to what eject writes: a docstring, imports
-    of torch, numpy, typing and lfengine only, constants, functions and classes. A name or label
-    that broke out of its literal would show up here (not parsing, or as another statement)."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError as err:
-        raise ModelError(
-            f"eject generated source that does not parse ({err.msg}, line {err.lineno}); nothing was written"
-        ) from None
-    allowed = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.FunctionDef, ast.ClassDef)
-    docstring, *body = tree.body
-    strays = [node for node in body if not isinstance(node, allowed)]
-    if not (isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)) or strays:
-        raise ModelError("eject generated source with unexpected top-level statements; nothing was written")
-    for node in ast.walk(tree):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-        names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-        if any(n not in IMPORTS and not n.startswith("lfengine.") for n in names):
-            raise ModelError(f"eject generated source importing {names}; nothing was written")
-    return text
 
 
 def _literal(value: object) -> str:

@@ -2,7 +2,7 @@
 
 Every name, label and path comes from a meta file or a model directory (data a stranger may
 have written), so each reaches the source as a literal written by ``py`` (in code, comments and
-the docstring alike), and every number as a checked int; eject_source.checked_source parses
+the docstring alike), and every number as a checked int; eject_check.checked_source parses
 the result before it is written.
 """
 
