@@ -69,14 +69,14 @@ CONFIGS = {"before": BEFORE, "after": []}
 
 
 def split_export(
-    name: str, workdir: Path, share: float = 0.8, source: Path = LFDATA
+    name: str, workdir: Path, share: float = 0.8, source: Path = LFDATA, train_lines: int | None = None
 ) -> tuple[Path, Path, int]:
-    """Write ``name``'s first ``share`` of lines as an LF export (meta recomputed) and the rest as
-    a test file; returns (meta path, test path, training lines). ``source``: where ``name``'s
-    meta and data files are (the shared files by default)."""
+    """Write ``name``'s first ``share`` of lines (or its first ``train_lines``) as an LF export
+    (meta recomputed) and the rest as a test file; returns (meta path, test path, training lines).
+    ``source``: where ``name``'s meta and data files are (the shared files by default)."""
     meta = json.loads((source / f"{name}.meta.json").read_text(encoding="utf-8"))
     lines = (source / f"{name}.data.json").read_text(encoding="utf-8").splitlines()
-    cut = int(len(lines) * share)
+    cut = int(len(lines) * share) if train_lines is None else train_lines
     head, tail = lines[:cut], lines[cut:]
     records = [json.loads(line) for line in head]
     if meta["isSequence"]:

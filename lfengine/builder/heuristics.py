@@ -172,11 +172,11 @@ def _wide_ngrams(ctx: Context) -> int:
 def _linear_text(ctx: Context) -> bool:
     """On for classification whose inputs are all token lists (text): an NB-weighted logistic
     regression over their words and word pairs, fitted before the network, mixed into every
-    prediction at the share under which the validation labels are likeliest. Held-out tails,
-    seeds 1-3, network alone -> with it (bench/bench_baselines.py, docs/training.md):
-    class-ngram-sp1 0.630 -> 0.653 (best linear model 0.650), polarity-1k 0.637 -> 0.679
-    (0.696), polarity-4k 0.776 -> 0.772 (0.730), polarity-8k 0.797 -> 0.798 (0.763): 2-4
-    points where a linear model beats the CNN, within a seed's spread where the CNN wins."""
+    prediction at the share under which the validation labels are likeliest. Unseen documents,
+    network alone -> with it (bench/bench_baselines.py, docs/training.md): class-ngram-sp1 0.630
+    -> 0.653 (best linear model 0.650), polarity-1k 0.647 -> 0.688 (0.689), polarity-4k 0.771 ->
+    0.776 (0.742), polarity-8k 0.798 -> 0.800 (0.766): 2-4 points where a linear model beats the
+    CNN, a little where the CNN wins."""
     layout = ctx.layout
     return (
         layout.task == "classification"
