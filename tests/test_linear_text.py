@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +102,9 @@ def test_stored_weights_load_into_a_fresh_model(text, fitted: LinearText) -> Non
             LinearText(layout).load_state_dict({**fitted.state_dict(), "share": share})
 
 
-def test_the_share_follows_the_better_model_on_validation(text, fitted: LinearText) -> None:
+def test_the_share_follows_the_better_model_on_validation(text, fitted: LinearText, caplog) -> None:
     _, _, tail, layout = text
+    caplog.set_level(logging.INFO, logger="lfengine.trainer")
 
     def sure_and_wrong(batch):
         return torch.nn.functional.one_hot(1 - batch.targets, layout.num_labels).double() * 20
@@ -113,9 +115,15 @@ def test_the_share_follows_the_better_model_on_validation(text, fitted: LinearTe
     with torch.no_grad():
         assert fitted.choose_share(tail, sure_and_wrong) == 1.0
         assert fitted.choose_share(tail, sure_and_right) == 0.0
+        assert fitted.choose_share(tail, sure_and_right) == 0.0  # unchanged: not shown again
         batch = collate(tail, np.arange(len(tail)))
         mixed = fitted.mix(batch, torch.softmax(sure_and_right(batch).float(), dim=-1))
     assert torch.equal(mixed.label_ids, batch.targets)
+    shown = [r.getMessage() for r in caplog.records if "share of the mix" in r.getMessage()]
+    assert shown == [  # the user sees each move, and no line while it stays
+        "linear text model's share of the mix: 1.00 (was 0.50)",
+        "linear text model's share of the mix: 0.00 (was 1.00)",
+    ]
     fitted.share.fill_(0.5)
 
 

@@ -139,8 +139,10 @@ class LinearText(SparseWeights):
             mine.append(self.probabilities(batch).gather(1, gold))
         ours, others = torch.cat(mine), torch.cat(theirs)
         losses = [float(-(s * ours + (1 - s) * others).clamp(min=1e-30).log().mean()) for s in SHARES]
+        before = float(self.share)
         self.share.fill_(SHARES[int(np.argmin(losses))])
-        log.debug("linear text model's share: %.2f", float(self.share))
+        if float(self.share) != before:  # shown as it moves: how much of each prediction is linear
+            log.info("linear text model's share of the mix: %.2f (was %.2f)", float(self.share), before)
         return float(self.share)
 
     # --- fitting --------------------------------------------------------------------------
