@@ -60,13 +60,9 @@ def _is_name(target: ast.expr) -> bool:
 
 def _is_data(value: ast.expr) -> bool:
     """Literals, containers of data, and ``EmbeddingInfo(...)`` whose arguments are data."""
-    for part in ast.walk(value):
-        if isinstance(part, ast.Call):
-            if not (isinstance(part.func, ast.Name) and part.func.id == "EmbeddingInfo"):
-                return False
-        elif isinstance(part, ast.Name):
-            if not any(isinstance(call, ast.Call) and call.func is part for call in ast.walk(value)):
-                return False  # a name anywhere but as the called EmbeddingInfo
-        elif not isinstance(part, DATA):
-            return False
-    return True
+    parts = list(ast.walk(value))
+    calls = [part for part in parts if isinstance(part, ast.Call)]
+    names = [part for part in parts if isinstance(part, ast.Name)]
+    called = all(isinstance(call.func, ast.Name) and call.func.id == "EmbeddingInfo" for call in calls)
+    # each call's function is one of the names: as many names as calls leaves no other name
+    return called and len(names) == len(calls) and all(isinstance(part, (*DATA, ast.Name)) for part in parts)
