@@ -60,13 +60,11 @@ def data_names(quick: bool) -> list[str]:
 
 
 def _prepare(name: str, work: Path) -> Split:
-    source = LFDATA
+    source, train_lines = LFDATA, None  # a shared file: its 80/20 split
     if name in GENERATED:
-        source = work / "generated"
-        write_polarity_corpus(source, GENERATED[name] + HELD_OUT, GENERATOR_SEED, base=name)
-        meta, test, n_train = split_export(name, work, source=source, train_lines=GENERATED[name])
-        return Split(name, meta, test, n_train)
-    meta, test, n_train = split_export(name, work, source=source)
+        source, train_lines = work / "generated", GENERATED[name]
+        write_polarity_corpus(source, train_lines + HELD_OUT, GENERATOR_SEED, base=name)
+    meta, test, n_train = split_export(name, work, source=source, train_lines=train_lines)
     return Split(name, meta, test, n_train)
 
 
