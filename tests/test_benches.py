@@ -139,6 +139,16 @@ def test_linear_fit_bench_prints_a_row_per_size(tmp_path: Path) -> None:
     assert [r["sentences"] for r in json.loads((tmp_path / "fit.json").read_text())] == [150, 300]
 
 
+def test_cancel_bench_prints_a_row_per_phase(tmp_path: Path) -> None:
+    stdout = run_bench(
+        "bench_cancel.py", "--sentences", "2000", "--after", "0", "--json", tmp_path / "c.json"
+    )
+    assert header(stdout, "cancel")[:5] == ["cancel", "during", "seconds", "stopped", "epochs"]
+    for phase in ("fit", "epoch"):
+        assert float(row(stdout, phase)[1]) >= 0 and row(stdout, phase)[2] == "cancelled"
+    assert [r["phase"] for r in json.loads((tmp_path / "c.json").read_text())] == ["fit", "epoch"]
+
+
 def test_previous_labels_bench_prints_a_row_per_rate(lfdata: Path) -> None:
     stdout = run_bench("bench_previous_labels.py", "--seeds", "1", "--rates", "0", "0.5", "--max-epochs", "1")
     assert header(stdout, "previous_label_dropout")[:3] == ["previous_label_dropout", "gold", "previous"]

@@ -16,6 +16,7 @@ from lfengine import cli
 from lfengine.builder.heuristics import choose_config
 from lfengine.builder.linear_crf import LinearCrf
 from lfengine.builder.networks import SequenceTagger
+from lfengine.builder.sparse_weights import stop_check
 from lfengine.data.batching import collate
 from lfengine.data.codec import build_codec
 from lfengine.data.meta import read_meta
@@ -117,3 +118,16 @@ def test_stored_weights_of_the_wrong_shape_are_refused(ner, fitted: LinearCrf) -
     state["weights"] = torch.zeros(len(fitted.keys), layout.num_labels + 1)  # one label too many
     with pytest.raises(RuntimeError, match="weights"):
         LinearCrf(layout, list(layout.labels)).load_state_dict(state)
+
+
+def test_a_stop_asked_for_during_the_fit_leaves_it_unfitted(ner, fitted: LinearCrf) -> None:
+    """The stop is asked for at the third pass over the data: the fit ends there, and predictions
+    (and a resumed run, which fits again) see an unfitted model, not weights halfway to the optimum."""
+    _, head, _, layout = ner
+    asked = []
+    model = LinearCrf(layout, list(layout.labels))
+    with stop_check(lambda: asked.append(1) or len(asked) >= 3):
+        model.fit(head)
+    assert len(asked) == 3 and not model.fitted and model.weights.shape == (0, layout.num_labels)
+    model.fit(head)  # outside stop_check nothing is asked: the same fit as without a stop
+    assert torch.equal(model.keys, fitted.keys) and torch.equal(model.weights, fitted.weights)

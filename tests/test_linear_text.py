@@ -197,3 +197,38 @@ def test_the_rarest_features_go_first_beyond_the_cap(monkeypatch) -> None:
     monkeypatch.setattr(sparse_weights, "MAX_WEIGHTS", 10)
     weights.learn_keys([(keys, present)])
     assert weights.keys.tolist() == [5, 7, 9, 11, 13]
+
+
+def test_a_stop_during_the_fit_ends_the_run_at_once_and_resuming_fits_it(
+    lfdata: Path, tmp_path: Path, caplog
+):
+    """The stop file is seen at the fit's first pass over the data, not once a fit of up to a
+    minute has ended (bench/bench_cancel.py): no batch is trained, the kept model leaves the
+    linear model out, and --resume fits it and ends as an uninterrupted run does."""
+    meta = str(lfdata / "class-ngram-sp1.meta.json")
+    stop = tmp_path / "halt"
+    stop.touch()  # present from the start: seen by the fit
+
+    def train(model: str, *extra: str) -> None:
+        args = ["train", meta, str(tmp_path / model), "--max-epochs", "2", "--threads", "1", "-q"]
+        assert cli.main([*args, *extra]) == 0
+
+    caplog.set_level(logging.INFO, logger="lfengine")
+    train("stopped", "--stop-file", str(stop))
+    assert "linear text model not fitted: training was asked to stop during its fit" in caplog.text
+    assert "linear text model fitted" not in caplog.text
+    assert not stop.exists()  # the stop file is used up, and the run still stopped
+    training = store.read_model_json(tmp_path / "stopped")["metadata"]["training"]
+    assert (training["stopped"], training["epochs"]) == ("stop-file", 0)
+    kept = torch.load(store.committed_file(tmp_path / "stopped", "weights"), weights_only=True)
+    assert len(kept["linear.keys"]) == len(kept["linear.weights"]) == 0
+    assert service.load_model(str(tmp_path / "stopped")).apply([[["good"]]])  # the network alone
+
+    train("stopped", "--resume")
+    train("whole")
+    resumed, whole = (
+        torch.load(store.committed_file(tmp_path / name, "weights"), weights_only=True)
+        for name in ("stopped", "whole")
+    )
+    assert resumed.keys() == whole.keys() and len(whole["linear.keys"]) > 10000
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)

@@ -29,12 +29,12 @@ from lfengine.builder.base import Prediction
 from lfengine.builder.crf import Crf, viterbi
 from lfengine.builder.encoders import WordShape
 from lfengine.builder.sparse_weights import (
+    FIT_DTYPE,
     VALUE_MASK,
     SparseWeights,
     bag_sums,
     blocks,
     frozen,
-    minimise,
     salted,
 )
 from lfengine.data.batch import Batch, CharInfo, InputLayout
@@ -179,12 +179,13 @@ class LinearCrf(SparseWeights):
         if not self.fitted:
             return
         sentences = sum(int((b.lengths > 0).sum()) for b in batches)
+        # In FIT_DTYPE (float64): every CPU ends the fit at the same weights.
         weights = [
-            torch.zeros(len(self.keys), self.output_size, device=device, requires_grad=True),
-            torch.zeros_like(self.numeric, requires_grad=True),
-            torch.zeros_like(self.bias, requires_grad=True),
+            torch.zeros(len(self.keys), self.output_size, device=device, dtype=FIT_DTYPE, requires_grad=True),
+            torch.zeros_like(self.numeric, dtype=FIT_DTYPE, requires_grad=True),
+            torch.zeros_like(self.bias, dtype=FIT_DTYPE, requires_grad=True),
         ]
-        crf = copy.deepcopy(self.crf).requires_grad_(True)
+        crf = copy.deepcopy(self.crf).to(FIT_DTYPE).requires_grad_(True)
         inputs = [(*self.lookup(keys, present), batch) for (keys, present), batch in zip(features, batches)]
 
         def block_losses() -> Iterator[torch.Tensor]:
@@ -195,9 +196,13 @@ class LinearCrf(SparseWeights):
         def penalty() -> torch.Tensor:
             return (weights[0].square().sum() + weights[1].square().sum()) * (L2 / sentences)
 
-        loss = minimise([*weights, *crf.parameters()], block_losses, penalty, MAX_ITERATIONS)
+        loss = self.minimise_unless_stopped(
+            "linear CRF", [*weights, *crf.parameters()], block_losses, penalty, MAX_ITERATIONS
+        )
+        if loss is None:
+            return
         with torch.no_grad():
-            self.weights = frozen(weights[0].detach().clone())
+            self.weights = frozen(weights[0].detach().to(self.numeric.dtype))
             self.numeric.copy_(weights[1])
             self.bias.copy_(weights[2])
             for mine, fitted in zip(self.crf.parameters(), crf.parameters(), strict=True):

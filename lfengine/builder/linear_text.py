@@ -32,12 +32,12 @@ from torch import nn
 from lfengine.builder.base import Prediction
 from lfengine.builder.encoders import length_mask
 from lfengine.builder.sparse_weights import (
+    FIT_DTYPE,
     VALUE_MASK,
     SparseWeights,
     bag_sums,
     blocks,
     frozen,
-    minimise,
     salted,
 )
 from lfengine.data.batch import Batch, InputLayout
@@ -160,21 +160,26 @@ class LinearText(SparseWeights):
             (*self.lookup(keys, present), batch.targets.long())
             for (keys, present), batch in zip(features, batches)
         ]
-        ratios = self._log_count_ratios(inputs)
+        ratios = self._log_count_ratios(inputs)  # float64, as the fit (sparse_weights.FIT_DTYPE)
         items = len(train)
         scaled = torch.zeros_like(ratios, requires_grad=True)
-        bias = torch.zeros_like(self.bias, requires_grad=True)
+        bias = torch.zeros_like(self.bias, dtype=FIT_DTYPE, requires_grad=True)
 
         def block_losses() -> Iterator[torch.Tensor]:
             for rows, known, targets in inputs:
                 scores = bag_sums(rows, known, scaled * ratios) + bias
                 yield nn.functional.cross_entropy(scores, targets, reduction="sum") / items
 
-        loss = minimise(
-            [scaled, bias], block_losses, lambda: scaled.square().sum() / (2 * C * items), MAX_ITERATIONS
+        def penalty() -> torch.Tensor:
+            return scaled.square().sum() / (2 * C * items)
+
+        loss = self.minimise_unless_stopped(
+            "linear text model", [scaled, bias], block_losses, penalty, MAX_ITERATIONS
         )
+        if loss is None:
+            return
         with torch.no_grad():
-            self.weights = frozen((scaled * ratios).detach().clone())
+            self.weights = frozen((scaled * ratios).detach().to(self.bias.dtype))
             self.bias.copy_(bias)
         log.info(
             "linear text model fitted: %d words and word pairs, %d items, loss %.4f per item, %.1f CPU s",
@@ -189,15 +194,14 @@ class LinearText(SparseWeights):
     ) -> torch.Tensor:
         """(F, C) log of how much likelier each feature is in the items of a label than in the
         others' (one against the rest, counts smoothed; Wang & Manning 2012)."""
-        counts = self.weights.new_zeros(len(self.keys), self.output_size, dtype=torch.float64)
+        counts = self.weights.new_zeros(len(self.keys), self.output_size, dtype=FIT_DTYPE)
         for rows, known, targets in inputs:
             labels = targets.unsqueeze(1).expand_as(rows)
             flat = (rows * self.output_size + labels)[known]
             counts.view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=counts.dtype))
         inside = counts + SMOOTHING
         outside = counts.sum(dim=1, keepdim=True) - counts + SMOOTHING
-        ratios = (inside / inside.sum(dim=0)).log() - (outside / outside.sum(dim=0)).log()
-        return ratios.to(self.weights.dtype)
+        return (inside / inside.sum(dim=0)).log() - (outside / outside.sum(dim=0)).log()
 
 
 def _feature_slots(data: Encoded) -> np.ndarray:

@@ -9,20 +9,49 @@ frozen parameters (they live in the state dict, and AdamW skips them).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+log = logging.getLogger("lfengine.trainer")
+
 VALUE_BITS = 40  # a key: salt << 40 | value, value < 2^40
 VALUE_MASK = 2**VALUE_BITS - 1
 #: Most weights (features x labels) a classical model keeps: beyond them the rarest features are
-#: dropped, so that its fit (L-BFGS keeps about 25 copies) stays within about 1 GiB on the
-#: largest sets; the shared files and the generated development sets stay well below.
+#: dropped, so that its fit (L-BFGS keeps about 25 copies, in FIT_DTYPE: 1.6 GiB at the cap) stays
+#: within about 2 GiB on the largest sets; the shared files and the generated development sets
+#: stay well below (bench/bench_linear_fit.py).
 MAX_WEIGHTS = 2**23
 MIN_KEYS = 2**16  # kept whatever the number of labels
+#: what a fit computes in: L-BFGS ends at its iteration cap, short of the optimum, so float32
+#: rounding (which differs between CPUs) changed the fitted weights, and with them the model's
+#: predictions, by 1e-3 from one machine to another; in float64 the fits agree to 1e-11
+FIT_DTYPE = torch.float64
+
+
+#: asked before each pass of a fit over the data: true once training should stop (stop_check)
+_stop_requested: ContextVar[Callable[[], object] | None] = ContextVar("stop_requested", default=None)
+
+
+class FitStopped(Exception):
+    """Training was asked to stop (cancel, stop file, Ctrl-C) while a classical model was fitted."""
+
+
+@contextmanager
+def stop_check(requested: Callable[[], object] | None) -> Iterator[None]:
+    """Within it, a fit asks ``requested()`` before each pass over the data and ends once it is
+    true: a cancel takes effect at once, not after a fit of up to a minute (bench/bench_cancel.py)."""
+    token = _stop_requested.set(requested)
+    try:
+        yield
+    finally:
+        _stop_requested.reset(token)
 
 
 def salted(values: torch.Tensor, salt: int) -> torch.Tensor:
@@ -62,6 +91,20 @@ class SparseWeights(nn.Module):
             self.keys = torch.empty_like(keys, device=self.keys.device)
             self.weights = frozen(self.weights.new_empty(weights.shape))
         super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def forget(self) -> None:
+        """Back to unfitted: predictions leave this model out, and a resumed run fits it again."""
+        self.keys = self.keys[:0]
+        self.weights = frozen(self.weights.new_zeros(0, self.output_size))
+
+    def minimise_unless_stopped(self, what: str, *args: Any) -> float | None:
+        """``minimise(*args)``; None, with this model unfitted, when training is asked to stop."""
+        try:
+            return minimise(*args)
+        except FitStopped:
+            self.forget()
+            log.info("%s not fitted: training was asked to stop during its fit", what)
+            return None
 
     def lookup(self, keys: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight rows of these feature keys, and the mask of those present that training saw."""
@@ -121,12 +164,15 @@ def minimise(
         parameters, lr=1, max_iter=max_iterations, history_size=10, line_search_fn="strong_wolfe"
     )
     last = [0.0]
+    requested = _stop_requested.get()
 
     def terms() -> Iterator[torch.Tensor]:
         yield from block_losses()
         yield penalty()
 
     def objective() -> torch.Tensor:
+        if requested is not None and requested():
+            raise FitStopped
         optimizer.zero_grad()
         total = 0.0
         for loss in terms():

@@ -4,7 +4,7 @@ signals (cancel, stop file) that end a run before its time."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -43,14 +43,17 @@ class StopSignals:
 
     cancel: threading.Event | None = None
     stop_file: Path | None = None
+    #: the first reason seen, kept: the stop file is removed when seen, and a signal seen during
+    #: a classical model's fit must still end the run at its first batch
+    seen: str | None = field(default=None, init=False)
 
     def reason(self) -> str | None:
-        if self.cancel is not None and self.cancel.is_set():
-            return "cancelled"
-        if self.stop_file is not None and self.stop_file.exists():
+        if self.seen is None and self.cancel is not None and self.cancel.is_set():
+            self.seen = "cancelled"
+        elif self.seen is None and self.stop_file is not None and self.stop_file.exists():
             try:
                 self.stop_file.unlink()
             except OSError:
                 pass
-            return "stop-file"
-        return None
+            self.seen = "stop-file"
+        return self.seen

@@ -22,6 +22,7 @@ import torch
 
 from lfengine.builder.base import TaskModel
 from lfengine.builder.config import ModelConfig
+from lfengine.builder.sparse_weights import stop_check
 from lfengine.console.progress import plural
 from lfengine.data.batching import batch_indices, collate
 from lfengine.data.codec import Codec
@@ -110,10 +111,8 @@ class Trainer:
 
     def _elapsed(self) -> tuple[float, float]:
         """Training time so far, wall and CPU seconds, counting the runs before a resume."""
-        return (
-            self.state.seconds + time.monotonic() - self.clock[0],
-            self.state.cpu_seconds + time.process_time() - self.clock[1],
-        )
+        s, (wall, cpu) = self.state, self.clock
+        return s.seconds + time.monotonic() - wall, s.cpu_seconds + time.process_time() - cpu
 
     def _save_model(self) -> None:
         self.writer.save_model(self.model, self.state)
@@ -156,7 +155,8 @@ class Trainer:
         """Train until max epochs, early stopping or a stop signal; returns why it stopped."""
         cfg, s = self.config, self.state
         self.clock = (time.monotonic(), time.process_time())
-        self.model.fit_before_training(train)
+        with stop_check(self.signals.reason if self.coord.main else None):  # a stop ends a long fit
+            self.model.fit_before_training(train)
         self.noise = InputNoise(self.codec, cfg, train, self.device)
         epochs_left = cfg.max_epochs - s.epoch
         run = _Run(
