@@ -93,6 +93,21 @@ def test_a_training_setting_is_not_called_ignored(lfdata: Path, caplog: pytest.L
     assert "setting hidden_size is ignored: the SequenceTagger network does not use it" in caplog.text
 
 
+def test_the_text_cnn_calls_dropout_and_hidden_size_ignored(
+    lfdata: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The text CNN feeds its pooled features to the label layer: no hidden layer for dropout and
+    hidden_size to act on (--set dropout=0.7 trained the same model, seed for seed)."""
+    meta = str(lfdata / "class-ngram-sp1.meta.json")
+    caplog.set_level(logging.WARNING)
+    assert cli.main(["describe", meta, "--json", "--set", "dropout=0.7", "--set", "hidden_size=50"]) == 0
+    for name in ("dropout", "hidden_size"):
+        assert f"setting {name} is ignored: the Classifier network does not use it" in caplog.text
+    caplog.clear()
+    assert cli.main(["describe", meta, "--json", "--set", "dropout=0.7", "--set", "hidden_layers=1"]) == 0
+    assert "is ignored" not in caplog.text
+
+
 # --- item 2 -----------------------------------------------------------------------------------
 def _one_line_error(args: list[str], capsys: pytest.CaptureFixture, caplog) -> str:
     caplog.clear()

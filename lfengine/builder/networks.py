@@ -61,8 +61,12 @@ class Classifier(TaskModel):
     ) -> None:
         super().__init__(layout, config, init)
         self.features = InputFeatures(layout, config, init)
-        self.hidden = FeedForward(
-            self.features.output_size, config.hidden_size, config.hidden_layers, config.dropout
+        # Without hidden layers (the text CNN) hidden_size and dropout have nothing to act on: not
+        # read, so that a user who sets them is told they are ignored (planning._warn_unused).
+        self.hidden = (
+            FeedForward(self.features.output_size, config.hidden_size, config.hidden_layers, config.dropout)
+            if config.hidden_layers
+            else FeedForward(self.features.output_size, 0, 0, 0.0)
         )
         self.output = nn.Linear(self.hidden.output_size, self._output_size(layout))
         self.wide: WideNgrams | None = None
