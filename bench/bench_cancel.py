@@ -5,7 +5,7 @@
 A made-up polarity export (bench/polarity_data.py) is trained by a real engine process
 (``python -m lfengine``, one thread) with log notifications on. ``fit``: the cancel is sent
 ``--after`` seconds after the engine logs that the data are read (the text classifier's linear
-model, ``linear_text``, is then being fitted: 59 CPU s at 50,000 sentences, bench_linear_fit.py);
+model, ``linear_text``, is then being fitted: 50 CPU s at 50,000 sentences, bench_linear_fit.py);
 ``epoch``: after the first progress notification. The table gives the seconds from the cancel to
 the train response, what the response says, and the epochs it ran. protocol.md §5.7 promises
 that a cancel takes effect at once.

@@ -48,9 +48,11 @@ class StopSignals:
     seen: str | None = field(default=None, init=False)
 
     def reason(self) -> str | None:
-        if self.seen is None and self.cancel is not None and self.cancel.is_set():
+        if self.seen is not None:
+            return self.seen
+        if self.cancel is not None and self.cancel.is_set():
             self.seen = "cancelled"
-        elif self.seen is None and self.stop_file is not None and self.stop_file.exists():
+        elif self.stop_file is not None and self.stop_file.exists():
             try:
                 self.stop_file.unlink()
             except OSError:
