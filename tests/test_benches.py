@@ -202,3 +202,22 @@ def test_baselines_bench_prints_lfengine_beside_the_linear_models(lfdata: Path, 
     for r in results:
         assert set(r) == {"data", "task", "train_size", "metric", "system", "seed", "score"}
         assert (r["data"], r["train_size"], r["seed"]) == ("class-ionosphere", 280, 1)
+
+
+def test_share_bench_scores_each_rule_and_every_fixed_share(lfdata: Path, tmp_path: Path) -> None:
+    out = tmp_path / "share.json"
+    arguments = ("--only", "class-ngram-sp1", "--seeds", "1", "--set", "max_epochs=1", "--json", out)
+    stdout = run_bench("bench_share.py", *arguments)
+    assert header(stdout, "data")[:3] == ["data", "rule", "mean"]
+    results = {r["rule"]: r for r in json.loads(out.read_text())}
+    assert list(results)[:3] == ["chosen", "one-se", "posterior"]
+    assert len(results) == 3 + 21  # shares 0, 0.05, ..., 1
+    for rule, r in results.items():
+        assert_score(r["scores"][0])
+        assert 0.0 <= r["shares"][0] <= 1.0
+        assert float(row(stdout, "class-ngram-sp1", *rule.split())[len(rule.split()) + 1].rstrip("*")) == (
+            pytest.approx(r["scores"][0], abs=6e-4)
+        )
+    # the share lfengine chose, rebuilt from the two models apart, scores as that fixed share does
+    chosen = results["chosen"]
+    assert chosen["scores"] == results[f"share {chosen['shares'][0]:.2f}"]["scores"]
