@@ -1,6 +1,6 @@
 """Classification rows of bench_baselines: lfengine's defaults vs linear models on the same data.
 
-Data: every shared classification file (``class-*``) and made-up polarity sets of 1k, 4k and 8k
+Data: every shared classification file (``class-*``) and made-up polarity sets of 1k, 2k, 4k and 8k
 training sentences (bench/polarity_data.py). Each shared file is split as bench_generalisation
 splits: the first 80 % of the lines become a training export of their own (meta recomputed), the
 last 20 % the test set (unseen documents); a polarity set's training sentences are followed by
@@ -40,7 +40,7 @@ VARIANTS: dict[str, list[str]] = {}
 #: polarity-1k judged a model within +-0.03, more than the gaps between systems). The generator
 #: writes the same first sentences whatever the file's length, so the training part is that of a
 #: shorter file.
-GENERATED = {"polarity-1k": 1000, "polarity-4k": 4000, "polarity-8k": 8000}
+GENERATED = {"polarity-1k": 1000, "polarity-2k": 2000, "polarity-4k": 4000, "polarity-8k": 8000}
 HELD_OUT = 2500
 GENERATOR_SEED = 18
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
