@@ -210,8 +210,10 @@ def test_share_bench_scores_each_rule_and_every_fixed_share(lfdata: Path, tmp_pa
     stdout = run_bench("bench_share.py", *arguments)
     assert header(stdout, "data")[:3] == ["data", "rule", "mean"]
     results = {r["rule"]: r for r in json.loads(out.read_text())}
-    assert list(results)[:3] == ["chosen", "one-se", "posterior"]
-    assert len(results) == 3 + 21  # shares 0, 0.05, ..., 1
+    assert list(results)[:4] == ["chosen", "one-se", "posterior", "oracle"]
+    assert len(results) == 4 + 21  # shares 0, 0.05, ..., 1
+    # the oracle picks each run's best share on the test: no rule and no fixed share beats it
+    assert results["oracle"]["scores"][0] == max(r["scores"][0] for r in results.values())
     for rule, r in results.items():
         assert_score(r["scores"][0])
         assert 0.0 <= r["shares"][0] <= 1.0
