@@ -41,6 +41,7 @@ from bench.shared_files import shared_file_parser, train_arguments  # noqa: E402
 from lfengine.builder.linear_text import SHARES  # noqa: E402
 from lfengine.data.batching import collate, split_indices  # noqa: E402
 from lfengine.data.encoding import Encoded  # noqa: E402
+from lfengine.data.reader import read_data  # noqa: E402
 from lfengine.options import TrainOptions  # noqa: E402
 from lfengine.planning import split_sizes  # noqa: E402
 from lfengine.service import load_model  # noqa: E402
@@ -57,7 +58,7 @@ def distributions(model_dir: Path, train_file: Path, test_file: Path) -> dict:
     if getattr(network, "linear", None) is None or not network.linear.fitted:
         raise SystemExit(f"{model_dir}: this model carries no fitted linear text model")
     options = TrainOptions.from_dict(model.metadata["training"]["options"])
-    _, train = model.predictor.evaluate_file(str(train_file))[:2]
+    train = read_data(model.codec, str(train_file)).data  # encoded only: nothing to predict
     validation = split_sizes(len(train), options)[1]
     _, val_idx = split_indices(
         len(train), validation, seed=options.seed, shuffle=options.shuffle, valsplit=options.valsplit
