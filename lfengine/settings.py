@@ -171,11 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
         legacy=0,
     ),
     _bool("crf", "linear-chain CRF output layer (sequence tagging)"),
-    _bool(
-        "chunk_constraints",
-        "the CRF never puts X|I after O or after another type (chunk labels)",
-        legacy=False,
-    ),
+    _bool("chunk_constraints", "the CRF never puts X|I after O or another type (chunk labels)", legacy=False),
     _bool("linear_crf", "a classical CRF over sparse token features, averaged with the tagger", legacy=False),
     _int("lstm_hidden", "tagger BiLSTM hidden size per direction", 1, MAX_WIDTH),
     _int("lstm_layers", "tagger BiLSTM layers", 1, MAX_DEPTH),
@@ -189,6 +185,7 @@ SETTINGS: tuple[Setting, ...] = (
     _bool(
         "linear_text", "an NB-weighted linear model of the token lists, mixed with the network", legacy=False
     ),
+    _bool("gated_evidence", "the linear text model's word weights, each gated by its context", legacy=False),
     # --- the training (ModelConfig's second block); the first four are run options too ---
     _float("learning_rate", "AdamW's learning rate", option=True, open_low=True, old="learningrate"),
     _int(

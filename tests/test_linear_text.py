@@ -128,11 +128,13 @@ def test_the_share_follows_the_better_model_on_validation(text, fitted: LinearTe
 
 
 def test_the_network_trains_the_same_with_or_without_it(lfdata: Path, tmp_path: Path) -> None:
-    """No validation split (the share stays 1/2): the network's weights come out bit for bit the same."""
+    """No validation split (the share stays 1/2) and no gated evidence (the network's only reader of
+    the linear model: test_gated_evidence.py): the network's weights come out bit for bit the same."""
     meta = str(lfdata / "class-ngram-sp1.meta.json")
     for on in ("true", "false"):
         args = ["train", meta, str(tmp_path / on), "--max-epochs", "2", "--valsize", "0", "--threads", "1"]
-        assert cli.main([*args, "--set", f"linear_text={on}", "-q"]) == 0
+        gate = ["--set", "gated_evidence=false"] if on == "true" else []
+        assert cli.main([*args, "--set", f"linear_text={on}", *gate, "-q"]) == 0
     with_it, without = (
         torch.load(store.committed_file(tmp_path / on, "weights"), weights_only=True)
         for on in ("true", "false")

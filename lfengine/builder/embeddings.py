@@ -116,13 +116,13 @@ class FeatureEmbeddings(nn.Module):
             labels[f"mappings.{key}"] = f"{emb_id!r} mapping"
         return labels
 
-    def lookup(self, emb_id: str, ids: torch.Tensor) -> torch.Tensor:
-        """(...,) ids -> (..., dims) vectors, mapped and dropped out as configured."""
+    def lookup(self, emb_id: str, ids: torch.Tensor, dropout: bool = True) -> torch.Tensor:
+        """(...,) ids -> (..., dims) vectors, mapped and (with ``dropout``) dropped out as configured."""
         key = self.keys[emb_id]
         vectors = self.tables[key](ids)
         if key in self.mappings:
             vectors = self.mappings[key](vectors)
-        return self.dropout(vectors)
+        return self.dropout(vectors) if dropout else vectors
 
 
 class NominalInput(nn.Module):

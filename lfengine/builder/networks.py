@@ -2,7 +2,9 @@
 
 Classifier: features -> [Linear -> ReLU -> Dropout] x hidden_layers -> Linear(C), plus, with
 token-list columns and ``wide_ngrams``, a linear model over their words and bigrams (wide.py);
-with ``linear_text`` its label distribution mixed with a fitted classical model's (linear_text.py).
+with ``linear_text`` its label distribution mixed with a fitted classical model's (linear_text.py),
+and with ``gated_evidence`` that model's word weights, gated by context, added to its label scores
+(gated_evidence.py).
 Regressor:  the same trunk -> Linear(1).
 SequenceTagger: per-token features -> Dropout -> packed BiLSTM -> Dropout -> Linear(C) ->
 optional CRF; with ``linear_crf`` its marginals averaged with a classical CRF's (linear_crf.py).
@@ -21,6 +23,7 @@ from lfengine.builder.config import ModelConfig
 from lfengine.builder.crf import Crf
 from lfengine.builder.dropout import Dropout
 from lfengine.builder.features import InputFeatures
+from lfengine.builder.gated_evidence import GatedEvidence
 from lfengine.builder.linear_crf import LinearCrf
 from lfengine.builder.linear_text import LinearText, carried_by
 from lfengine.builder.wide import WideNgrams
@@ -73,8 +76,12 @@ class Classifier(TaskModel):
         if layout.lists and config.wide_ngrams:
             self.wide = WideNgrams(layout, self._output_size(layout), config.wide_ngrams)
         self.linear: LinearText | None = None
+        self.gate: GatedEvidence | None = None
         if carried_by(layout, config):
             self.linear = LinearText(layout)  # from zeros, drawing nothing
+            if config.gated_evidence:
+                with torch.random.fork_rng(devices=[]):  # the rest of the network starts as without it
+                    self.gate = GatedEvidence(layout, self.features.embeddings)
 
     @classmethod
     def check_layout(cls, layout: InputLayout) -> None:
@@ -90,18 +97,37 @@ class Classifier(TaskModel):
             scores = scores + self.wide(batch.lists, batch.list_lengths)
         return scores
 
+    def gated_scores(self, batch: Batch) -> torch.Tensor | None:
+        """(B, C) the gated linear model's label scores (None without it)."""
+        if self.gate is None or self.linear is None or not self.linear.fitted:
+            return None
+        return self.gate(batch, self.features.embeddings, self.linear)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """The network's loss; in training, plus the gated linear model's, which trains beside it
+        (validation reports the network's own, as without the gate)."""
+        own = super().loss(batch)
+        gated = self.gated_scores(batch) if self.training else None
+        if gated is None:
+            return own
+        return own + nn.functional.cross_entropy(gated, batch.targets.long())
+
     def predict(self, batch: Batch) -> Prediction:
         if self.linear is None or not self.linear.fitted:
             return super().predict(batch)
-        return self.linear.mix(batch, torch.softmax(self(batch).float(), dim=-1))
+        gated = self.gated_scores(batch)
+        linear = None if gated is None else torch.softmax(gated.double(), dim=-1)
+        return self.linear.mix(batch, torch.softmax(self(batch).float(), dim=-1), linear)
 
     def fit_before_training(self, train: Encoded) -> None:
         if self.linear is not None and not self.linear.fitted:
             self.linear.fit(train)
+        if self.gate is not None and self.linear is not None:
+            self.linear.fit_folds(train)
 
     def choose_on_validation(self, val: Encoded) -> None:
         if self.linear is not None:
-            self.linear.choose_share(val, self)
+            self.linear.choose_share(val, self, self.gated_scores if self.gate is not None else None)
 
 
 class Regressor(Classifier):

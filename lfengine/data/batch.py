@@ -75,6 +75,8 @@ class Batch:
     #: Per column kind (data/kinds.py): its padded part, and for a ragged part the lengths.
     kinds: dict[str, torch.Tensor] = field(default_factory=dict)
     kind_lengths: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: (B,) the instances' indices in the data they were drawn from (classification only)
+    items: torch.Tensor | None = None
 
     @property
     def size(self) -> int:

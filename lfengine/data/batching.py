@@ -106,6 +106,7 @@ def collate(data: Encoded, items: np.ndarray) -> Batch:
             lists=[t for t, _ in lists],
             list_lengths=[n for _, n in lists],
             targets=targets,
+            items=torch.from_numpy(items),
             **_collate_kinds(data, items, None),
         )
     starts = data.seq_offsets[items]
