@@ -7,7 +7,8 @@ The auto text classifier predicts ``share * linear + (1 - share) * network`` and
 on its validation split (builder/linear_text.py). This bench asks how much any rule for that
 share could gain. For each data set (those of bench_baselines: shared ``class-*`` files and
 made-up polarity sets) and seed, lfengine trains with its defaults; then the saved model's
-network and linear model give their label distributions apart, on that seed's validation split
+network and linear model (through its gates, with ``gated_evidence``) give their label
+distributions apart, on that seed's validation split
 (rebuilt from the stored options, as training drew it) and on the held-out test. Printed, as
 test accuracy (mean over seeds, then per seed):
 
@@ -79,7 +80,11 @@ def _probabilities(network: torch.nn.Module, data: Encoded) -> Probabilities:
         for start in range(0, len(data), 512):
             batch = collate(data, np.arange(start, min(start + 512, len(data))))
             theirs.append(torch.softmax(network(batch).double(), dim=-1).numpy())
-            mine.append(network.linear.probabilities(batch).numpy())
+            # the linear side of the mix: through its gates where it has them (gated_evidence)
+            gated = network.gated_scores(batch) if getattr(network, "gate", None) is not None else None
+            own = network.linear.probabilities(batch)
+            linear = own if gated is None else torch.softmax(gated.double(), dim=-1)
+            mine.append(linear.numpy())
     return np.concatenate(theirs), np.concatenate(mine), np.asarray(data.targets, dtype=np.int64)
 
 

@@ -132,10 +132,10 @@ def test_time_to_quality_bench_prints_both_configurations(tmp_path: Path) -> Non
 
 def test_linear_fit_bench_prints_a_row_per_size(tmp_path: Path) -> None:
     stdout = run_bench("bench_linear_fit.py", "--sizes", "300", "150", "--json", tmp_path / "fit.json")
-    assert header(stdout, "sentences") == ["sentences", "features", "cpu_s", "peak_rss_mib"]
+    assert header(stdout, "sentences") == ["sentences", "features", "cpu_s", "folds_cpu_s", "peak_rss_mib"]
     small, large = row(stdout, "150"), row(stdout, "300")
     assert 0 < int(small[1]) < int(large[1])  # more sentences, more words and word pairs
-    assert float(large[2]) >= 0 and int(large[3]) > 0
+    assert float(large[2]) >= 0 and float(large[3]) > 0 and int(large[4]) > 0
     assert [r["sentences"] for r in json.loads((tmp_path / "fit.json").read_text())] == [150, 300]
 
 
