@@ -12,9 +12,10 @@ to turn evidence down, up or round.
 
 The gates train beside the network, on their own loss (``Classifier.loss``), and take its place
 in the mix with the network's distribution (``LinearText.mix``). They read the network's word
-vectors without dropout and without passing gradients back: the network trains as it would
-without them. Inside the network's own scores, as one more input, the evidence made the network
-lean on it and cost 2.6 points on polarity-4k (docs/training.md, "Against classical models").
+vectors without dropout and without passing gradients back: the network's gradients are its own
+(only the clipping of the global gradient norm is shared). Inside the network's own scores, as
+one more input, the evidence made the network lean on it and cost 2.6 points on polarity-4k
+(docs/training.md, "Against classical models").
 
 A training item's evidence must not come from weights fitted on its own label, or the gates learn
 to trust the evidence as far as the training labels do, which is all the way for a word seen
