@@ -3,7 +3,7 @@
 Classifier: features -> [Linear -> ReLU -> Dropout] x hidden_layers -> Linear(C), plus, with
 token-list columns and ``wide_ngrams``, a linear model over their words and bigrams (wide.py);
 with ``linear_text`` its label distribution mixed with a fitted classical model's (linear_text.py),
-and with ``gated_evidence`` that model's word weights, gated by context, added to its label scores
+that model read, with ``gated_evidence``, through context gates that train beside the network
 (gated_evidence.py).
 Regressor:  the same trunk -> Linear(1).
 SequenceTagger: per-token features -> Dropout -> packed BiLSTM -> Dropout -> Linear(C) ->
